@@ -227,7 +227,13 @@ struct is_error_type<file_reflink::error> {
 #define FILE_REFLINK_UNIQUE(name) FILE_REFLINK_CONCAT(name, __LINE__)
 
 //! Evaluate a result-returning expression; on failure return its error.
-#define FILE_REFLINK_TRYV(...) BOOST_OUTCOME_TRYV(__VA_ARGS__)
+//! One statement: safe as the body of an `if` or a loop.
+#define FILE_REFLINK_TRYV(...)                                                               \
+  do {                                                                                       \
+    auto&& file_reflink_tryv_r_ = (__VA_ARGS__);                                             \
+    if (!file_reflink_tryv_r_)                                                               \
+      return ::file_reflink::failure(std::move(file_reflink_tryv_r_).assume_error());        \
+  } while (0)
 
 //! `FILE_REFLINK_TRY(auto x, expr)`: declare `x` from a successful result,
 //! or return the error. Independent of the Boost version's TRY syntax.

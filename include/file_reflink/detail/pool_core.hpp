@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! What a Pool and its Volumes share: the configuration, the policy, the open
+//! pool directory and its identity, the registry of volumes, and the file
+//! primitives every operation is made of, each logged the way an operator
+//! follows the driver in a journal.
+#pragma once
+
+#include <file_reflink/config.hpp>
+#include <file_reflink/error.hpp>
+#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/layout.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace file_reflink {
+namespace detail {
+
+//! "'text'", for messages.
+inline std::string q(const std::string& s) { return layout::detail::quoted(s); }
+inline std::string q(const path& p) { return layout::detail::quoted(p.string()); }
+
+//! Human-readable bytes for messages ("1.5 GiB (1610612736 bytes)").
+inline std::string bytes_text(std::uint64_t n) {
+  static const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) return std::to_string(n) + " bytes";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f %s (%llu bytes)", v, units[u], static_cast<unsigned long long>(n));
+  return buf;
+}
+
+//! Run `f` and turn an escaping exception (only allocation failure is
+//! expected) into an error, so that no exception leaves the library.
+template <class R, class F>
+R no_throw(const std::string& what, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return errno_failure(ENOMEM, what);
+  } catch (const std::exception& e) {
+    return failure(error(std::make_error_code(std::errc::io_error), what + ": " + e.what()));
+  } catch (...) {
+    return errno_failure(EIO, what);
+  }
+}
+
+//! The mutable part of one registered volume, behind its own mutex: each
+//! operation on a volume excludes the others on that volume only.
+struct volume_state {
+  explicit volume_state(volume_config c) : cfg(std::move(c)), paths(layout::paths_of(cfg.vid)), size(cfg.size) {}
+  std::mutex mu;
+  const volume_config cfg;  //!< with revisions_to_keep resolved
+  const layout::volume_paths paths;
+  std::uint64_t size;       //!< configured size; resize and a volatile stop update it
+  bool removed = false;
+  bool importing = false;
+  std::multiset<std::string> exports;
+};
+
+template <class FsOps>
+class pool_core {
+public:
+  using handle = typename FsOps::dir_handle;
+
+  pool_core(pool_config c, FsOps o) : cfg(std::move(c)), ops(std::move(o)) {}
+
+  const pool_config cfg;
+  FsOps ops;
+  mutable std::mutex mu;  //!< guards volumes, dir_ and identity_
+  std::map<std::string, std::shared_ptr<volume_state>> volumes;
+
+  // ---- the pool directory -------------------------------------------------
+
+  //! Remember an opened pool directory and what it is (device, inode).
+  result<void> adopt(const handle& h) {
+    FILE_REFLINK_TRY(auto st, ops.stat(h, path()));
+    std::lock_guard<std::mutex> lk(mu);
+    dir_ = h;
+    identity_ = st;
+    return success();
+  }
+
+  //! The open pool directory, opened on first use (never created: only
+  //! `setup` creates it), and checked on every use to still be the
+  //! directory found at `dir_path`, so that a pool whose filesystem was
+  //! unmounted refuses to work on the empty mount point left behind.
+  result<handle> dir() {
+    std::optional<handle> h;
+    file_stat ident;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      h = dir_;
+      ident = identity_;
+    }
+    if (!h) {
+      FILE_REFLINK_TRYV(open_existing());
+      std::lock_guard<std::mutex> lk(mu);
+      h = dir_;
+      ident = identity_;
+      return *h;  // just checked by open_existing
+    }
+    auto st = ops.stat_path(cfg.dir_path);
+    if (!st) {
+      if (st.error() == std::errc::no_such_file_or_directory)
+        return failure(errc::pool_directory_replaced,
+                       "pool directory " + q(cfg.dir_path) + " vanished (was its filesystem unmounted?)");
+      return failure(st.error());
+    }
+    if (st.value().dev != ident.dev || st.value().ino != ident.ino)
+      return failure(errc::pool_directory_replaced,
+                     "pool directory " + q(cfg.dir_path) +
+                         " is no longer the directory the pool was opened on (was its filesystem unmounted or "
+                         "replaced?); refusing to work on the wrong filesystem");
+    return *h;
+  }
+
+  //! Open `dir_path` for use without creating anything. An empty directory
+  //! without the pool marker is refused: it is what an unmounted filesystem
+  //! leaves behind, and writing there would fill the wrong filesystem.
+  result<void> open_existing() {
+    auto o = ops.open_dir(cfg.dir_path, false);
+    if (!o) {
+      if (o.error() == std::errc::no_such_file_or_directory)
+        return failure(errc::pool_not_set_up, "pool directory " + q(cfg.dir_path) +
+                                                  " does not exist: run setup() to make the pool, or mount its "
+                                                  "filesystem");
+      return failure(o.error());
+    }
+    handle h = o.value().handle;
+    auto marker = ops.stat(h, path(std::string(layout::pool_marker)));
+    if (!marker) {
+      if (marker.error() != std::errc::no_such_file_or_directory) return failure(marker.error());
+      // A pool the Qubes driver made has no marker but is not empty.
+      FILE_REFLINK_TRY(auto entries, ops.list(h, path()));
+      if (entries.empty())
+        return failure(errc::pool_not_set_up,
+                       "pool directory " + q(cfg.dir_path) +
+                           " is empty and carries no pool marker: is its filesystem mounted? (run setup() to make a "
+                           "new pool there)");
+    }
+    return adopt(h);
+  }
+
+  //! Forget the open directory (after destroy).
+  void forget_dir() {
+    std::lock_guard<std::mutex> lk(mu);
+    dir_.reset();
+  }
+
+  // ---- logging ------------------------------------------------------------
+
+  void log(log_level level, const std::string& message) const {
+    if (cfg.log) {
+      try {
+        cfg.log(level, message);
+      } catch (...) {
+        // A logging callback must not break a storage operation.
+      }
+    }
+  }
+
+  std::string abs(const handle& h, const path& rel) const { return q(ops.path_of(h, rel)); }
+
+  // ---- primitives: one policy call (or a few), logged -----------------------
+
+  //! Stat, mapping "not there" to an empty optional.
+  result<std::optional<file_stat>> stat_if(const handle& h, const path& rel) {
+    auto st = ops.stat(h, rel);
+    if (!st) {
+      if (st.error() == std::errc::no_such_file_or_directory) return std::optional<file_stat>();
+      return failure(st.error());
+    }
+    return std::optional<file_stat>(st.value());
+  }
+
+  //! Stat an image that must be a regular file if it exists: a symlink or a
+  //! directory planted under an image's name is refused, never followed.
+  result<std::optional<file_stat>> stat_image(const handle& h, const path& rel) {
+    FILE_REFLINK_TRY(auto st, stat_if(h, rel));
+    if (st && st->type != file_type::regular)
+      return failure(errc::unexpected_file_type,
+                     abs(h, rel) + " is a " + (st->type == file_type::symlink ? "symlink" : "non-regular file") +
+                         ", not an image");
+    return st;
+  }
+
+  //! Remove a file; returns whether it was there.
+  result<bool> remove_file(const handle& h, const path& rel) {
+    auto r = ops.remove(h, rel);
+    if (!r) {
+      if (r.error() == std::errc::no_such_file_or_directory) return false;
+      return failure(r.error());
+    }
+    log(log_level::info, "Removed file: " + abs(h, rel));
+    return true;
+  }
+
+  result<void> rename_file(const handle& h, const path& from, const path& to) {
+    FILE_REFLINK_TRYV(ops.rename(h, from, to));
+    log(log_level::info, "Renamed file: " + abs(h, from) + " -> " + abs(h, to));
+    return success();
+  }
+
+  result<void> link_file(const handle& h, const path& from, const path& to) {
+    FILE_REFLINK_TRYV(ops.link(h, from, to));
+    log(log_level::info, "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to));
+    return success();
+  }
+
+  result<void> create_sparse(const handle& h, const path& rel, std::uint64_t size, create_mode mode) {
+    FILE_REFLINK_TRYV(ops.create(h, rel, size, mode));
+    log(log_level::info, "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")");
+    return success();
+  }
+
+  //! Copy (clone first) into a new file; logs the path taken, and warns once
+  //! when this copy found the filesystem without reflinks.
+  result<copy_result> copy_file(const handle& src_h, const path& src, const handle& dst_h, const path& dst,
+                                copy_options opts) {
+    FILE_REFLINK_TRY(auto r, ops.copy(src_h, src, dst_h, dst, opts));
+    if (r.reflink_unsupported_noticed)
+      log(log_level::warning, "The filesystem of " + q(ops.path_of(dst_h, path())) +
+                                  " does not support reflinks: volume copies are full copies from now on (slow, "
+                                  "and they take space)");
+    if (r.method == copy_method::clone)
+      log(log_level::info, "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst));
+    else
+      log(log_level::info, std::string("Copied file (") + to_string(r.method) + ", " + bytes_text(r.bytes) +
+                               "): " + abs(src_h, src) + " -> " + abs(dst_h, dst));
+    return r;
+  }
+
+  //! Flush a file's data: new data is durable before its name is.
+  result<void> sync_file(const handle& h, const path& rel) {
+    FILE_REFLINK_TRYV(ops.fsync(h, rel));
+    log(log_level::debug, "Synced file: " + abs(h, rel));
+    return success();
+  }
+
+  //! Flush a directory's entries: a rename is not durable until its
+  //! directory is.
+  result<void> sync_dir(const handle& h, const path& rel) {
+    FILE_REFLINK_TRYV(ops.fsync(h, rel));
+    log(log_level::debug, "Synced directory: " + abs(h, rel));
+    return success();
+  }
+
+  //! Make sure `rel` and its parents exist; each new directory is fsynced
+  //! into its parent, so files made durable inside it stay reachable.
+  result<void> ensure_dir(const handle& h, const path& rel) {
+    if (rel.empty()) return success();
+    FILE_REFLINK_TRY(auto st, stat_if(h, rel));
+    if (st) {
+      if (st->type != file_type::directory)
+        return failure(errc::unexpected_file_type, abs(h, rel) + " is not a directory");
+      return success();
+    }
+    FILE_REFLINK_TRYV(ensure_dir(h, rel.parent_path()));
+    auto r = ops.mkdir(h, rel);
+    if (!r) {
+      if (r.error() != std::errc::file_exists) return failure(r.error());
+      return ensure_dir(h, rel);  // made concurrently: check what it is
+    }
+    log(log_level::info, "Created directory: " + abs(h, rel));
+    return sync_dir(h, rel.parent_path());
+  }
+
+  //! Remove a directory if it is empty; returns whether it was removed.
+  result<bool> remove_empty_dir(const handle& h, const path& rel) {
+    if (rel.empty()) return false;
+    auto r = ops.rmdir(h, rel);
+    if (!r) {
+      if (r.error() == std::errc::directory_not_empty || r.error() == std::errc::no_such_file_or_directory ||
+          r.error() == std::errc::file_exists)
+        return false;
+      return failure(r.error());
+    }
+    log(log_level::info, "Removed empty directory: " + abs(h, rel));
+    FILE_REFLINK_TRYV(sync_dir(h, rel.parent_path()));
+    return true;
+  }
+
+  //! Names in a directory of the pool; a missing directory has none.
+  result<std::vector<dir_entry>> list_if(const handle& h, const path& rel) {
+    auto r = ops.list(h, rel);
+    if (!r) {
+      if (r.error() == std::errc::no_such_file_or_directory) return std::vector<dir_entry>();
+      return failure(r.error());
+    }
+    return std::move(r).value();
+  }
+
+  //! Space of one file from its extent map.
+  result<space_usage> space_of(const handle& h, const path& rel, const file_stat& st) {
+    FILE_REFLINK_TRY(auto ext, ops.extents(h, rel));
+    space_usage s;
+    s.allocated = st.allocated;
+    for (const extent& e : ext) (e.shared ? s.shared : s.exclusive) += e.length;
+    return s;
+  }
+
+private:
+  std::optional<handle> dir_;
+  file_stat identity_;
+};
+
+}  // namespace detail
+}  // namespace file_reflink

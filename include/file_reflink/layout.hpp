@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! File names on disk, drop-in compatible with Qubes file-reflink pools:
+//! which names belong to a volume, how a vid and a revision label are
+//! validated, and how a name found in the pool is classified. Pure functions:
+//! no filesystem access here.
+#pragma once
+
+#include <file_reflink/error.hpp>
+
+#include <boost/filesystem/path.hpp>
+
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace file_reflink {
+namespace layout {
+
+using path = boost::filesystem::path;
+
+//! Longest vid in bytes: a pool path plus a vid must stay far below PATH_MAX.
+inline constexpr std::size_t max_vid_bytes = 1024;
+//! Longest directory component of a vid (NAME_MAX).
+inline constexpr std::size_t max_component_bytes = 255;
+//! Longest last component: its longest derived name (a pinned revision,
+//! "<name>.img.<20 digits>@<stamp>.<64-byte label>.pin") must fit NAME_MAX.
+inline constexpr std::size_t max_name_bytes = 128;
+//! Longest revision label.
+inline constexpr std::size_t max_label_bytes = 64;
+
+//! Suffixes of a volume's files (after the vid's last component).
+inline constexpr std::string_view clean_suffix = ".img";
+inline constexpr std::string_view dirty_suffix = "-dirty.img";
+inline constexpr std::string_view precache_suffix = "-precache.img";
+inline constexpr std::string_view import_suffix = "-import.img";
+inline constexpr std::string_view pin_suffix = ".pin";
+//! Names starting with this are the library's or its tools' own metadata
+//! (the pool marker, a CLI's volume list); a vid never starts with a dot.
+inline constexpr std::string_view reserved_prefix = ".file-reflink";
+//! The marker that setup writes: an empty pool directory without it is
+//! suspicious (an unmounted filesystem leaves an empty mount point behind).
+inline constexpr std::string_view pool_marker = ".file-reflink-pool";
+
+namespace detail {
+inline bool ends_with(std::string_view s, std::string_view suffix) noexcept {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+inline bool starts_with(std::string_view s, std::string_view prefix) noexcept {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+inline bool all_digits(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+inline std::string quoted(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[(static_cast<unsigned char>(c) >> 4) & 0xf];
+      out += hex[static_cast<unsigned char>(c) & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+}  // namespace detail
+
+//! Why a vid is refused, or an empty optional when it is valid. A valid vid
+//! names files strictly inside the pool that no other valid vid's files can
+//! be mistaken for (by this library or by a Qubes driver sharing the pool).
+inline std::optional<std::string> vid_problem(std::string_view vid) {
+  if (vid.empty()) return std::string("it is empty");
+  if (vid.size() > max_vid_bytes) return "it is longer than " + std::to_string(max_vid_bytes) + " bytes";
+  if (vid.front() == '/') return std::string("it starts with '/' (a vid is relative to the pool)");
+  std::size_t start = 0;
+  while (true) {
+    std::size_t end = vid.find('/', start);
+    bool last = end == std::string_view::npos;
+    std::string_view c = vid.substr(start, last ? std::string_view::npos : end - start);
+    if (c.empty()) return std::string("it has an empty component");
+    if (c == "." || c == "..") return "it has a '" + std::string(c) + "' component";
+    if (c.front() == '.') return "component " + detail::quoted(c) + " starts with '.'";
+    for (char ch : c) {
+      if (ch == '~' || ch == '@') return "it contains '" + std::string(1, ch) + "'";
+      if (ch == '\0') return std::string("it contains a NUL byte");
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) return std::string("it contains a control character");
+    }
+    if (c.size() > (last ? max_name_bytes : max_component_bytes))
+      return "component " + detail::quoted(c.substr(0, 32)) + "... is longer than " +
+             std::to_string(last ? max_name_bytes : max_component_bytes) + " bytes";
+    // A component ending in ".img" would collide with a volume's clean image
+    // of the same directory; one containing ".img." would look like a revision.
+    if (detail::ends_with(c, ".img") || c.find(".img.") != std::string_view::npos)
+      return "component " + detail::quoted(c) + " contains '.img' where a volume's file names put it";
+    for (std::string_view bad : {std::string_view("-dirty"), std::string_view("-precache"), std::string_view("-import")})
+      if (detail::ends_with(c, bad)) return "component " + detail::quoted(c) + " ends in '" + std::string(bad) + "'";
+    if (last) break;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+//! `errc::invalid_vid` with the reason, or success.
+inline result<void> validate_vid(std::string_view vid) {
+  if (auto why = vid_problem(vid)) return failure(errc::invalid_vid, "vid " + detail::quoted(vid) + ": " + *why);
+  return success();
+}
+
+//! Why a revision label is refused, or nothing. Labels are plain names that
+//! cannot be mistaken for a revision number.
+inline std::optional<std::string> label_problem(std::string_view label) {
+  if (label.empty()) return std::string("it is empty");
+  if (label.size() > max_label_bytes) return "it is longer than " + std::to_string(max_label_bytes) + " bytes";
+  if (detail::all_digits(label)) return std::string("it is all digits (that is a revision number)");
+  if (label.front() == '.' || label.front() == '-') return std::string("it starts with '.' or '-'");
+  for (char c : label) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.' || c == '+';
+    if (!ok) return std::string("only letters, digits and _ - . + are allowed");
+  }
+  return std::nullopt;
+}
+
+//! `errc::invalid_revision_label` with the reason, or success.
+inline result<void> validate_label(std::string_view label) {
+  if (auto why = label_problem(label))
+    return failure(errc::invalid_revision_label, "label " + detail::quoted(label) + ": " + *why);
+  return success();
+}
+
+//! "YYYY-MM-DDTHH:MM:SSZ" for a time in seconds since the epoch (UTC).
+inline std::string format_timestamp(std::int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+//! Seconds since the epoch for "YYYY-MM-DDTHH:MM:SSZ", or nothing when the
+//! text is not exactly such a stamp of a real date and time.
+inline std::optional<std::int64_t> parse_timestamp(std::string_view s) {
+  if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+    return std::nullopt;
+  auto num = [&](std::size_t pos, std::size_t len) -> int {
+    int v = 0;
+    for (std::size_t i = pos; i < pos + len; ++i) {
+      if (s[i] < '0' || s[i] > '9') return -1;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  int y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), se = num(17, 2);
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60)
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = se;
+  std::time_t t = timegm(&tm);
+  // Reject dates that timegm normalised (Feb 30th and the like).
+  if (format_timestamp(t) != s && se != 60) return std::nullopt;
+  return static_cast<std::int64_t>(t);
+}
+
+//! The files of one volume, relative to the pool directory.
+struct volume_paths {
+  path dir;           //!< the directory that holds them ("" for the pool's top level)
+  std::string base;   //!< the vid's last component
+  path clean() const { return dir / (base + std::string(clean_suffix)); }
+  path dirty() const { return dir / (base + std::string(dirty_suffix)); }
+  path precache() const { return dir / (base + std::string(precache_suffix)); }
+  path import() const { return dir / (base + std::string(import_suffix)); }
+  //! "V.img.N@STAMP"
+  path revision(std::uint64_t n, std::string_view stamp) const {
+    return dir / (base + ".img." + std::to_string(n) + "@" + std::string(stamp));
+  }
+  //! "V.img.N@STAMP.LABEL.pin": a hard link that keeps revision N under a
+  //! label. A Qubes driver's revision glob ("V.img.*@<stamp>Z") never matches it.
+  path pin(std::uint64_t n, std::string_view stamp, std::string_view label) const {
+    return dir / (base + ".img." + std::to_string(n) + "@" + std::string(stamp) + "." + std::string(label) +
+                  std::string(pin_suffix));
+  }
+};
+
+//! The paths of a vid (which must be valid).
+inline volume_paths paths_of(std::string_view vid) {
+  volume_paths p;
+  std::size_t slash = vid.rfind('/');
+  if (slash == std::string_view::npos) {
+    p.base = std::string(vid);
+  } else {
+    p.dir = path(std::string(vid.substr(0, slash)));
+    p.base = std::string(vid.substr(slash + 1));
+  }
+  return p;
+}
+
+//! A temporary name for `final_name`: "<final>~<random>". It is renamed over
+//! its final name only once complete; any left behind is garbage to remove.
+inline path temp_name(const path& final_name) {
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1)};
+  std::string s = final_name.string();
+  s += '~';
+  for (int i = 0; i < 8; ++i) s += alphabet[rng() % (sizeof alphabet - 1)];
+  return path(s);
+}
+
+//! What a file name in a pool directory is.
+enum class file_kind : std::uint8_t { clean, dirty, precache, import, revision, pin, temporary, foreign };
+
+//! A classified file name. For a temporary file, `final_kind` is what it
+//! would have become; `base` is the vid's last component it belongs to.
+struct name_info {
+  file_kind kind = file_kind::foreign;
+  file_kind final_kind = file_kind::foreign;
+  std::string base;
+  std::uint64_t revision = 0;
+  std::string stamp;
+  std::string label;
+};
+
+namespace detail {
+inline bool valid_base(std::string_view base) {
+  return base.find('/') == std::string_view::npos && !vid_problem(base);
+}
+//! "N@STAMP" (nothing else) → N and STAMP.
+inline bool parse_revision_tail(std::string_view tail, std::uint64_t& n, std::string& stamp) {
+  std::size_t at = tail.find('@');
+  if (at == std::string_view::npos || at == 0 || at > 20) return false;
+  std::string_view num = tail.substr(0, at);
+  if (!all_digits(num) || num.front() == '0') return false;
+  std::uint64_t v = 0;
+  for (char c : num) {
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  std::string_view st = tail.substr(at + 1);
+  if (!parse_timestamp(st)) return false;
+  n = v;
+  stamp = std::string(st);
+  return true;
+}
+inline name_info classify_final(std::string_view name) {
+  name_info info;
+  auto take = [&](std::string_view suffix, file_kind kind) {
+    if (!ends_with(name, suffix)) return false;
+    std::string_view base = name.substr(0, name.size() - suffix.size());
+    if (!valid_base(base)) return false;
+    info.kind = kind;
+    info.base = std::string(base);
+    return true;
+  };
+  if (take(dirty_suffix, file_kind::dirty) || take(precache_suffix, file_kind::precache) ||
+      take(import_suffix, file_kind::import))
+    return info;
+  // Revisions and pins: "<base>.img.<N>@<stamp>[.<label>.pin]". The base never
+  // contains ".img.", so the first ".img." ends it.
+  std::size_t img = name.find(".img.");
+  if (img != std::string_view::npos && valid_base(name.substr(0, img))) {
+    std::string_view tail = name.substr(img + 5);
+    std::uint64_t n = 0;
+    std::string stamp;
+    if (parse_revision_tail(tail, n, stamp)) {
+      info.kind = file_kind::revision;
+      info.base = std::string(name.substr(0, img));
+      info.revision = n;
+      info.stamp = stamp;
+      return info;
+    }
+    if (ends_with(tail, pin_suffix)) {
+      std::string_view body = tail.substr(0, tail.size() - pin_suffix.size());
+      std::size_t at = body.find('@');
+      // "N@" + 20-byte stamp, then ".LABEL"
+      if (at != std::string_view::npos && body.size() > at + 1 + 20 + 1 && body[at + 21] == '.') {
+        std::string_view rev = body.substr(0, at + 21);
+        std::string_view label = body.substr(at + 22);
+        if (parse_revision_tail(rev, n, stamp) && !label_problem(label)) {
+          info.kind = file_kind::pin;
+          info.base = std::string(name.substr(0, img));
+          info.revision = n;
+          info.stamp = stamp;
+          info.label = std::string(label);
+          return info;
+        }
+      }
+    }
+    return info;  // foreign: looks like a revision but is malformed
+  }
+  if (take(clean_suffix, file_kind::clean)) return info;
+  return info;
+}
+}  // namespace detail
+
+//! Classify one file name found in a pool directory.
+inline name_info classify(std::string_view name) {
+  std::size_t tilde = name.find('~');
+  if (tilde != std::string_view::npos) {
+    name_info final_info = detail::classify_final(name.substr(0, tilde));
+    if (final_info.kind == file_kind::foreign || tilde + 1 >= name.size()) return name_info{};
+    final_info.final_kind = final_info.kind;
+    final_info.kind = file_kind::temporary;
+    return final_info;
+  }
+  return detail::classify_final(name);
+}
+
+}  // namespace layout
+}  // namespace file_reflink

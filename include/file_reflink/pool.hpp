@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! `Pool<FsOps>`: a directory of volume images. Setup with the reflink
+//! check, the registry of volumes, space, and `scan`/`recover` of what is on
+//! disk.
+#pragma once
+
+#include <file_reflink/config.hpp>
+#include <file_reflink/detail/pool_core.hpp>
+#include <file_reflink/error.hpp>
+#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/layout.hpp>
+#include <file_reflink/volume.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace file_reflink {
+
+//! A pool of volumes in one directory. A cheap handle: copies share the
+//! pool. Thread-safe.
+//!
+//! Nothing touches the disk until an operation needs to: `setup` creates the
+//! directory (once, when the pool is made); every other operation opens the
+//! existing directory and checks, each time, that it is still the same
+//! directory, so a pool whose filesystem is not mounted refuses to work
+//! instead of filling the empty mount point.
+template <class FsOps>
+class Pool {
+  static_assert(detail::check_fs_ops<FsOps>::value, "file_reflink::Pool: FsOps is not a filesystem policy");
+
+public:
+  using fs_ops_type = FsOps;
+  using volume_type = Volume<FsOps>;
+
+  //! A pool on `cfg.dir_path`, its files handled through `ops`.
+  explicit Pool(pool_config cfg, FsOps ops = FsOps{})
+      : core_(std::make_shared<core_type>(normalized(std::move(cfg)), std::move(ops))) {}
+
+  //! The configuration.
+  const pool_config& config() const noexcept { return core_->cfg; }
+  const std::string& name() const noexcept { return core_->cfg.name; }
+  const path& dir_path() const noexcept { return core_->cfg.dir_path; }
+  //! The policy (for `MemoryFsOps`, its test API).
+  FsOps& fs_ops() noexcept { return core_->ops; }
+
+  //! Create the pool directory if it is absent (durably), check that a clone
+  //! works there, and mark it as a pool. Without reflinks and with
+  //! `setup_check` on, remove the directory if setup created it and fail
+  //! with `errc::reflink_unsupported`.
+  result<void> setup() noexcept {
+    std::string what = "setup pool " + detail::q(name());
+    return detail::no_throw<result<void>>(what, [&]() -> result<void> {
+      auto opened = core_->ops.open_dir(dir_path(), true);
+      if (!opened) return failure(std::move(opened).error().context(what));
+      auto h = opened.value().handle;
+      bool created = opened.value().created;
+      auto undo = [&] {
+        if (created) (void)core_->ops.remove_dir(dir_path());
+      };
+      if (created) core_->log(log_level::info, "Created directory: " + detail::q(dir_path()));
+      if (core_->cfg.setup_check) {
+        auto ok = core_->ops.probe_reflink(h);
+        if (!ok) return undo(), failure(std::move(ok).error().context(what));
+        if (!ok.value()) {
+          undo();
+          return failure(errc::reflink_unsupported,
+                         what + ": the filesystem of " + detail::q(dir_path()) +
+                             " does not support reflinks, so every volume copy would be a full copy (slow, and it "
+                             "takes space); pass setup_check=false to use that fallback anyway");
+        }
+      }
+      if (auto r = write_marker(h); !r) return undo(), failure(std::move(r).error().context(what));
+      if (auto r = core_->adopt(h); !r) return failure(std::move(r).error().context(what));
+      return success();
+    });
+  }
+
+  //! Register a volume after validating its configuration; nothing on disk
+  //! changes (see `Volume::create`). A missing source is reported by
+  //! `start`/`verify`, when it matters.
+  result<volume_type> init_volume(volume_config cfg) noexcept {
+    std::string what = "init_volume " + detail::q(cfg.vid);
+    return detail::no_throw<result<volume_type>>(what, [&]() -> result<volume_type> {
+      if (auto r = validate(cfg); !r) return failure(std::move(r).error().context(what));
+      if (cfg.name.empty()) cfg.name = layout::paths_of(cfg.vid).base;
+      if (!cfg.revisions_to_keep) cfg.revisions_to_keep = core_->cfg.revisions_to_keep;
+      std::lock_guard<std::mutex> lk(core_->mu);
+      if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, what);
+      auto st = std::make_shared<detail::volume_state>(std::move(cfg));
+      core_->volumes.emplace(st->cfg.vid, st);
+      return volume_type(core_, st);
+    });
+  }
+
+  //! The registered volume `vid`.
+  result<volume_type> get_volume(const std::string& vid) const noexcept {
+    std::string what = "get_volume " + detail::q(vid);
+    return detail::no_throw<result<volume_type>>(what, [&]() -> result<volume_type> {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      auto it = core_->volumes.find(vid);
+      if (it == core_->volumes.end()) return failure(errc::volume_not_found, what);
+      return volume_type(core_, it->second);
+    });
+  }
+
+  //! Every registered volume, ordered by vid.
+  std::vector<volume_type> list_volumes() const {
+    std::lock_guard<std::mutex> lk(core_->mu);
+    std::vector<volume_type> out;
+    out.reserve(core_->volumes.size());
+    for (auto& [vid, st] : core_->volumes) out.push_back(volume_type(core_, st));
+    return out;
+  }
+
+  //! Forget the pool: refused while any volume has files in it; otherwise
+  //! remove the pool marker and the directory (if nothing else is in it).
+  result<void> destroy() noexcept {
+    std::string what = "destroy pool " + detail::q(name());
+    return detail::no_throw<result<void>>(what, [&]() -> result<void> {
+      auto h = core_->dir();
+      if (!h) return failure(std::move(h).error().context(what));
+      auto report = scan_dir(h.value());
+      if (!report) return failure(std::move(report).error().context(what));
+      std::size_t with_files = 0;
+      for (auto& v : report.value().volumes)
+        if (v.clean || v.dirty || v.import || v.precache != precache_state::none || !v.revisions.empty() ||
+            !v.orphan_pins.empty())
+          ++with_files;
+      if (with_files)
+        return failure(error(std::make_error_code(std::errc::directory_not_empty),
+                             what + ": " + std::to_string(with_files) +
+                                 " volume(s) still have files in it: remove them first"));
+      auto r = core_->remove_file(h.value(), path(std::string(layout::pool_marker)));
+      if (!r) return failure(std::move(r).error().context(what));
+      (void)core_->sync_dir(h.value(), path());
+      auto rm = core_->ops.remove_dir(dir_path());
+      if (rm) core_->log(log_level::info, "Removed empty directory: " + detail::q(dir_path()));
+      {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        for (auto& [vid, st] : core_->volumes) {
+          std::lock_guard<std::mutex> vl(st->mu);
+          st->removed = true;
+        }
+        core_->volumes.clear();
+      }
+      core_->forget_dir();
+      return success();
+    });
+  }
+
+  //! Total bytes of the filesystem under the pool directory.
+  result<std::uint64_t> size() noexcept {
+    return space("size", [](const fs_space& s) { return s.size; });
+  }
+
+  //! Bytes in use on that filesystem (by anything, like `df`).
+  result<std::uint64_t> usage() noexcept {
+    return space("usage", [](const fs_space& s) { return s.size - std::min(s.size, s.free); });
+  }
+
+  //! Whether a clone works in the pool directory now.
+  result<bool> reflinks_supported() noexcept {
+    std::string what = "reflinks_supported pool " + detail::q(name());
+    return detail::no_throw<result<bool>>(what, [&]() -> result<bool> {
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      FILE_REFLINK_TRY_CTX(bool ok, what, core_->ops.probe_reflink(h));
+      return ok;
+    });
+  }
+
+  //! The volumes present on disk and their state, and the files that belong
+  //! to no volume. Reads only.
+  result<scan_report> scan() noexcept {
+    std::string what = "scan pool " + detail::q(name());
+    return detail::no_throw<result<scan_report>>(what, [&]() -> result<scan_report> {
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
+      return report;
+    });
+  }
+
+  //! Remove incomplete temporary files and interrupted imports; report
+  //! dirty volumes, stale precaches and foreign files. Never deletes
+  //! committed data. Run it when no other process works on the pool (for
+  //! example at boot): another process's temporary file looks incomplete.
+  result<recover_report> recover() noexcept {
+    std::string what = "recover pool " + detail::q(name());
+    return detail::no_throw<result<recover_report>>(what, [&]() -> result<recover_report> {
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
+      recover_report out;
+      out.foreign = report.foreign;
+      for (auto& v : report.volumes) {
+        std::shared_ptr<detail::volume_state> st;
+        {
+          std::lock_guard<std::mutex> lk(core_->mu);
+          auto it = core_->volumes.find(v.vid);
+          if (it != core_->volumes.end()) st = it->second;
+        }
+        std::unique_lock<std::mutex> vl;
+        if (st) vl = std::unique_lock<std::mutex>(st->mu);
+        layout::volume_paths p = layout::paths_of(v.vid);
+        bool removed_any = false;
+        for (auto& t : v.temporary) {
+          FILE_REFLINK_TRY_CTX(bool r, what, core_->remove_file(h, t));
+          if (r) out.removed.push_back(t), removed_any = true;
+        }
+        if (v.import && !(st && st->importing)) {
+          FILE_REFLINK_TRY_CTX(bool r, what, core_->remove_file(h, p.import()));
+          if (r) out.removed.push_back(p.import()), removed_any = true;
+        }
+        // Cleaning up is not urgent, but a recovery that a crash undoes
+        // would report the same garbage again: make it stick.
+        if (removed_any) FILE_REFLINK_TRYV_CTX(what, core_->sync_dir(h, p.dir));
+        if (v.dirty && (!st || st->cfg.save_on_stop)) out.dirty.push_back(v.vid);
+        if (v.precache == precache_state::stale) out.stale_precache.push_back(v.vid);
+      }
+      return out;
+    });
+  }
+
+private:
+  using core_type = detail::pool_core<FsOps>;
+  using handle = typename FsOps::dir_handle;
+
+  static pool_config normalized(pool_config cfg) {
+    if (cfg.name.empty()) cfg.name = cfg.dir_path.filename().string();
+    return cfg;
+  }
+
+  result<void> validate(const volume_config& cfg) const {
+    FILE_REFLINK_TRYV(layout::validate_vid(cfg.vid));
+    if (cfg.snap_on_start && !cfg.source)
+      return failure(errc::invalid_config, "snap_on_start needs a source volume");
+    if (cfg.source && !cfg.snap_on_start)
+      return failure(errc::invalid_config, "source " + detail::q(*cfg.source) + " is given but snap_on_start is off");
+    if (cfg.source) {
+      if (auto r = layout::validate_vid(*cfg.source); !r) return failure(std::move(r).error().context("source"));
+      if (*cfg.source == cfg.vid) return failure(errc::invalid_config, "a volume cannot be its own source");
+    }
+    if (cfg.revisions_to_keep && *cfg.revisions_to_keep < -1)
+      return failure(errc::invalid_config, "revisions_to_keep must be -1 (snapshots disabled), 0 or more, not " +
+                                               std::to_string(*cfg.revisions_to_keep));
+    if (!cfg.revisions_to_keep && core_->cfg.revisions_to_keep < -1)
+      return failure(errc::invalid_config, "the pool's revisions_to_keep must be -1, 0 or more");
+    return success();
+  }
+
+  template <class F>
+  result<std::uint64_t> space(const char* op, F&& pick) noexcept {
+    std::string what = std::string(op) + " of pool " + detail::q(name());
+    return detail::no_throw<result<std::uint64_t>>(what, [&]() -> result<std::uint64_t> {
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      FILE_REFLINK_TRY_CTX(auto s, what, core_->ops.statvfs(h));
+      return pick(s);
+    });
+  }
+
+  //! The marker tells a pool from an empty mount point. Written durably,
+  //! once: a temporary, flushed, renamed, and the directory flushed.
+  result<void> write_marker(const handle& h) {
+    path marker(std::string(layout::pool_marker));
+    FILE_REFLINK_TRY(auto st, core_->stat_if(h, marker));
+    if (st) return success();
+    static constexpr char text[] = "file_reflink pool: do not remove (it tells this pool from an empty mount point)\n";
+    path tmp = layout::temp_name(marker);
+    FILE_REFLINK_TRYV(core_->ops.create(h, tmp, 0, create_mode::exclusive));
+    auto r = [&]() -> result<void> {
+      FILE_REFLINK_TRYV(core_->ops.write(h, tmp, 0, text, sizeof text - 1));
+      FILE_REFLINK_TRYV(core_->ops.fsync(h, tmp));
+      FILE_REFLINK_TRYV(core_->rename_file(h, tmp, marker));
+      return core_->sync_dir(h, path());
+    }();
+    if (!r) (void)core_->ops.remove(h, tmp);
+    return r;
+  }
+
+  //! Walk the pool directory (never following a symlink) and sort every
+  //! name into a volume's files or the foreign ones.
+  result<scan_report> scan_dir(const handle& h) {
+    std::map<std::string, volume_scan> vols;
+    std::map<std::string, std::map<std::uint64_t, std::string>> pins;  // vid -> N -> stamp of pins
+    scan_report out;
+    std::vector<path> todo{path()};
+    while (!todo.empty()) {
+      path dir = todo.back();
+      todo.pop_back();
+      FILE_REFLINK_TRY(auto entries, core_->list_if(h, dir));
+      for (const dir_entry& e : entries) {
+        path rel = dir / e.name;
+        if (dir.empty() && layout::detail::starts_with(e.name, layout::reserved_prefix)) continue;
+        if (e.type == file_type::directory) {
+          if (layout::vid_problem(e.name))
+            out.foreign.push_back({rel, e.type, "directory whose name no vid can have"});
+          else
+            todo.push_back(rel);
+          continue;
+        }
+        if (e.type != file_type::regular) {
+          out.foreign.push_back({rel, e.type, e.type == file_type::symlink ? "symlink (never followed)" : "not a regular file"});
+          continue;
+        }
+        layout::name_info info = layout::classify(e.name);
+        if (info.kind == layout::file_kind::foreign) {
+          out.foreign.push_back({rel, e.type, "not a volume file name"});
+          continue;
+        }
+        std::string vid = (dir / info.base).generic_string();
+        volume_scan& v = vols[vid];
+        v.vid = vid;
+        switch (info.kind) {
+          case layout::file_kind::clean: v.clean = true; break;
+          case layout::file_kind::dirty: v.dirty = true; break;
+          case layout::file_kind::precache: v.precache = precache_state::current; break;
+          case layout::file_kind::import: v.import = true; break;
+          case layout::file_kind::revision: {
+            revision_info& r = v.revisions[info.revision];
+            r.number = info.revision;
+            r.timestamp = info.stamp;
+            r.time = layout::parse_timestamp(info.stamp).value_or(0);
+            break;
+          }
+          case layout::file_kind::pin: {
+            pins[vid][info.revision] = info.stamp;
+            revision_info& r = v.revisions[info.revision];
+            r.number = info.revision;
+            if (r.timestamp.empty()) {
+              r.timestamp = info.stamp;
+              r.time = layout::parse_timestamp(info.stamp).value_or(0);
+            }
+            r.labels.push_back(info.label);
+            break;
+          }
+          case layout::file_kind::temporary: v.temporary.push_back(rel); break;
+          case layout::file_kind::foreign: break;
+        }
+      }
+    }
+    // Orphan pins: a pin whose revision file is gone (its data lives on in
+    // the pin). Precaches: current only if they match the clean image.
+    for (auto& [vid, v] : vols) {
+      layout::volume_paths p = layout::paths_of(vid);
+      for (auto& [n, r] : v.revisions) {
+        std::sort(r.labels.begin(), r.labels.end());
+        if (!r.labels.empty()) {
+          FILE_REFLINK_TRY(auto st, core_->stat_if(h, p.revision(n, r.timestamp)));
+          if (!st)
+            for (auto& l : r.labels) v.orphan_pins.push_back(l);
+        }
+      }
+      if (v.precache != precache_state::none) {
+        FILE_REFLINK_TRY(auto clean, core_->stat_if(h, p.clean()));
+        FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p.precache()));
+        bool current = clean && pre && clean->mtime_ns == pre->mtime_ns && clean->size == pre->size;
+        v.precache = current ? precache_state::current : precache_state::stale;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      for (auto& [vid, st] : core_->volumes) {
+        volume_scan& v = vols[vid];
+        v.vid = vid;
+        v.registered = true;
+      }
+    }
+    for (auto& [vid, v] : vols) out.volumes.push_back(std::move(v));
+    std::sort(out.foreign.begin(), out.foreign.end(),
+              [](const foreign_file& a, const foreign_file& b) { return a.relative < b.relative; });
+    return out;
+  }
+
+  std::shared_ptr<core_type> core_;
+};
+
+}  // namespace file_reflink

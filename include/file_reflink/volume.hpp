@@ -1,0 +1,1074 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! `Volume<FsOps>`: one VM disk image and its files in the pool (clean,
+//! dirty, precache, import, revisions, pins), and every operation on it.
+//!
+//! Durability. Each operation issues exactly the flushes the crash rules
+//! need, and says why next to them. The rules it keeps:
+//!  - a committed image is never modified in place: a new image is written
+//!    beside it, made durable, then renamed over it;
+//!  - new data is fsynced before the rename that publishes it, and the
+//!    directory is fsynced after it: that fsync is the commit point;
+//!  - an image that is discarded at stop and after a crash (volatile,
+//!    snapshot) is never flushed;
+//!  - work after the commit point (pruning revisions, refreshing the
+//!    precache, removing a temporary) is not flushed: if a crash loses it,
+//!    the next commit prunes again, a precache that does not match the clean
+//!    image's mtime and size is stale and ignored, and a temporary
+//!    ("<name>~<random>") is removed by the next start, remove or recover;
+//!  - on failure an operation undoes what it did, so the volume's files are
+//!    as before and no temporary file stays behind.
+#pragma once
+
+#include <file_reflink/config.hpp>
+#include <file_reflink/detail/pool_core.hpp>
+#include <file_reflink/error.hpp>
+#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/layout.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace file_reflink {
+
+template <class FsOps>
+class Pool;
+
+//! A volume of a `Pool<FsOps>`: a cheap handle (copies refer to the same
+//! volume). Thread-safe: operations on one volume exclude each other,
+//! operations on different volumes run concurrently.
+template <class FsOps>
+class Volume {
+  static_assert(detail::check_fs_ops<FsOps>::value, "file_reflink::Volume: FsOps is not a filesystem policy");
+
+public:
+  using fs_ops_type = FsOps;
+
+  //! The vid: where the volume's files live, relative to the pool.
+  const std::string& vid() const noexcept { return st_->cfg.vid; }
+  //! The volume's name (defaults to the vid's last component).
+  const std::string& name() const noexcept { return st_->cfg.name; }
+  //! The configuration it was registered with (revisions_to_keep resolved).
+  const volume_config& config() const noexcept { return st_->cfg; }
+  //! volatile, snapshot, origin or origin-snapshot.
+  volume_kind kind() const noexcept { return st_->cfg.kind(); }
+  //! Read-write (resize allowed, attached writable)?
+  bool rw() const noexcept { return st_->cfg.rw; }
+  //! Ephemeral as configured, or as a volatile volume of an
+  //! `ephemeral_volatile` pool: recorded and reported, the encryption is the
+  //! embedder's.
+  bool ephemeral() const noexcept {
+    return st_->cfg.ephemeral || (core_->cfg.ephemeral_volatile && kind() == volume_kind::volatile_);
+  }
+  //! revisions_to_keep == -1 on an origin volume: no clone is ever made.
+  bool snapshots_disabled() const noexcept {
+    return st_->cfg.revisions_to_keep.value_or(0) == -1 && kind() == volume_kind::origin;
+  }
+  //! Two handles to the same registered volume?
+  friend bool operator==(const Volume& a, const Volume& b) noexcept { return a.st_ == b.st_; }
+  friend bool operator!=(const Volume& a, const Volume& b) noexcept { return a.st_ != b.st_; }
+
+  // ---- create / verify / remove ---------------------------------------------
+
+  //! Remove any leftover files of this vid; for an origin volume, write a
+  //! sparse clean image of `size` (and its precache).
+  result<void> create() noexcept {
+    return run("create", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(remove_all_files(h));
+      if (kind() != volume_kind::origin) return success();
+      FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
+      path tmp = layout::temp_name(p().clean());
+      FILE_REFLINK_TRYV(core_->create_sparse(h, tmp, st_->size, create_mode::exclusive));
+      auto undo = [&] { (void)core_->remove_file(h, tmp); };
+      // Even an empty image has a size that must survive: flush it before
+      // its name, then the name (the commit point).
+      if (auto r = core_->sync_file(h, tmp); !r) return undo(), failure(r.error());
+      if (auto r = core_->rename_file(h, tmp, p().clean()); !r) return undo(), failure(r.error());
+      if (auto r = core_->sync_dir(h, p().dir); !r) {
+        (void)core_->remove_file(h, p().clean());
+        return failure(r.error());
+      }
+      refresh_precache(h);
+      return success();
+    });
+  }
+
+  //! The committed image that a start would need exists: the source's for
+  //! snap_on_start, its own for save_on_stop.
+  result<void> verify() noexcept {
+    return run("verify", [&](const handle& h) -> result<void> {
+      if (cfg().snap_on_start) {
+        FILE_REFLINK_TRYV(source_clean(h));
+        return success();
+      }
+      if (cfg().save_on_stop) {
+        FILE_REFLINK_TRY(auto st, core_->stat_image(h, p().clean()));
+        if (!st) {
+          if (snapshots_disabled()) {
+            FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+            if (dirty) return success();  // running: its only image is attached
+          }
+          return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
+        }
+      }
+      return success();
+    });
+  }
+
+  //! Remove every file of the volume (revisions and pins included),
+  //! unregister it, and remove its directory if that became empty.
+  result<void> remove() noexcept {
+    return run("remove", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(remove_all_files(h));
+      (void)core_->sync_dir(h, p().dir);
+      (void)core_->remove_empty_dir(h, p().dir);
+      st_->removed = true;
+      std::lock_guard<std::mutex> lk(core_->mu);
+      auto it = core_->volumes.find(vid());
+      if (it != core_->volumes.end() && it->second == st_) core_->volumes.erase(it);
+      return success();
+    });
+  }
+
+  // ---- start / stop -----------------------------------------------------------
+
+  //! Give the VM its image (`block_device()`): see the table in the README.
+  //! Incomplete files of this vid are removed first; an already dirty
+  //! volume is left as it is (a crashed VM's data is kept).
+  result<void> start() noexcept {
+    return run("start", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(remove_incomplete(h));
+      if (cfg().save_on_stop) {
+        FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+        if (dirty) return success();
+      }
+      if (snapshots_disabled()) return start_renaming(h);
+      if (cfg().snap_on_start) return start_from_source(h);
+      if (cfg().save_on_stop) return start_origin(h);
+      return start_volatile(h);
+    });
+  }
+
+  //! Take the image back: commit it (save_on_stop) or discard it.
+  result<void> stop() noexcept {
+    return run("stop", [&](const handle& h) -> result<void> {
+      if (cfg().save_on_stop) {
+        FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+        if (!dirty) return success();  // not running
+        if (snapshots_disabled()) {
+          // The VM's writes are durable before the image is called clean.
+          FILE_REFLINK_TRYV(core_->sync_file(h, p().dirty()));
+          FILE_REFLINK_TRYV(core_->rename_file(h, p().dirty(), p().clean()));
+          if (auto r = core_->sync_dir(h, p().dir); !r) {
+            (void)core_->rename_file(h, p().clean(), p().dirty());
+            return failure(r.error());
+          }
+          return success();
+        }
+        return commit(h, p().dirty(), true);
+      }
+      // Discarded images: nothing here needs to be durable; after a crash the
+      // next start replaces whatever is left.
+      if (kind() == volume_kind::volatile_) {
+        FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+        if (dirty) st_->size = dirty->size;  // keep a size changed while running
+      }
+      FILE_REFLINK_TRYV(core_->remove_file(h, p().dirty()));
+      if (cfg().snap_on_start) FILE_REFLINK_TRYV(core_->remove_file(h, p().clean()));
+      return success();
+    });
+  }
+
+  // ---- state ------------------------------------------------------------------
+
+  //! save_on_stop and a dirty image exists (running, or crashed).
+  result<bool> is_dirty() noexcept {
+    return run("is_dirty", [&](const handle& h) -> result<bool> {
+      if (!cfg().save_on_stop) return false;
+      FILE_REFLINK_TRY(auto st, core_->stat_image(h, p().dirty()));
+      return st.has_value();
+    });
+  }
+
+  //! snap_on_start, and the source's clean image is no longer the inode this
+  //! volume started from (the source committed since).
+  result<bool> is_outdated() noexcept {
+    return run("is_outdated", [&](const handle& h) -> result<bool> {
+      if (!cfg().snap_on_start) return false;
+      FILE_REFLINK_TRY(auto own, core_->stat_if(h, p().clean()));
+      if (!own) return false;
+      FILE_REFLINK_TRY(auto src, core_->stat_if(h, layout::paths_of(*cfg().source).clean()));
+      if (!src) return false;
+      return own->ino != src->ino || own->dev != src->dev;
+    });
+  }
+
+  //! Revisions by number (oldest first), with their timestamps and labels.
+  result<revision_map> revisions() noexcept {
+    return run("revisions", [&](const handle& h) -> result<revision_map> {
+      FILE_REFLINK_TRY(auto revs, list_revisions(h));
+      revision_map out;
+      for (auto& [n, e] : revs) out.emplace(n, e.info());
+      return out;
+    });
+  }
+
+  //! The size of the image: the running one, else the committed one, else
+  //! the configured size.
+  result<std::uint64_t> size() noexcept {
+    return run("size", [&](const handle& h) -> result<std::uint64_t> { return current_size(h); });
+  }
+
+  //! Bytes the image occupies on disk (the running one, else the committed).
+  result<std::uint64_t> usage() noexcept {
+    return run("usage", [&](const handle& h) -> result<std::uint64_t> {
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (dirty) return dirty->allocated;
+      // A stopped snapshot or volatile volume has no image of its own.
+      if (!cfg().save_on_stop) return std::uint64_t(0);
+      FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+      return clean ? clean->allocated : 0;
+    });
+  }
+
+  //! Allocated, shared and exclusive bytes of each file of the volume and of
+  //! each revision: what removing a revision would free is its exclusive
+  //! bytes.
+  result<volume_space> space() noexcept {
+    return run("space", [&](const handle& h) -> result<volume_space> {
+      volume_space out;
+      auto one = [&](const path& rel, std::optional<space_usage>& slot) -> result<void> {
+        FILE_REFLINK_TRY(auto st, core_->stat_image(h, rel));
+        if (!st) return success();
+        FILE_REFLINK_TRY(auto s, core_->space_of(h, rel, *st));
+        slot = s;
+        out.total += s;
+        return success();
+      };
+      FILE_REFLINK_TRYV(one(p().dirty(), out.dirty));
+      if (cfg().save_on_stop) {
+        FILE_REFLINK_TRYV(one(p().clean(), out.clean));
+        FILE_REFLINK_TRYV(one(p().precache(), out.precache));
+      }
+      FILE_REFLINK_TRY(auto revs, list_revisions(h));
+      for (auto& [n, e] : revs) {
+        std::optional<space_usage> s;
+        FILE_REFLINK_TRYV(one(e.file(p()), s));
+        if (s) out.revisions.emplace(n, *s);
+      }
+      return out;
+    });
+  }
+
+  //! What a VM manager attaches: the dirty image, read-only or not, the name.
+  result<block_device_info> block_device() noexcept {
+    return run("block_device", [&](const handle& h) -> result<block_device_info> {
+      block_device_info b;
+      b.device_path = core_->ops.path_of(h, p().dirty());
+      b.read_only = !cfg().rw;
+      b.name = name();
+      return b;
+    });
+  }
+
+  // ---- revisions ----------------------------------------------------------------
+
+  //! Make revision `n` (default: the newest) the committed image; the current
+  //! one becomes a new revision. Refused while dirty.
+  result<void> revert(std::optional<std::uint64_t> n = std::nullopt) noexcept {
+    return run("revert", [&](const handle& h) -> result<void> { return revert_to(h, n, std::string()); });
+  }
+
+  //! Revert to the revision pinned under `label`.
+  result<void> revert(const std::string& label) noexcept {
+    return run("revert", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(layout::validate_label(label));
+      return revert_to(h, std::nullopt, label);
+    });
+  }
+  result<void> revert(const char* label) noexcept { return revert(std::string(label)); }
+
+  //! Pin revision `n` under `label`: rotation never prunes it, and revert
+  //! accepts the label. Stored as a hard link "V.img.N@STAMP.LABEL.pin" that
+  //! another process sees and a Qubes driver's revision glob ignores (and
+  //! which keeps the data even if such a driver prunes the revision).
+  result<void> keep_revision(std::uint64_t n, const std::string& label) noexcept {
+    return run("keep_revision", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(layout::validate_label(label));
+      FILE_REFLINK_TRY(auto revs, list_revisions(h));
+      for (auto& [m, e] : revs)
+        for (auto& pin : e.pins)
+          if (pin.first == label) {
+            if (m == n) return success();
+            return failure(errc::invalid_revision_label,
+                           "label " + detail::q(label) + " already pins revision " + std::to_string(m));
+          }
+      auto it = revs.find(n);
+      if (it == revs.end()) return no_revision(n);
+      path pin = p().pin(n, it->second.stamp, label);
+      FILE_REFLINK_TRYV(core_->link_file(h, it->second.file(p()), pin));
+      // A pin protects a revision from rotation: make it durable at once.
+      if (auto r = core_->sync_dir(h, p().dir); !r) {
+        (void)core_->remove_file(h, pin);
+        return failure(r.error());
+      }
+      return success();
+    });
+  }
+
+  //! Remove the pin `label` (the revision stays, and rotates normally).
+  result<void> unkeep_revision(const std::string& label) noexcept {
+    return run("unkeep_revision", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(layout::validate_label(label));
+      FILE_REFLINK_TRY(auto revs, list_revisions(h));
+      for (auto& [m, e] : revs)
+        for (auto& pin : e.pins)
+          if (pin.first == label) {
+            FILE_REFLINK_TRYV(core_->remove_file(h, pin.second));
+            return core_->sync_dir(h, p().dir);
+          }
+      return failure(errc::revision_not_found, "no revision is labelled " + detail::q(label));
+    });
+  }
+
+  //! Remove revision `n` and its pins.
+  result<void> drop_revision(std::uint64_t n) noexcept {
+    return run("drop_revision", [&](const handle& h) -> result<void> { return drop(h, n, std::string()); });
+  }
+
+  //! Remove the revision pinned under `label`, and its pins.
+  result<void> drop_revision(const std::string& label) noexcept {
+    return run("drop_revision", [&](const handle& h) -> result<void> {
+      FILE_REFLINK_TRYV(layout::validate_label(label));
+      return drop(h, std::nullopt, label);
+    });
+  }
+  result<void> drop_revision(const char* label) noexcept { return drop_revision(std::string(label)); }
+
+  // ---- resize -----------------------------------------------------------------
+
+  //! Grow the image: the running one (and tell the loop devices backed by
+  //! it), or the committed one when stopped. Refused for a read-only volume
+  //! and for shrinking, which would lose data.
+  result<void> resize(std::uint64_t new_size) noexcept {
+    return run("resize", [&](const handle& h) -> result<void> {
+      if (!cfg().rw) return failure(errc::read_only, "cannot resize a read-only volume");
+      FILE_REFLINK_TRY(auto current, current_size(h));
+      if (new_size < current)
+        return failure(errc::shrink_refused, detail::bytes_text(new_size) + " is smaller than the image's " +
+                                                 detail::bytes_text(current));
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (dirty) {
+        if (new_size != dirty->size) {
+          FILE_REFLINK_TRYV(core_->ops.resize(h, p().dirty(), new_size));
+          core_->log(log_level::info, "Resized file: " + core_->abs(h, p().dirty()) + " to " +
+                                          detail::bytes_text(new_size));
+          if (cfg().save_on_stop) {
+            // The VM will write beyond the old end: its size must be durable.
+            if (auto r = core_->sync_file(h, p().dirty()); !r) {
+              (void)core_->ops.resize(h, p().dirty(), dirty->size);
+              return failure(r.error());
+            }
+          }
+          auto notified = core_->ops.notify_resize(h, p().dirty());
+          if (!notified) {
+            // No loop device saw the new size, so no VM wrote beyond the old one.
+            (void)core_->ops.resize(h, p().dirty(), dirty->size);
+            return failure(notified.error());
+          }
+          unsigned told = notified.value();
+          if (told) core_->log(log_level::info, "Told " + std::to_string(told) + " loop device(s) the new size of " +
+                                                    core_->abs(h, p().dirty()));
+        }
+      } else if (kind() == volume_kind::origin) {
+        FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+        if (clean && clean->size != new_size) {
+          if (snapshots_disabled()) {
+            // No clone is ever made: grow the one image in place.
+            FILE_REFLINK_TRYV(core_->ops.resize(h, p().clean(), new_size));
+            core_->log(log_level::info, "Resized file: " + core_->abs(h, p().clean()) + " to " +
+                                            detail::bytes_text(new_size));
+            if (auto r = core_->sync_file(h, p().clean()); !r) {
+              (void)core_->ops.resize(h, p().clean(), clean->size);
+              return failure(r.error());
+            }
+          } else {
+            // The clean inode may be a revision's or a snapshot's too: never
+            // change it in place; publish a resized clone instead.
+            path tmp = layout::temp_name(p().clean());
+            copy_options o = copy_opts();
+            o.size = new_size;
+            FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, o));
+            FILE_REFLINK_TRYV(publish(h, tmp));
+          }
+        }
+      }
+      st_->size = new_size;
+      return success();
+    });
+  }
+
+  // ---- export / import -------------------------------------------------------
+
+  //! A path to read the committed data from (the clean image). Committed
+  //! images are replaced, never modified, so a reader that opened it keeps
+  //! reading one consistent image. Pair with `export_end`. (`export` is a
+  //! C++ keyword.)
+  result<path> export_() noexcept {
+    return run("export", [&](const handle& h) -> result<path> {
+      FILE_REFLINK_TRYV(require_save_on_stop());
+      FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+      if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
+      path out = core_->ops.path_of(h, p().clean());
+      st_->exports.insert(out.string());
+      return out;
+    });
+  }
+
+  //! The reader of an exported path is done.
+  result<void> export_end(const path& exported) noexcept {
+    return run("export_end", [&](const handle&) -> result<void> {
+      auto it = st_->exports.find(exported.string());
+      if (it == st_->exports.end()) return failure(errc::not_exported, detail::q(exported) + " was not exported");
+      st_->exports.erase(it);
+      return success();
+    });
+  }
+
+  //! A new sparse import file of `size` to write the volume's new data into;
+  //! `import_data_end(true)` commits it, `import_data_end(false)` drops it.
+  result<path> import_data(std::uint64_t size) noexcept {
+    return run("import_data", [&](const handle& h) -> result<path> {
+      FILE_REFLINK_TRYV(require_importable(h));
+      FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
+      FILE_REFLINK_TRYV(core_->remove_file(h, p().import()));
+      FILE_REFLINK_TRYV(core_->create_sparse(h, p().import(), size, create_mode::exclusive));
+      st_->importing = true;
+      return core_->ops.path_of(h, p().import());
+    });
+  }
+
+  //! Commit the import (a new revision is made as at stop) or remove it.
+  result<void> import_data_end(bool success_) noexcept {
+    return run("import_data_end", [&](const handle& h) -> result<void> {
+      if (!st_->importing) return failure(errc::no_import_in_progress, "import_data was not called");
+      st_->importing = false;
+      if (!success_) {
+        FILE_REFLINK_TRYV(core_->remove_file(h, p().import()));
+        return success();
+      }
+      auto r = commit(h, p().import(), true);
+      if (!r) (void)core_->remove_file(h, p().import());
+      return r;
+    });
+  }
+
+  //! Copy another volume's committed data in (a clone where both sit on one
+  //! filesystem, a sparse copy otherwise), then commit it. `progress`
+  //! (default: the pool's) sees the copy and can cancel it; a cancelled or
+  //! failed import leaves nothing behind.
+  result<copy_method> import_volume(const Volume& src, progress_callback progress = nullptr) noexcept {
+    if (src.st_ == st_)
+      return failure(errc::invalid_config, "import_volume volume " + detail::q(vid()) + ": source is the volume itself");
+    return run("import_volume", [&](const handle& h) -> result<copy_method> {
+      FILE_REFLINK_TRYV(require_importable(h));
+      if (!src.cfg().save_on_stop)
+        return failure(errc::not_save_on_stop, "source volume " + detail::q(src.vid()) + " has no committed data");
+      // The source is read through one open of its clean image: a commit of
+      // the source meanwhile replaces the name, not the bytes being read.
+      FILE_REFLINK_TRY_CTX(auto src_h, "source pool " + detail::q(src.core_->cfg.name), src.core_->dir());
+      path src_clean = src.p().clean();
+      FILE_REFLINK_TRY(auto sst, src.core_->stat_image(src_h, src_clean));
+      if (!sst)
+        return failure(errc::source_not_found, "source volume " + detail::q(src.vid()) + " has no image file " +
+                                                   src.core_->abs(src_h, src_clean));
+      FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
+      FILE_REFLINK_TRYV(core_->remove_file(h, p().import()));
+      copy_options o = copy_opts();
+      if (progress) o.progress = std::move(progress);
+      FILE_REFLINK_TRY(auto cr, core_->copy_file(src_h, src_clean, h, p().import(), o));
+      auto r = commit(h, p().import(), true);
+      if (!r) {
+        (void)core_->remove_file(h, p().import());
+        return failure(r.error());
+      }
+      return cr.method;
+    });
+  }
+
+  // ---- discard / sparsify ----------------------------------------------------
+
+  //! Punch a hole: in the running image, or (stopped) in a new committed
+  //! image, the old one becoming a revision as at stop.
+  result<void> discard(std::uint64_t offset, std::uint64_t length) noexcept {
+    return run("discard", [&](const handle& h) -> result<void> {
+      if (!cfg().rw) return failure(errc::read_only, "cannot discard on a read-only volume");
+      FILE_REFLINK_TRY(auto current, current_size(h));
+      if (offset > current || length > current - offset)
+        return failure(errc::out_of_range, "range " + std::to_string(offset) + "+" + std::to_string(length) +
+                                               " is beyond the image's " + detail::bytes_text(current));
+      if (length == 0) return success();
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (dirty) return punch(h, p().dirty(), offset, length);
+      if (!cfg().save_on_stop) return failure(errc::volume_not_running, "a stopped volume without save_on_stop has no image");
+      FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+      if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
+      if (snapshots_disabled()) return punch(h, p().clean(), offset, length);
+      path tmp = layout::temp_name(p().clean());
+      FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
+      if (auto r = punch(h, tmp, offset, length); !r) {
+        (void)core_->remove_file(h, tmp);
+        return r;
+      }
+      auto r = commit(h, tmp, true);
+      if (!r) (void)core_->remove_file(h, tmp);
+      return r;
+    });
+  }
+
+  //! Punch holes where the committed image's data is all zeros; returns the
+  //! bytes deallocated. The bytes read stay the same, so no revision is made.
+  //! Refused while running: the VM could write between the read and the punch.
+  result<std::uint64_t> sparsify() noexcept {
+    return run("sparsify", [&](const handle& h) -> result<std::uint64_t> {
+      if (!cfg().save_on_stop) return failure(errc::not_save_on_stop, "the volume has no committed image");
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (dirty) return failure(errc::volume_dirty, "cannot sparsify while the volume is running");
+      FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+      if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
+      if (snapshots_disabled()) {
+        FILE_REFLINK_TRY(auto freed, punch_zeros(h, p().clean()));
+        if (freed) FILE_REFLINK_TRYV(core_->sync_file(h, p().clean()));
+        return freed;
+      }
+      path tmp = layout::temp_name(p().clean());
+      FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
+      auto freed = punch_zeros(h, tmp);
+      if (!freed || freed.value() == 0) {
+        (void)core_->remove_file(h, tmp);
+        return freed;
+      }
+      if (auto r = publish(h, tmp); !r) return failure(r.error());
+      return freed.value();
+    });
+  }
+
+private:
+  friend class Pool<FsOps>;
+  using handle = typename FsOps::dir_handle;
+  using core_type = detail::pool_core<FsOps>;
+
+  Volume(std::shared_ptr<core_type> core, std::shared_ptr<detail::volume_state> st)
+      : core_(std::move(core)), st_(std::move(st)) {}
+
+  const volume_config& cfg() const noexcept { return st_->cfg; }
+  const layout::volume_paths& p() const noexcept { return st_->paths; }
+  std::uint64_t keep() const noexcept {
+    int k = cfg().revisions_to_keep.value_or(0);
+    return k > 0 ? static_cast<std::uint64_t>(k) : 0;
+  }
+
+  //! Every public operation: the volume's lock, the pool directory's check,
+  //! the operation's name and vid in front of any error, and no exception.
+  template <class F>
+  auto run(const char* op, F&& f) noexcept -> decltype(f(std::declval<const handle&>())) {
+    using R = decltype(f(std::declval<const handle&>()));
+    std::string what = std::string(op) + " volume " + detail::q(vid());
+    return detail::no_throw<R>(what, [&]() -> R {
+      std::lock_guard<std::mutex> lk(st_->mu);
+      if (st_->removed) return failure(errc::volume_removed, what);
+      auto h = core_->dir();
+      if (!h) return failure(std::move(h).error().context(what));
+      auto r = f(h.value());
+      if (!r) return failure(std::move(r).error().context(what));
+      return r;
+    });
+  }
+
+  copy_options copy_opts() const {
+    copy_options o;
+    if (core_->cfg.progress) {
+      auto cb = core_->cfg.progress;
+      std::string v = vid();
+      o.progress = [cb, v](std::uint64_t done, std::uint64_t total) { return cb(v, done, total); };
+    }
+    return o;
+  }
+
+  result<void> require_save_on_stop() const {
+    if (!cfg().save_on_stop)
+      return failure(errc::not_save_on_stop, "the volume does not keep its data (save_on_stop is off)");
+    return success();
+  }
+
+  result<void> require_importable(const handle& h) {
+    FILE_REFLINK_TRYV(require_save_on_stop());
+    if (st_->importing) return failure(errc::import_in_progress, "import_data_end was not called yet");
+    FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+    if (dirty) return failure(errc::volume_dirty, "cannot import while the volume is running");
+    return success();
+  }
+
+  result<std::uint64_t> current_size(const handle& h) {
+    FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+    if (dirty) return dirty->size;
+    if (cfg().save_on_stop && !cfg().snap_on_start) {
+      FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+      if (clean) return clean->size;
+    }
+    return st_->size;
+  }
+
+  // ---- revisions on disk ---------------------------------------------------------
+
+  struct rev_entry {
+    std::uint64_t n = 0;
+    std::string stamp;
+    bool has_file = false;                               // "V.img.N@STAMP" exists
+    std::vector<std::pair<std::string, path>> pins;      // label, relative path
+    //! The file holding the revision's data: its own, or a pin (a hard link).
+    path file(const layout::volume_paths& p) const { return has_file ? p.revision(n, stamp) : pins.front().second; }
+    revision_info info() const {
+      revision_info i;
+      i.number = n;
+      i.timestamp = stamp;
+      i.time = layout::parse_timestamp(stamp).value_or(0);
+      for (auto& pin : pins) i.labels.push_back(pin.first);
+      return i;
+    }
+  };
+
+  //! Revisions and pins of this volume, from its directory. Names that are
+  //! not regular files are never taken for revisions.
+  result<std::map<std::uint64_t, rev_entry>> list_revisions(const handle& h) {
+    FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
+    std::map<std::uint64_t, rev_entry> out;
+    for (const dir_entry& e : entries) {
+      if (e.type != file_type::regular) continue;
+      layout::name_info info = layout::classify(e.name);
+      if (info.base != p().base) continue;
+      if (info.kind != layout::file_kind::revision && info.kind != layout::file_kind::pin) continue;
+      rev_entry& r = out[info.revision];
+      r.n = info.revision;
+      if (r.stamp.empty()) r.stamp = info.stamp;
+      if (info.kind == layout::file_kind::revision) {
+        r.has_file = true;
+        r.stamp = info.stamp;
+      } else {
+        r.pins.emplace_back(info.label, p().dir / e.name);
+      }
+    }
+    for (auto& [n, r] : out) std::sort(r.pins.begin(), r.pins.end());
+    return out;
+  }
+
+  result<void> no_revision(std::uint64_t n) const {
+    return failure(errc::revision_not_found, "no revision " + std::to_string(n));
+  }
+
+  //! The next revision number: one more than any revision or pin.
+  static std::uint64_t next_number(const std::map<std::uint64_t, rev_entry>& revs) {
+    return revs.empty() ? 1 : revs.rbegin()->first + 1;
+  }
+
+  //! Remove the oldest unpinned revisions beyond revisions_to_keep. Runs after
+  //! a commit point and is not flushed: a prune lost in a crash is redone by
+  //! the next one, and no revision the policy keeps is ever at risk.
+  void prune(const handle& h) {
+    auto revs = list_revisions(h);
+    if (!revs) {
+      core_->log(log_level::warning, "Could not list revisions of " + detail::q(vid()) + ": " + revs.error().message());
+      return;
+    }
+    std::vector<const rev_entry*> unpinned;
+    for (auto& [n, e] : revs.value())
+      if (e.pins.empty() && e.has_file) unpinned.push_back(&e);
+    std::uint64_t k = keep();
+    for (std::size_t i = 0; i + k < unpinned.size(); ++i) {
+      auto r = core_->remove_file(h, unpinned[i]->file(p()));
+      if (!r) core_->log(log_level::warning, "Could not prune a revision: " + r.error().message());
+    }
+  }
+
+  result<void> drop(const handle& h, std::optional<std::uint64_t> n, const std::string& label) {
+    FILE_REFLINK_TRY(auto revs, list_revisions(h));
+    const rev_entry* e = nullptr;
+    if (n) {
+      auto it = revs.find(*n);
+      if (it == revs.end()) return no_revision(*n);
+      e = &it->second;
+    } else {
+      for (auto& [m, r] : revs)
+        for (auto& pin : r.pins)
+          if (pin.first == label) e = &r;
+      if (!e) return failure(errc::revision_not_found, "no revision is labelled " + detail::q(label));
+    }
+    for (auto& pin : e->pins) FILE_REFLINK_TRYV(core_->remove_file(h, pin.second));
+    if (e->has_file) FILE_REFLINK_TRYV(core_->remove_file(h, p().revision(e->n, e->stamp)));
+    return core_->sync_dir(h, p().dir);
+  }
+
+  // ---- the steps operations are made of ----------------------------------------
+
+  //! Remove temporaries of this vid ("<its file>~<random>") and an
+  //! interrupted import (unless one is open in this process). Returns what
+  //! was removed. Not flushed: they are garbage either way.
+  result<std::size_t> remove_incomplete(const handle& h) {
+    FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
+    std::size_t removed = 0;
+    for (const dir_entry& e : entries) {
+      if (e.type == file_type::directory) continue;
+      layout::name_info info = layout::classify(e.name);
+      if (info.base != p().base) continue;
+      bool stale_import = info.kind == layout::file_kind::import && !st_->importing;
+      if (info.kind == layout::file_kind::temporary || stale_import) {
+        FILE_REFLINK_TRY(bool r, core_->remove_file(h, p().dir / e.name));
+        removed += r;
+      }
+    }
+    return removed;
+  }
+
+  //! Remove every file of the vid. In two phases so that a failure loses
+  //! nothing: each file is first renamed to a temporary name (undone on
+  //! failure); only then are the temporaries removed (a crash or an error
+  //! there leaves garbage that the next start, remove or recover removes).
+  result<void> remove_all_files(const handle& h) {
+    FILE_REFLINK_TRYV(remove_incomplete(h));
+    FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
+    std::vector<std::pair<path, path>> moved;
+    auto undo = [&] {
+      for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
+    };
+    for (const dir_entry& e : entries) {
+      if (e.type == file_type::directory) continue;
+      layout::name_info info = layout::classify(e.name);
+      if (info.base != p().base || info.kind == layout::file_kind::foreign) continue;
+      if (info.kind == layout::file_kind::import && st_->importing) continue;
+      path from = p().dir / e.name;
+      path to = layout::temp_name(from);
+      auto r = core_->rename_file(h, from, to);
+      if (!r) return undo(), failure(r.error());
+      moved.emplace_back(from, to);
+    }
+    for (auto& m : moved) {
+      auto r = core_->remove_file(h, m.second);
+      if (!r) core_->log(log_level::warning, "Could not remove " + detail::q(m.second) + ": " + r.error().message());
+    }
+    return success();
+  }
+
+  //! The source's clean image, checked: it exists and is a regular file; a
+  //! source running with snapshots disabled has only a dirty image.
+  result<file_stat> source_clean(const handle& h) {
+    layout::volume_paths sp = layout::paths_of(*cfg().source);
+    FILE_REFLINK_TRY(auto st, core_->stat_image(h, sp.clean()));
+    if (st) return *st;
+    FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, sp.dirty()));
+    if (dirty)
+      return failure(errc::source_not_found,
+                     "source volume " + detail::q(*cfg().source) +
+                         " is running with snapshots disabled: its only image " + core_->abs(h, sp.dirty()) +
+                         " is attached to its VM");
+    return failure(errc::source_not_found, "source volume " + detail::q(*cfg().source) + ": missing image file " +
+                                               core_->abs(h, sp.clean()));
+  }
+
+  //! Snapshots disabled: the committed image itself becomes the running one.
+  //! The rename is flushed before the VM runs: its durable writes must
+  //! belong to a durable dirty name.
+  result<void> start_renaming(const handle& h) {
+    FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+    if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
+    FILE_REFLINK_TRYV(core_->rename_file(h, p().clean(), p().dirty()));
+    if (auto r = core_->sync_dir(h, p().dir); !r) {
+      (void)core_->rename_file(h, p().dirty(), p().clean());
+      return failure(r.error());
+    }
+    return success();
+  }
+
+  //! snap_on_start: our clean name becomes a hard link to the source's clean
+  //! image (is_outdated compares the inodes later), then a clone of it runs.
+  result<void> start_from_source(const handle& h) {
+    FILE_REFLINK_TRYV(source_clean(h));
+    layout::volume_paths sp = layout::paths_of(*cfg().source);
+    FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
+    // An old clean name (an origin-snapshot's committed image, or a link a
+    // crash left) is moved aside, not removed, until the start succeeded.
+    FILE_REFLINK_TRY(auto old_clean, core_->stat_image(h, p().clean()));
+    path saved;
+    if (old_clean) {
+      saved = layout::temp_name(p().clean());
+      FILE_REFLINK_TRYV(core_->rename_file(h, p().clean(), saved));
+    }
+    auto undo = [&] {
+      (void)core_->remove_file(h, p().clean());
+      if (!saved.empty()) (void)core_->rename_file(h, saved, p().clean());
+    };
+    if (auto r = core_->link_file(h, sp.clean(), p().clean()); !r) return undo(), failure(r.error());
+    if (cfg().save_on_stop) {
+      // origin-snapshot: the VM's data is kept at stop, so the image is made
+      // durable before the VM runs.
+      if (auto r = clone_durably(h, p().clean(), p().dirty()); !r) return undo(), failure(r.error());
+    } else {
+      // snapshot: discarded at stop and after a crash; nothing to flush.
+      if (auto r = core_->remove_file(h, p().dirty()); !r) return undo(), failure(r.error());
+      if (auto r = core_->copy_file(h, p().clean(), h, p().dirty(), copy_opts()); !r)
+        return undo(), failure(r.error());
+    }
+    if (!saved.empty()) (void)core_->remove_file(h, saved);
+    return success();
+  }
+
+  //! Copy `src` to a temporary, flush it, rename it to `dst`, flush the
+  //! directory: a durable image for a VM whose data is kept.
+  result<void> clone_durably(const handle& h, const path& src, const path& dst) {
+    path tmp = layout::temp_name(dst);
+    FILE_REFLINK_TRYV(core_->copy_file(h, src, h, tmp, copy_opts()));
+    auto undo = [&] { (void)core_->remove_file(h, tmp); };
+    if (auto r = core_->sync_file(h, tmp); !r) return undo(), failure(r.error());
+    if (auto r = core_->rename_file(h, tmp, dst); !r) return undo(), failure(r.error());
+    if (auto r = core_->sync_dir(h, p().dir); !r) {
+      (void)core_->remove_file(h, dst);
+      return failure(r.error());
+    }
+    return success();
+  }
+
+  //! origin: one rename of a current precache, else a clone of the clean image.
+  result<void> start_origin(const handle& h) {
+    FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+    if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
+    auto pre = core_->stat_if(h, p().precache());
+    bool have_precache = pre && pre.value();
+    if (have_precache) {
+      const file_stat& ps = *pre.value();
+      if (ps.type == file_type::regular && ps.mtime_ns == clean->mtime_ns && ps.size == clean->size) {
+        // The precache is a clone of this very clean image: one rename, made
+        // durable before the VM runs (its durable writes need a durable name).
+        FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), p().dirty()));
+        if (auto r = core_->sync_dir(h, p().dir); !r) {
+          (void)core_->rename_file(h, p().dirty(), p().precache());
+          return failure(r.error());
+        }
+        return success();
+      }
+    }
+    FILE_REFLINK_TRYV(clone_durably(h, p().clean(), p().dirty()));
+    if (have_precache) {
+      // Removed only now that start succeeded, so a failed start changes nothing.
+      if (core_->remove_file(h, p().precache()))
+        core_->log(log_level::warning, "Removed stale file: " + core_->abs(h, p().precache()));
+    }
+    return success();
+  }
+
+  //! volatile: a fresh sparse image, replacing whatever a crash left.
+  //! Discarded at stop and after a crash: nothing to flush.
+  result<void> start_volatile(const handle& h) {
+    FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
+    return core_->create_sparse(h, p().dirty(), st_->size, create_mode::truncate);
+  }
+
+  //! Commit `from` (a complete new image) as the clean image.
+  //!
+  //! Order, and why it is crash-safe:
+  //!  1. fsync `from`: its data is durable before any name points to it.
+  //!  2. the precache is moved aside (a temporary name): it is a clone of
+  //!     the old clean image and must not outlive it.
+  //!  3. the old clean image gets a second name: the new revision (when
+  //!     revisions are kept), else a temporary. A hard link moves no data
+  //!     and the committed image is never modified in place, so the
+  //!     revision's bytes are exactly the old image's.
+  //!  4. rename `from` over the clean image.
+  //!  5. fsync the directory: the commit point. 2-4 are one directory's
+  //!     entries: after a crash they are all there or none are (on a
+  //!     journalling filesystem, a prefix of them, and every prefix keeps
+  //!     the old image committed and every kept revision).
+  //!  6. after the commit point, unflushed: drop the temporaries, prune
+  //!     revisions beyond revisions_to_keep, refresh the precache.
+  //! A failure before the commit point undoes 2-4.
+  result<void> commit(const handle& h, const path& from, bool with_revision) {
+    FILE_REFLINK_TRYV(core_->sync_file(h, from));
+    FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
+    FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p().precache()));
+    path stash, old;  // where the precache and the old clean image wait
+    bool old_is_revision = false;
+    auto undo = [&] {
+      if (!old.empty()) (void)core_->remove_file(h, old);
+      if (!stash.empty()) (void)core_->rename_file(h, stash, p().precache());
+    };
+    if (pre) {
+      stash = layout::temp_name(p().precache());
+      FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), stash));
+    }
+    if (clean) {
+      if (with_revision && keep() > 0) {
+        auto revs = list_revisions(h);
+        if (!revs) return undo(), failure(revs.error());
+        std::string stamp = layout::format_timestamp(floor_seconds(clean->mtime_ns));
+        old = p().revision(next_number(revs.value()), stamp);
+        old_is_revision = true;
+      } else {
+        old = layout::temp_name(p().clean());
+      }
+      if (auto r = core_->link_file(h, p().clean(), old); !r) {
+        old.clear();
+        return undo(), failure(r.error());
+      }
+    }
+    if (auto r = core_->rename_file(h, from, p().clean()); !r) return undo(), failure(r.error());
+    if (auto r = core_->sync_dir(h, p().dir); !r) {
+      // Put the old image back under its name, and `from` under its own.
+      if (!old.empty()) {
+        (void)core_->rename_file(h, p().clean(), from);
+        (void)core_->rename_file(h, old, p().clean());
+        old.clear();
+      } else {
+        (void)core_->rename_file(h, p().clean(), from);
+      }
+      return undo(), failure(r.error());
+    }
+    if (!stash.empty()) (void)core_->remove_file(h, stash);
+    if (!old.empty() && !old_is_revision) (void)core_->remove_file(h, old);
+    prune(h);
+    refresh_precache(h);
+    return success();
+  }
+
+  //! Publish a complete new image `tmp` whose bytes are the same as the
+  //! clean image's (resize, sparsify): no revision, same ordering as commit.
+  result<void> publish(const handle& h, const path& tmp) {
+    auto r = commit(h, tmp, false);
+    if (!r) (void)core_->remove_file(h, tmp);
+    return r;
+  }
+
+  //! Revert: the clean image becomes a new revision, revision N (or the one
+  //! labelled) becomes clean; a pinned revision is cloned, not consumed.
+  result<void> revert_to(const handle& h, std::optional<std::uint64_t> n, const std::string& label) {
+    FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+    if (dirty) return failure(errc::volume_dirty, "cannot revert while the volume is running (dirty)");
+    FILE_REFLINK_TRY(auto revs, list_revisions(h));
+    const rev_entry* e = nullptr;
+    if (!label.empty()) {
+      for (auto& [m, r] : revs)
+        for (auto& pin : r.pins)
+          if (pin.first == label) e = &r;
+      if (!e) return failure(errc::revision_not_found, "no revision is labelled " + detail::q(label));
+    } else if (n) {
+      auto it = revs.find(*n);
+      if (it == revs.end()) return no_revision(*n);
+      e = &it->second;
+    } else {
+      if (revs.empty()) return failure(errc::revision_not_found, "the volume has no revisions");
+      e = &revs.rbegin()->second;
+    }
+    path src = e->file(p());
+    if (!e->pins.empty()) {
+      // Keep the pinned revision: commit a durable clone of it instead.
+      path tmp = layout::temp_name(p().clean());
+      FILE_REFLINK_TRYV(core_->copy_file(h, src, h, tmp, copy_opts()));
+      auto r = commit(h, tmp, true);
+      if (!r) (void)core_->remove_file(h, tmp);
+      return r;
+    }
+    // The revision's data is durable already: committing it is renaming it.
+    return commit(h, src, true);
+  }
+
+  //! A precache: a clone of the clean image with its mtime, so that the next
+  //! start is one rename. An optimisation after a commit point: not flushed
+  //! when it is a clone (a clone either completes or leaves a file whose size
+  //! or mtime differ: stale, and ignored); flushed when it is a data copy
+  //! (there a crash could leave the right size and mtime over missing data).
+  //! Failure only warns: the commit stands.
+  void refresh_precache(const handle& h) {
+    if (snapshots_disabled() || !cfg().save_on_stop) return;
+    auto clean = core_->stat_image(h, p().clean());
+    if (!clean || !clean.value()) return;
+    path tmp = layout::temp_name(p().precache());
+    auto r = [&]() -> result<void> {
+      FILE_REFLINK_TRY(auto cr, core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
+      if (cr.method != copy_method::clone && cr.method != copy_method::none)
+        FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
+      FILE_REFLINK_TRYV(core_->ops.set_mtime(h, tmp, clean.value()->mtime_ns));
+      return core_->rename_file(h, tmp, p().precache());
+    }();
+    if (!r) {
+      (void)core_->remove_file(h, tmp);
+      core_->log(log_level::warning, "Could not refresh the precache of " + detail::q(vid()) + ": " +
+                                         r.error().message());
+    }
+  }
+
+  result<void> punch(const handle& h, const path& rel, std::uint64_t offset, std::uint64_t length) {
+    FILE_REFLINK_TRYV(core_->ops.punch_hole(h, rel, offset, length));
+    core_->log(log_level::info, "Punched hole: " + core_->abs(h, rel) + " at " + std::to_string(offset) + "+" +
+                                    std::to_string(length));
+    return success();
+  }
+
+  //! Punch every all-zero 4 KiB block of `rel`'s data extents; returns the
+  //! bytes deallocated (as seen by the allocated size).
+  result<std::uint64_t> punch_zeros(const handle& h, const path& rel) {
+    constexpr std::uint64_t block = 4096;
+    constexpr std::size_t chunk = 1 << 20;
+    FILE_REFLINK_TRY(auto before, core_->ops.stat(h, rel));
+    FILE_REFLINK_TRY(auto ext, core_->ops.extents(h, rel));
+    std::vector<char> buf(chunk);
+    std::uint64_t run_start = 0, run_len = 0;
+    auto flush_run = [&]() -> result<void> {
+      if (run_len) FILE_REFLINK_TRYV(core_->ops.punch_hole(h, rel, run_start, run_len));
+      run_len = 0;
+      return success();
+    };
+    for (const extent& e : ext) {
+      std::uint64_t end = std::min(e.logical + e.length, before.size);
+      for (std::uint64_t off = e.logical; off < end;) {
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, end - off));
+        FILE_REFLINK_TRY(std::size_t got, core_->ops.read(h, rel, off, buf.data(), want));
+        if (got == 0) break;
+        for (std::size_t b = 0; b < got; b += block) {
+          std::size_t len = std::min<std::size_t>(block, got - b);
+          bool zero = len == block && std::all_of(buf.data() + b, buf.data() + b + len, [](char c) { return c == 0; });
+          std::uint64_t at = off + b;
+          if (zero && at % block == 0) {
+            if (run_len && run_start + run_len == at) {
+              run_len += block;
+            } else {
+              FILE_REFLINK_TRYV(flush_run());
+              run_start = at;
+              run_len = block;
+            }
+          }
+        }
+        off += got;
+      }
+    }
+    FILE_REFLINK_TRYV(flush_run());
+    FILE_REFLINK_TRY(auto after, core_->ops.stat(h, rel));
+    std::uint64_t freed = before.allocated > after.allocated ? before.allocated - after.allocated : 0;
+    if (freed)
+      core_->log(log_level::info, "Sparsified file: " + core_->abs(h, rel) + " (" + detail::bytes_text(freed) +
+                                      " deallocated)");
+    return freed;
+  }
+
+  static std::int64_t floor_seconds(std::int64_t ns) noexcept {
+    return ns >= 0 ? ns / 1000000000 : -((-ns + 999999999) / 1000000000);
+  }
+
+  std::shared_ptr<core_type> core_;
+  std::shared_ptr<detail::volume_state> st_;
+};
+
+}  // namespace file_reflink
