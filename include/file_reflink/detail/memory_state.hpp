@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! The state behind `MemoryFsOps`: inodes, filesystems and their mounts, the
+//! durable (worst case after a power loss) view of every directory and file,
+//! name resolution, and the bookkeeping of calls and injected faults.
+#pragma once
+
+#include <file_reflink/detail/memory_extents.hpp>
+#include <file_reflink/detail/memory_types.hpp>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace file_reflink {
+namespace detail {
+namespace memfs {
+
+enum class kind : std::uint8_t { regular, directory, symlink };
+
+struct Filesystem;
+struct Inode;
+using InodePtr = std::shared_ptr<Inode>;
+//! Names to inodes; `std::less<>` so a `string_view` finds a name without a copy.
+using Entries = std::map<std::string, InodePtr, std::less<>>;
+
+//! A directory: its live entries, and for each name changed since the last
+//! fsync what that name durably was (null: durably absent). Keeping only the
+//! changes makes fsync and crash cost the changes, not the directory's size.
+struct DirData {
+  Entries entries;
+  Entries undo;
+  std::shared_ptr<Filesystem> mounted;  //!< a filesystem mounted over this directory
+};
+
+inline const ExtentList& empty_extents() noexcept {
+  static const ExtentList none;
+  return none;
+}
+
+//! A regular file: live content, and the content an fsync last made durable.
+//! Extent lists are shared copy-on-write between clones and the durable
+//! state, so a clone or an fsync costs a pointer copy; the first change
+//! after one copies the list (never the data).
+struct FileData {
+  std::uint64_t size = 0;
+  std::shared_ptr<ExtentList> extents;  //!< null: no data
+  std::uint64_t durable_size = 0;
+  std::shared_ptr<ExtentList> durable_extents;
+  std::int64_t durable_mtime = 0;
+  std::int64_t durable_ctime = 0;
+  bool dirty = false;  //!< live differs from durable
+
+  const ExtentList& view() const noexcept { return extents ? *extents : empty_extents(); }
+
+  //! The live list, made this file's own first. Call it before planning a
+  //! write: only then does a chunk's use count tell who else holds it.
+  ExtentList& edit() {
+    if (!extents)
+      extents = std::make_shared<ExtentList>();
+    else if (extents.use_count() > 1)
+      extents = std::make_shared<ExtentList>(*extents);
+    return *extents;
+  }
+};
+
+struct Inode {
+  Inode(kind k, Filesystem* owner, std::uint64_t number, std::int64_t now)
+      : type(k), fs(owner), ino(number), mtime(now), ctime(now) {
+    if (k == kind::directory) dir = std::make_unique<DirData>();
+    if (k == kind::regular) {
+      file = std::make_unique<FileData>();
+      file->durable_mtime = now;
+      file->durable_ctime = now;
+    }
+  }
+  kind type;
+  Filesystem* fs;  //!< every holder of an inode also holds its filesystem
+  std::uint64_t ino;
+  std::uint64_t nlink = 0;
+  std::int64_t mtime;
+  std::int64_t ctime;
+  std::unique_ptr<DirData> dir;
+  std::unique_ptr<FileData> file;
+  std::string target;  //!< of a symlink
+};
+
+//! One mounted (or lazily unmounted) filesystem. `used` is declared first so
+//! it outlives the tree below `root`, whose chunks uncharge it as they go.
+struct Filesystem : std::enable_shared_from_this<Filesystem> {
+  std::atomic<std::uint64_t> used{0};
+  std::atomic<bool> no_reflinks{false};  //!< a copy found clones unsupported here
+  std::uint64_t dev = 0;
+  std::uint64_t capacity = 0;
+  std::uint64_t next_ino = 256;
+  bool reflink = true;
+  InodePtr root;
+
+  std::uint64_t free_bytes() const noexcept {
+    const std::uint64_t u = used.load(std::memory_order_relaxed);
+    return u >= capacity ? 0 : capacity - u;
+  }
+};
+
+//! A simulated loop device: it holds its backing inode, like the kernel's.
+struct LoopDevice {
+  std::shared_ptr<Filesystem> fs;
+  InodePtr inode;
+  std::uint64_t capacity = 0;
+};
+
+inline std::int64_t real_now_ns() noexcept {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+//! The modification and change time after a change: ctime also moves on by
+//! at least a nanosecond, so (dev, ino, ctime) stays a valid cache key even
+//! with a frozen clock.
+inline void touch(Inode& n, std::int64_t now) noexcept {
+  n.mtime = now;
+  n.ctime = std::max(now, n.ctime + 1);
+}
+inline void touch_ctime(Inode& n, std::int64_t now) noexcept { n.ctime = std::max(now, n.ctime + 1); }
+
+//! Follow mounts stacked on a directory to the topmost filesystem's root.
+inline InodePtr through_mounts(InodePtr n) {
+  while (n->type == kind::directory && n->dir->mounted) n = n->dir->mounted->root;
+  return n;
+}
+
+//! Remember what `name` durably is before its first change since the last fsync.
+inline void remember(DirData& d, std::string_view name) {
+  if (d.undo.find(name) != d.undo.end()) return;
+  auto it = d.entries.find(name);
+  d.undo.emplace(std::string(name), it == d.entries.end() ? nullptr : it->second);
+}
+
+//! Make one name's live entry durable (a targeted fsync, for test setup).
+inline void make_entry_durable(DirData& d, std::string_view name) {
+  auto it = d.undo.find(name);
+  if (it != d.undo.end()) d.undo.erase(it);
+}
+
+inline void set_entry(Inode& dir, std::string_view name, InodePtr node) {
+  remember(*dir.dir, name);
+  auto it = dir.dir->entries.find(name);
+  if (it != dir.dir->entries.end())
+    it->second = std::move(node);
+  else
+    dir.dir->entries.emplace(std::string(name), std::move(node));
+}
+
+inline void erase_entry(Inode& dir, std::string_view name) {
+  remember(*dir.dir, name);
+  auto it = dir.dir->entries.find(name);
+  if (it != dir.dir->entries.end()) dir.dir->entries.erase(it);
+}
+
+//! fsync of a directory: its durable entries become its live ones.
+inline void fsync_dir(Inode& dir) noexcept { dir.dir->undo.clear(); }
+
+//! fsync of a file: its durable content becomes its live content.
+inline void fsync_file(Inode& f) {
+  FileData& d = *f.file;
+  if (!d.dirty) return;
+  d.durable_extents = d.extents;
+  d.durable_size = d.size;
+  d.durable_mtime = f.mtime;
+  d.durable_ctime = f.ctime;
+  d.dirty = false;
+}
+
+inline bool is_dot(std::string_view c) noexcept { return c == "." || c == ".."; }
+
+//! The non-empty components of a relative path.
+inline void split_components(std::string_view p, std::vector<std::string_view>& out) {
+  std::size_t i = 0;
+  while (i < p.size()) {
+    std::size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    if (j > i) out.push_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+}
+
+//! Resolve `rel` beneath `base` as openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS) does: absolute or escaping paths give EXDEV, any
+//! symlink met gives ELOOP. With `parent_only`, stops before the last
+//! component and returns its name in `last` ("" for a path naming `base`).
+//! Otherwise `out` is what the whole path names (mounts followed).
+inline int resolve_beneath(const InodePtr& base, std::string_view rel, bool parent_only, InodePtr& out,
+                           std::string_view* last) {
+  if (!rel.empty() && rel.front() == '/') return EXDEV;
+  std::vector<std::string_view> comps;
+  comps.reserve(8);
+  split_components(rel, comps);
+  std::size_t n = comps.size();
+  if (parent_only) {
+    *last = n == 0 ? std::string_view() : comps.back();
+    if (n > 0) --n;
+  }
+  std::vector<InodePtr> stack;
+  stack.reserve(n + 1);
+  stack.push_back(base);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::string_view c = comps[k];
+    if (c == ".") continue;
+    if (c == "..") {
+      if (stack.size() == 1) return EXDEV;
+      stack.pop_back();
+      continue;
+    }
+    const Inode& cur = *stack.back();
+    auto it = cur.dir->entries.find(c);
+    if (it == cur.dir->entries.end()) return ENOENT;
+    const InodePtr& node = it->second;
+    if (node->type == kind::symlink) return ELOOP;
+    if (node->type != kind::directory) {
+      if (parent_only || k + 1 < n) return ENOTDIR;
+      out = node;
+      return 0;
+    }
+    stack.push_back(through_mounts(node));
+  }
+  out = stack.back();
+  return 0;
+}
+
+//! What an absolute path names, symlinks followed as the kernel does.
+struct AbsLookup {
+  int err = 0;
+  InodePtr node;        //!< what the path names (mounts followed), when found
+  InodePtr entry;       //!< the last component's own inode (not through mounts)
+  InodePtr parent;      //!< the directory holding the last component
+  std::string name;     //!< the last component ("" when the path ends at a directory by "/", "." or "..")
+  bool created = false; //!< with mkdir -p: the last component was made
+};
+
+//! Durability of the directories that `resolve_absolute` makes.
+enum class mkdir_durability : std::uint8_t {
+  none,         //!< do not create missing directories
+  fsync_parent, //!< fsync each parent after its mkdir (open_dir: the whole parent becomes durable)
+  entry_only,   //!< only the new entry becomes durable (test setup: nothing else is disturbed)
+};
+
+//! A fault armed by `fail_calls`: calls of `op` naming a path that contains `needle`.
+struct PathFault {
+  fs_op op;
+  std::string needle;
+  int err;
+  int times;  //!< -1: forever
+};
+
+//! A fault armed by `fail_nth_call`: the call with this sequence number.
+struct NthFault {
+  std::uint64_t seq;
+  int err;
+};
+
+using observer_fn = std::function<void(fs_op, const std::string&)>;
+
+//! Everything a `MemoryFsOps` handle and its copies share, behind one mutex
+//! (recursive: a progress callback may call back into the filesystem).
+struct State {
+  mutable std::recursive_mutex mutex;
+  std::function<std::int64_t()> clock;
+  std::uint64_t next_dev = 42;
+  std::uint64_t next_physical = 1ull << 20;
+  std::vector<std::weak_ptr<Filesystem>> filesystems;
+  std::shared_ptr<Filesystem> root_fs;
+
+  std::uint64_t seq = 0;    //!< contract calls ever made (never reset)
+  std::uint64_t calls = 0;  //!< since creation or reset_counts
+  std::array<std::uint64_t, fs_op_count> op_calls{};
+  std::optional<std::uint64_t> power_off_at;  //!< power is lost once `seq` reaches this
+  std::vector<NthFault> nth_faults;
+  std::vector<PathFault> path_faults;
+  std::atomic<bool> has_observer{false};
+  std::shared_ptr<const observer_fn> observer;
+
+  std::map<int, LoopDevice> loops;
+  int next_loop = 0;
+
+  State() { root_fs = make_fs(mount_options{}); }
+
+  std::int64_t now() const { return clock ? clock() : real_now_ns(); }
+
+  bool powered_off() const noexcept { return power_off_at && seq >= *power_off_at; }
+
+  std::shared_ptr<Filesystem> make_fs(const mount_options& o) {
+    auto fs = std::make_shared<Filesystem>();
+    fs->dev = next_dev++;
+    fs->capacity = o.capacity;
+    fs->reflink = o.reflink;
+    fs->root = make_inode(*fs, kind::directory);
+    fs->root->nlink = 2;
+    fs->root->dir->undo.clear();
+    std::size_t w = 0;
+    for (auto& f : filesystems)
+      if (!f.expired()) filesystems[w++] = std::move(f);
+    filesystems.resize(w);
+    filesystems.push_back(fs);
+    return fs;
+  }
+
+  InodePtr make_inode(Filesystem& fs, kind k) { return std::make_shared<Inode>(k, &fs, fs.next_ino++, now()); }
+
+  Allocator allocator(Filesystem& fs) noexcept { return {&fs.used, &next_physical}; }
+
+  //! mkdir of `name` in `parent` (mode 0755); not durable by itself.
+  InodePtr make_dir_in(Inode& parent, std::string_view name) {
+    InodePtr d = make_inode(*parent.fs, kind::directory);
+    d->nlink = 2;
+    set_entry(parent, name, d);
+    ++parent.nlink;
+    touch(parent, now());
+    return d;
+  }
+
+  //! Resolve an absolute path (a relative one counts from "/"), following
+  //! symlinks on the way and, with `follow_last`, at the end; with `mk`,
+  //! missing directories are made on the way (mkdir -p).
+  AbsLookup resolve_absolute(std::string_view abs, bool follow_last, mkdir_durability mk) {
+    AbsLookup r;
+    if (abs.empty()) {
+      r.err = ENOENT;
+      return r;
+    }
+    std::vector<std::string> todo;  // components still to walk, the next one last
+    std::vector<std::string_view> parts;
+    auto push = [&](std::string_view p) {
+      parts.clear();
+      split_components(p, parts);
+      for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.emplace_back(*it);
+    };
+    push(abs);
+    std::vector<InodePtr> stack{through_mounts(root_fs->root)};
+    int links = 0;
+    while (!todo.empty()) {
+      std::string c = std::move(todo.back());
+      todo.pop_back();
+      const bool is_last = todo.empty();
+      if (c == ".") continue;
+      if (c == "..") {
+        if (stack.size() > 1) stack.pop_back();
+        continue;
+      }
+      Inode& cur = *stack.back();
+      auto it = cur.dir->entries.find(c);
+      if (it == cur.dir->entries.end()) {
+        if (mk == mkdir_durability::none || cur.nlink == 0) {
+          r.err = ENOENT;
+          if (is_last) {
+            r.parent = stack.back();
+            r.name = std::move(c);
+          }
+          return r;
+        }
+        InodePtr d = make_dir_in(cur, c);
+        if (mk == mkdir_durability::fsync_parent)
+          fsync_dir(cur);
+        else
+          make_entry_durable(*cur.dir, c);
+        if (is_last) r.created = true;
+        stack.push_back(std::move(d));
+        continue;
+      }
+      InodePtr n = it->second;
+      if (n->type == kind::symlink && (!is_last || follow_last)) {
+        if (++links > 40 || n->target.empty()) {
+          r.err = n->target.empty() ? ENOENT : ELOOP;
+          return r;
+        }
+        if (n->target.front() == '/') stack.resize(1);
+        push(n->target);
+        continue;
+      }
+      if (is_last) {
+        r.parent = stack.back();
+        r.name = std::move(c);
+        r.entry = n;
+        r.node = through_mounts(std::move(n));
+        return r;
+      }
+      if (n->type != kind::directory) {
+        r.err = ENOTDIR;
+        return r;
+      }
+      stack.push_back(through_mounts(std::move(n)));
+    }
+    // The path ended at a directory ("/", ".", "..", or made by mkdir -p).
+    r.node = stack.back();
+    r.entry = r.node;
+    r.parent = stack.size() > 1 ? stack[stack.size() - 2] : stack.back();
+    return r;
+  }
+
+  //! The regular files of `fs` that are live (linked somewhere, or backing
+  //! a loop device), except `self`: whose extents decide `shared`.
+  std::vector<const ExtentList*> other_live_files(Filesystem& fs, const Inode* self) const {
+    std::vector<const ExtentList*> out;
+    std::unordered_set<const Inode*> seen{self};
+    std::vector<const Inode*> dirs{fs.root.get()};
+    while (!dirs.empty()) {
+      const Inode* d = dirs.back();
+      dirs.pop_back();
+      for (const auto& e : d->dir->entries) {
+        const Inode* c = e.second.get();
+        if (c->type == kind::directory)
+          dirs.push_back(c);
+        else if (c->type == kind::regular && seen.insert(c).second)
+          out.push_back(&c->file->view());
+      }
+    }
+    for (const auto& l : loops)
+      if (l.second.inode->fs == &fs && seen.insert(l.second.inode.get()).second)
+        out.push_back(&l.second.inode->file->view());
+    return out;
+  }
+
+  //! Power loss: every filesystem keeps only what was durable; link counts
+  //! are recounted and whatever is no longer reachable is freed.
+  void crash() {
+    for (const auto& weak : filesystems) {
+      auto fs = weak.lock();
+      if (!fs) continue;
+      std::unordered_set<Inode*> seen;
+      std::vector<Inode*> reached;
+      restore_dir(fs->root.get(), seen, reached);
+      for (Inode* n : reached) n->nlink = n->type == kind::directory ? 2 : 0;
+      for (Inode* n : reached) {
+        if (n->type != kind::directory) continue;
+        for (auto& e : n->dir->entries) {
+          if (e.second->type == kind::directory)
+            ++n->nlink;
+          else
+            ++e.second->nlink;
+        }
+      }
+    }
+    power_off_at.reset();
+  }
+
+  //! Approximate heap use: inodes, names, extent lists and chunk bytes.
+  std::size_t memory_bytes() const {
+    constexpr std::size_t node_overhead = 48;  // a std::map node, or a shared_ptr control block
+    std::size_t total = 0;
+    std::unordered_set<const Inode*> seen;
+    std::unordered_set<const Chunk*> chunks;
+    std::unordered_set<const ExtentList*> lists;
+    auto count_extents = [&](const std::shared_ptr<ExtentList>& p) {
+      if (!p || !lists.insert(p.get()).second) return;
+      const ExtentList& v = *p;
+      total += sizeof(ExtentList) + node_overhead + v.capacity() * sizeof(Extent);
+      for (const Extent& e : v)
+        if (chunks.insert(e.chunk.get()).second) total += sizeof(Chunk) + node_overhead + e.chunk->length();
+    };
+    std::vector<const Inode*> todo;
+    for (const auto& weak : filesystems)
+      if (auto fs = weak.lock()) {
+        total += sizeof(Filesystem) + node_overhead;
+        todo.push_back(fs->root.get());
+      }
+    for (const auto& l : loops) todo.push_back(l.second.inode.get());
+    while (!todo.empty()) {
+      const Inode* n = todo.back();
+      todo.pop_back();
+      if (!n || !seen.insert(n).second) continue;
+      total += sizeof(Inode) + node_overhead;
+      if (n->target.capacity() > 15) total += n->target.capacity() + 1;
+      if (n->file) {
+        total += sizeof(FileData);
+        count_extents(n->file->extents);
+        count_extents(n->file->durable_extents);
+      }
+      if (n->dir) {
+        total += sizeof(DirData);
+        for (const Entries* m : {&n->dir->entries, &n->dir->undo})
+          for (const auto& e : *m) {
+            total += sizeof(std::string) + sizeof(InodePtr) + node_overhead;
+            if (e.first.capacity() > 15) total += e.first.capacity() + 1;
+            todo.push_back(e.second.get());
+          }
+      }
+    }
+    return total;
+  }
+
+private:
+  static void restore_dir(Inode* d, std::unordered_set<Inode*>& seen, std::vector<Inode*>& reached) {
+    if (!seen.insert(d).second) return;
+    reached.push_back(d);
+    DirData& dd = *d->dir;
+    for (auto& u : dd.undo) {
+      if (u.second)
+        dd.entries[u.first] = u.second;
+      else
+        dd.entries.erase(u.first);
+    }
+    dd.undo.clear();
+    for (auto& e : dd.entries) {
+      Inode* c = e.second.get();
+      if (c->type == kind::directory) {
+        restore_dir(c, seen, reached);
+      } else if (seen.insert(c).second) {
+        reached.push_back(c);
+        if (c->type == kind::regular) {
+          FileData& f = *c->file;
+          f.size = f.durable_size;
+          f.extents = f.durable_extents;
+          c->mtime = f.durable_mtime;
+          c->ctime = f.durable_ctime;
+          f.dirty = false;
+        }
+      }
+    }
+  }
+};
+
+}  // namespace memfs
+}  // namespace detail
+}  // namespace file_reflink

@@ -1,0 +1,1108 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! `MemoryFsOps`: an in-memory filesystem with real copy-on-write, so that
+//! code built on `file_reflink` can be tested without root, btrfs or loop
+//! devices. It behaves like Linux on btrfs/XFS (errno for errno), mounts
+//! ext4-like filesystems without reflinks on request, keeps a worst-case
+//! durable state for crash tests, and can fail chosen calls.
+#pragma once
+
+#include <file_reflink/detail/memory_extents.hpp>
+#include <file_reflink/detail/memory_state.hpp>
+#include <file_reflink/detail/memory_types.hpp>
+#include <file_reflink/error.hpp>
+#include <file_reflink/fs_ops.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace file_reflink {
+
+//! The in-memory policy. A cheap copyable handle: copies share one
+//! filesystem tree (a root filesystem on "/" plus whatever `mount` adds).
+//! Thread-safe: one mutex guards the whole state.
+//!
+//! Durability follows the worst case a real filesystem allows: a name is
+//! durable once its directory is fsynced, data once its file is; `crash()`
+//! keeps only that. Test-inspection functions (`read_file`, `write_file`,
+//! `tree`, ...) are not contract calls: they are never counted, failed by
+//! injection or stopped by a power loss, and they see the live state.
+class MemoryFsOps {
+  using State = detail::memfs::State;
+  using Inode = detail::memfs::Inode;
+  using InodePtr = detail::memfs::InodePtr;
+  using Filesystem = detail::memfs::Filesystem;
+  using kind = detail::memfs::kind;
+
+public:
+  //! An open directory, like a held fd: it keeps the directory (and its
+  //! filesystem) alive even after the directory is removed or unmounted.
+  class dir_handle {
+  public:
+    dir_handle() = default;
+    //! The absolute path the directory was opened as (messages, `path_of`).
+    const path& abs_path() const noexcept { return path_; }
+    //! Whether a copy found this directory's filesystem without reflinks.
+    bool no_reflinks() const noexcept { return fs_ && fs_->no_reflinks.load(); }
+
+  private:
+    friend class MemoryFsOps;
+    std::shared_ptr<Filesystem> fs_;  // declared before dir_, so it outlives it
+    InodePtr dir_;
+    path path_;
+  };
+
+  //! A fresh filesystem with "/" as its root (reflinks, 1 TiB).
+  MemoryFsOps() : s_(std::make_shared<State>()) {}
+
+  // ---- the contract (see fs_ops.hpp) ----
+
+  //! mkdir -p when `create`; each new directory is made durable in its parent.
+  result<opened_dir<dir_handle>> open_dir(const path& abs, bool create) const noexcept {
+    const Call c(fs_op::open_dir, "open_dir", &abs);
+    return run<opened_dir<dir_handle>>(c, [&]() -> result<opened_dir<dir_handle>> {
+      auto r = s_->resolve_absolute(abs.native(), true,
+                                    create ? detail::memfs::mkdir_durability::fsync_parent
+                                           : detail::memfs::mkdir_durability::none);
+      if (r.err) return fail(c, r.err);
+      if (r.node->type != kind::directory) return fail(c, ENOTDIR);
+      dir_handle h;
+      h.fs_ = r.node->fs->shared_from_this();
+      h.dir_ = r.node;
+      h.path_ = abs.is_absolute() ? abs : path("/") / abs;
+      return opened_dir<dir_handle>{std::move(h), r.created};
+    });
+  }
+
+  //! stat, following symlinks: what a pool compares to notice a lost mount.
+  result<file_stat> stat_path(const path& abs) const noexcept {
+    const Call c(fs_op::stat_path, "stat", &abs);
+    return run<file_stat>(c, [&]() -> result<file_stat> {
+      auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
+      if (r.err) return fail(c, r.err);
+      return make_stat(*r.node);
+    });
+  }
+
+  //! rmdir, then the parent is fsynced: the removal is durable at once.
+  result<void> remove_dir(const path& abs) const noexcept {
+    const Call c(fs_op::remove_dir, "rmdir", &abs);
+    return run<void>(c, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs.native(), false, detail::memfs::mkdir_durability::none);
+      if (r.err) return fail(c, r.err);
+      if (r.name.empty() || r.name == "." || r.name == "..") return fail(c, EBUSY);
+      if (int err = remove_directory(*r.parent, r.name, r.entry)) return fail(c, err);
+      detail::memfs::fsync_dir(*r.parent);
+      return success();
+    });
+  }
+
+  //! The absolute path of `rel` (lexical): for messages and for a VM to attach.
+  path path_of(const dir_handle& h, const path& rel) const noexcept {
+    try {
+      return rel.empty() ? h.path_ : h.path_ / rel;
+    } catch (...) {
+      return path();
+    }
+  }
+
+  result<void> mkdir(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::mkdir, "mkdir", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      Slot s;
+      if (int err = find_slot(h, rel, s)) return fail(c, err == EINVAL ? EEXIST : err);
+      if (s.node) return fail(c, EEXIST);
+      if (s.parent->nlink == 0) return fail(c, ENOENT);
+      s_->make_dir_in(*s.parent, s.name);
+      return success();
+    });
+  }
+
+  result<void> rmdir(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::rmdir, "rmdir", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      Slot s;
+      if (int err = find_slot(h, rel, s)) return fail(c, err);
+      if (int err = remove_directory(*s.parent, s.name, s.node)) return fail(c, err);
+      return success();
+    });
+  }
+
+  //! A sparse regular file of `size` (mode 0600); no data block is allocated.
+  result<void> create(const dir_handle& h, const path& rel, std::uint64_t size, create_mode mode) const noexcept {
+    const Call c(fs_op::create, "create", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      Slot s;
+      if (int err = find_slot(h, rel, s)) return fail(c, err == EINVAL ? EISDIR : err);
+      if (size > detail::memfs::max_file_size) return fail(c, EINVAL);
+      const std::int64_t now = s_->now();
+      if (s.node) {
+        if (mode == create_mode::exclusive) return fail(c, EEXIST);
+        if (s.node->type == kind::directory) return fail(c, EISDIR);
+        if (s.node->type == kind::symlink) return fail(c, ELOOP);
+        auto& f = *s.node->file;
+        f.extents.reset();
+        f.size = size;
+        f.dirty = true;
+        detail::memfs::touch(*s.node, now);
+        return success();
+      }
+      if (s.parent->nlink == 0) return fail(c, ENOENT);
+      InodePtr n = s_->make_inode(*s.parent->fs, kind::regular);
+      n->nlink = 1;
+      n->file->size = size;
+      n->file->dirty = size != 0;
+      detail::memfs::set_entry(*s.parent, s.name, std::move(n));
+      detail::memfs::touch(*s.parent, now);
+      return success();
+    });
+  }
+
+  //! Read at an offset; short only at end of file.
+  result<std::size_t> read(const dir_handle& h, const path& rel, std::uint64_t offset, void* buf,
+                           std::size_t len) const noexcept {
+    const Call c(fs_op::read, "read", &h, &rel);
+    return run<std::size_t>(c, [&]() -> result<std::size_t> {
+      InodePtr n;
+      if (int err = open_file(h, rel, n)) return fail(c, err);
+      if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
+      if (!buf && len) return fail(c, EFAULT);
+      const auto& f = *n->file;
+      if (offset >= f.size) return std::size_t{0};
+      const std::size_t got = static_cast<std::size_t>(std::min<std::uint64_t>(len, f.size - offset));
+      detail::memfs::read_bytes(f.view(), offset, static_cast<char*>(buf), got);
+      return got;
+    });
+  }
+
+  //! Write all bytes; a write into shared blocks copies only the blocks it touches.
+  result<void> write(const dir_handle& h, const path& rel, std::uint64_t offset, const void* data,
+                     std::size_t len) const noexcept {
+    const Call c(fs_op::write, "write", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      InodePtr n;
+      if (int err = open_file(h, rel, n)) return fail(c, err);
+      if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
+      if (len > detail::memfs::max_file_size - offset) return fail(c, EFBIG);
+      if (!data && len) return fail(c, EFAULT);
+      if (len == 0) return success();
+      if (int err = write_file_bytes(*n, offset, static_cast<const char*>(data), len)) return fail(c, err);
+      return success();
+    });
+  }
+
+  //! Truncate or extend sparsely.
+  result<void> resize(const dir_handle& h, const path& rel, std::uint64_t size) const noexcept {
+    const Call c(fs_op::resize, "resize", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      InodePtr n;
+      if (int err = open_file(h, rel, n)) return fail(c, err);
+      if (size > detail::memfs::max_file_size) return fail(c, EINVAL);
+      if (int err = set_size(*n, size)) return fail(c, err);
+      detail::memfs::touch(*n, s_->now());
+      n->file->dirty = true;
+      return success();
+    });
+  }
+
+  //! Deallocate whole blocks of the range, zero the partial ones; size unchanged.
+  result<void> punch_hole(const dir_handle& h, const path& rel, std::uint64_t offset, std::uint64_t len) const noexcept {
+    const Call c(fs_op::punch_hole, "punch_hole", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      InodePtr n;
+      if (int err = open_file(h, rel, n)) return fail(c, err);
+      if (offset > detail::memfs::max_file_size || len == 0) return fail(c, EINVAL);
+      if (len > detail::memfs::max_file_size - offset) return fail(c, EFBIG);
+      if (int err = punch(*n, offset, offset + len)) return fail(c, err);
+      detail::memfs::touch(*n, s_->now());
+      n->file->dirty = true;
+      return success();
+    });
+  }
+
+  //! rename(2): replaces `to`; a directory only replaces an empty directory.
+  result<void> rename(const dir_handle& h, const path& from, const path& to) const noexcept {
+    const Call c(fs_op::rename, "rename", &h, &from, &h, &to);
+    return run<void>(c, [&]() -> result<void> {
+      Slot a, b;
+      if (int err = find_slot(h, from, a)) return fail(c, err);
+      if (int err = find_slot(h, to, b)) return fail(c, err);
+      if (a.parent->fs != b.parent->fs) return fail(c, EXDEV);
+      if (!a.node) return fail(c, ENOENT);
+      if (b.parent->nlink == 0) return fail(c, ENOENT);
+      const InodePtr src = a.node;
+      const InodePtr dst = b.node;
+      if (src == dst) return success();
+      const bool src_dir = src->type == kind::directory;
+      if ((src_dir && src->dir->mounted) || (dst && dst->type == kind::directory && dst->dir->mounted))
+        return fail(c, EBUSY);
+      if (dst) {
+        const bool dst_dir = dst->type == kind::directory;
+        if (src_dir && !dst_dir) return fail(c, ENOTDIR);
+        if (!src_dir && dst_dir) return fail(c, EISDIR);
+        if (dst_dir && !dst->dir->entries.empty()) return fail(c, ENOTEMPTY);
+      }
+      if (src_dir && contains(*src, b.parent.get())) return fail(c, EINVAL);
+      const std::int64_t now = s_->now();
+      if (dst) {
+        if (dst->type == kind::directory) {
+          dst->nlink = 0;
+          --b.parent->nlink;
+        } else {
+          --dst->nlink;
+        }
+        detail::memfs::touch_ctime(*dst, now);
+      }
+      detail::memfs::erase_entry(*a.parent, a.name);
+      detail::memfs::set_entry(*b.parent, b.name, src);
+      if (src_dir && a.parent != b.parent) {
+        --a.parent->nlink;
+        ++b.parent->nlink;
+      }
+      detail::memfs::touch(*a.parent, now);
+      if (b.parent != a.parent) detail::memfs::touch(*b.parent, now);
+      detail::memfs::touch_ctime(*src, now);
+      return success();
+    });
+  }
+
+  //! A hard link (never to a directory); `EEXIST` if `to` exists.
+  result<void> link(const dir_handle& h, const path& from, const path& to) const noexcept {
+    const Call c(fs_op::link, "link", &h, &from, &h, &to);
+    return run<void>(c, [&]() -> result<void> {
+      Slot a, b;
+      if (int err = find_slot(h, from, a)) return fail(c, err);
+      if (!a.node) return fail(c, ENOENT);
+      if (int err = find_slot(h, to, b)) return fail(c, err == EINVAL ? EEXIST : err);
+      if (b.node) return fail(c, EEXIST);
+      if (a.parent->fs != b.parent->fs) return fail(c, EXDEV);
+      if (a.node->type == kind::directory) return fail(c, EPERM);
+      if (b.parent->nlink == 0) return fail(c, ENOENT);
+      const std::int64_t now = s_->now();
+      detail::memfs::set_entry(*b.parent, b.name, a.node);
+      ++a.node->nlink;
+      detail::memfs::touch_ctime(*a.node, now);
+      detail::memfs::touch(*b.parent, now);
+      return success();
+    });
+  }
+
+  //! unlink(2) of a file or symlink (never followed); a directory gives EISDIR.
+  result<void> remove(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::remove, "remove", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      Slot s;
+      if (int err = find_slot(h, rel, s)) return fail(c, err == EINVAL ? EISDIR : err);
+      if (!s.node) return fail(c, ENOENT);
+      if (s.node->type == kind::directory) return fail(c, EISDIR);
+      const std::int64_t now = s_->now();
+      detail::memfs::erase_entry(*s.parent, s.name);
+      --s.node->nlink;
+      detail::memfs::touch_ctime(*s.node, now);
+      detail::memfs::touch(*s.parent, now);
+      return success();
+    });
+  }
+
+  //! A file: its content becomes durable (not its name). A directory
+  //! (`""` is the handle's own): its entries become durable.
+  result<void> fsync(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::fsync, "fsync", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      InodePtr n;
+      if (int err = open_node(h, rel, true, n)) return fail(c, err);
+      if (n->type == kind::directory)
+        detail::memfs::fsync_dir(*n);
+      else
+        detail::memfs::fsync_file(*n);
+      return success();
+    });
+  }
+
+  //! lstat: a symlink is reported, not followed.
+  result<file_stat> stat(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::stat, "stat", &h, &rel);
+    return run<file_stat>(c, [&]() -> result<file_stat> {
+      if (!h.dir_) return fail(c, EBADF);
+      InodePtr parent;
+      std::string_view name;
+      if (int err = detail::memfs::resolve_beneath(h.dir_, rel.native(), true, parent, &name)) return fail(c, err);
+      if (name.empty()) return make_stat(*h.dir_);
+      if (detail::memfs::is_dot(name)) {
+        InodePtr n;
+        if (int err = detail::memfs::resolve_beneath(h.dir_, rel.native(), false, n, nullptr)) return fail(c, err);
+        return make_stat(*n);
+      }
+      auto it = parent->dir->entries.find(name);
+      if (it == parent->dir->entries.end()) return fail(c, ENOENT);
+      return make_stat(*detail::memfs::through_mounts(it->second));
+    });
+  }
+
+  //! Set the modification time (of a symlink itself, never its target).
+  result<void> set_mtime(const dir_handle& h, const path& rel, std::int64_t mtime_ns) const noexcept {
+    const Call c(fs_op::set_mtime, "set_mtime", &h, &rel);
+    return run<void>(c, [&]() -> result<void> {
+      Slot s;
+      if (int err = find_slot(h, rel, s)) return fail(c, err);
+      if (!s.node) return fail(c, ENOENT);
+      InodePtr n = detail::memfs::through_mounts(s.node);
+      n->mtime = mtime_ns;
+      detail::memfs::touch_ctime(*n, s_->now());
+      if (n->file) n->file->dirty = true;
+      return success();
+    });
+  }
+
+  //! The entries of a directory (sorted by name), without `.` and `..`.
+  result<std::vector<dir_entry>> list(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::list, "list", &h, &rel);
+    return run<std::vector<dir_entry>>(c, [&]() -> result<std::vector<dir_entry>> {
+      InodePtr n;
+      if (int err = open_node(h, rel, true, n)) return fail(c, err);
+      if (n->type != kind::directory) return fail(c, ENOTDIR);
+      std::vector<dir_entry> out;
+      out.reserve(n->dir->entries.size());
+      for (const auto& e : n->dir->entries) out.push_back({e.first, type_of(*e.second)});
+      return out;
+    });
+  }
+
+  //! Capacity, and what chunks alive on the filesystem leave free.
+  result<fs_space> statvfs(const dir_handle& h) const noexcept {
+    const Call c(fs_op::statvfs, "statvfs", &h, nullptr);
+    return run<fs_space>(c, [&]() -> result<fs_space> {
+      if (!h.dir_) return fail(c, EBADF);
+      fs_space sp;
+      sp.size = h.fs_->capacity;
+      sp.free = sp.available = h.fs_->free_bytes();
+      return sp;
+    });
+  }
+
+  //! The data extents; `shared` exactly where another live file of the
+  //! same filesystem uses the same storage (a scan of that filesystem).
+  result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::extents, "extents", &h, &rel);
+    return run<std::vector<extent>>(c, [&]() -> result<std::vector<extent>> {
+      InodePtr n;
+      if (int err = open_file(h, rel, n)) return fail(c, err);
+      return detail::memfs::report_extents(n->file->view(), s_->other_live_files(*n->fs, n.get()));
+    });
+  }
+
+  //! FICLONE into a new file (exclusive, 0600): O(extents), no fallback.
+  result<void> clone(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
+                     const path& dst) const noexcept {
+    const Call c(fs_op::clone, "clone", &src_dir, &src, &dst_dir, &dst);
+    return run<void>(c, [&]() -> result<void> {
+      InodePtr sn;
+      if (int err = open_node(src_dir, src, false, sn)) return fail(c, err);
+      Slot d;
+      if (int err = find_slot(dst_dir, dst, d)) return fail(c, err == EINVAL ? EISDIR : err);
+      if (d.node) return fail(c, EEXIST);
+      if (d.parent->nlink == 0) return fail(c, ENOENT);
+      if (sn->fs != d.parent->fs) return fail(c, EXDEV);
+      if (sn->type == kind::directory) return fail(c, EISDIR);
+      if (!d.parent->fs->reflink) return fail(c, EOPNOTSUPP);
+      InodePtr n = new_file(*d.parent->fs);
+      n->file->extents = sn->file->extents;
+      n->file->size = sn->file->size;
+      n->file->dirty = true;
+      link_new(*d.parent, d.name, std::move(n));
+      return success();
+    });
+  }
+
+  //! Clone, else copy_file_range, else a sparse copy, as `LinuxFsOps` does;
+  //! holes stay holes and a failed or cancelled copy leaves no destination.
+  result<copy_result> copy(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst,
+                           const copy_options& opts) const noexcept {
+    const Call c(fs_op::copy, "copy", &src_dir, &src, &dst_dir, &dst);
+    return run<copy_result>(c, [&]() -> result<copy_result> { return do_copy(c, src_dir, src, dst_dir, dst, opts); });
+  }
+
+  //! LOOP_SET_CAPACITY on every attached loop device backed by the file.
+  result<unsigned> notify_resize(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::notify_resize, "notify_resize", &h, &rel);
+    return run<unsigned>(c, [&]() -> result<unsigned> {
+      InodePtr n;
+      if (int err = open_node(h, rel, false, n)) return fail(c, err);
+      unsigned told = 0;
+      for (auto& l : s_->loops) {
+        if (l.second.inode != n) continue;
+        l.second.capacity = loop_size(*n);
+        ++told;
+      }
+      return told;
+    });
+  }
+
+  //! Whether a clone works here; false (and the no-reflink flag set) on a
+  //! filesystem mounted with `reflink = false`.
+  result<bool> probe_reflink(const dir_handle& h) const noexcept {
+    const Call c(fs_op::probe_reflink, "probe_reflink", &h, nullptr);
+    return run<bool>(c, [&]() -> result<bool> {
+      if (!h.dir_) return fail(c, EBADF);
+      if (h.dir_->nlink == 0) return fail(c, ENOENT);
+      // The Linux probe writes a few KiB into a temporary file first.
+      if (h.fs_->free_bytes() < detail::memfs::block_size) return fail(c, ENOSPC);
+      if (!h.fs_->reflink) {
+        h.fs_->no_reflinks.store(true);
+        return false;
+      }
+      return true;
+    });
+  }
+
+  // ---- mounts ----
+
+  //! Mount a new empty filesystem on `abs_dir` (made with mkdir -p, durably,
+  //! if missing). Not a contract call.
+  result<void> mount(const path& abs_dir, mount_options opts = {}) const noexcept {
+    return locked<void>("mount", abs_dir, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs_dir.native(), true, detail::memfs::mkdir_durability::entry_only);
+      if (r.err) return api_fail("mount", abs_dir, r.err);
+      if (r.node->type != kind::directory) return api_fail("mount", abs_dir, ENOTDIR);
+      r.node->dir->mounted = s_->make_fs(opts);
+      return success();
+    });
+  }
+
+  //! Lazy unmount of the topmost filesystem on `abs_dir`: the directory
+  //! shows what was beneath again; handles opened inside keep working.
+  result<void> unmount(const path& abs_dir) const noexcept {
+    return locked<void>("unmount", abs_dir, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs_dir.native(), true, detail::memfs::mkdir_durability::none);
+      if (r.err) return api_fail("unmount", abs_dir, r.err);
+      InodePtr x = r.name.empty() ? s_->root_fs->root : r.entry;
+      if (x->type != kind::directory || !x->dir->mounted) return api_fail("unmount", abs_dir, EINVAL);
+      while (x->dir->mounted->root->dir->mounted) x = x->dir->mounted->root;
+      x->dir->mounted.reset();
+      return success();
+    });
+  }
+
+  // ---- power loss ----
+
+  //! Power loss and power on: every filesystem keeps only its durable state
+  //! (names from fsynced directories, contents from fsynced files). Mounts stay.
+  void crash() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->crash();
+  }
+
+  //! After `n` more contract calls complete, every call fails with EIO and
+  //! changes nothing until `crash()` (n = 0: the very next call).
+  void power_off_after(std::uint64_t n) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->power_off_at = s_->seq + n;
+  }
+
+  //! Whether power is lost (calls fail with EIO until `crash()`).
+  bool powered_off() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return s_->powered_off();
+  }
+
+  // ---- counting and fault injection ----
+
+  //! Contract calls (every one but path_of) since creation or `reset_counts`.
+  std::uint64_t call_count() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return s_->calls;
+  }
+  //! Calls of one operation since creation or `reset_counts`.
+  std::uint64_t op_count(fs_op op) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return s_->op_calls[static_cast<std::size_t>(op)];
+  }
+  void reset_counts() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->calls = 0;
+    s_->op_calls.fill(0);
+  }
+
+  //! The n-th contract call from now (1 = the next one) fails with `err`
+  //! and changes nothing.
+  void fail_nth_call(std::uint64_t n, int err) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->nth_faults.push_back({s_->seq + std::max<std::uint64_t>(n, 1), err});
+  }
+
+  //! Calls of `op` where an absolute path involved contains `path_substring`
+  //! fail with `err` and change nothing: `times` times, or forever with -1.
+  void fail_calls(fs_op op, std::string path_substring, int err, int times = -1) const {
+    if (times == 0) return;
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->path_faults.push_back({op, std::move(path_substring), err, times});
+  }
+
+  //! Disarm `fail_nth_call` and `fail_calls` (not a power loss).
+  void clear_faults() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->nth_faults.clear();
+    s_->path_faults.clear();
+  }
+
+  //! Called before every contract call runs, OUTSIDE the lock (so it may call
+  //! back into this filesystem), with the operation and its absolute path;
+  //! two-path operations pass "<src> -> <dst>". Empty function: none.
+  void set_call_observer(std::function<void(fs_op, const std::string&)> observer) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->has_observer.store(static_cast<bool>(observer));
+    s_->observer = observer ? std::make_shared<const detail::memfs::observer_fn>(std::move(observer)) : nullptr;
+  }
+
+  // ---- test inspection (absolute paths, live state, never counted or failed) ----
+
+  //! The whole content of a file (symlinks followed).
+  result<std::string> read_file(const path& abs) const {
+    return locked<std::string>("read_file", abs, [&]() -> result<std::string> {
+      auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
+      if (r.err) return api_fail("read_file", abs, r.err);
+      if (r.node->type != kind::regular) return api_fail("read_file", abs, EISDIR);
+      const auto& f = *r.node->file;
+      std::string out(static_cast<std::size_t>(f.size), '\0');
+      detail::memfs::read_bytes(f.view(), 0, out.data(), out.size());
+      return out;
+    });
+  }
+
+  //! Write bytes into a file, creating it (0600) if missing. Setup, not code
+  //! under test: the data and the name are durable at once.
+  result<void> write_file(const path& abs, std::string_view data, std::uint64_t offset = 0) const {
+    return locked<void>("write_file", abs, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
+      InodePtr n = r.node;
+      if (r.err) {
+        if (r.err != ENOENT || !r.parent || r.name.empty()) return api_fail("write_file", abs, r.err);
+        n = new_file(*r.parent->fs);
+        link_new(*r.parent, r.name, n);
+        detail::memfs::make_entry_durable(*r.parent->dir, r.name);
+      }
+      if (n->type != kind::regular) return api_fail("write_file", abs, EISDIR);
+      if (!data.empty()) {
+        if (offset > detail::memfs::max_file_size || data.size() > detail::memfs::max_file_size - offset) return api_fail("write_file", abs, EFBIG);
+        if (int err = write_file_bytes(*n, offset, data.data(), data.size())) return api_fail("write_file", abs, err);
+      }
+      detail::memfs::fsync_file(*n);
+      return success();
+    });
+  }
+
+  //! A symlink at `abs_link` pointing to `target` (durable at once).
+  result<void> symlink(const path& target, const path& abs_link) const {
+    return locked<void>("symlink", abs_link, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs_link.native(), false, detail::memfs::mkdir_durability::none);
+      if (r.err == 0) return api_fail("symlink", abs_link, EEXIST);
+      if (r.err != ENOENT || !r.parent || r.name.empty()) return api_fail("symlink", abs_link, r.err);
+      if (r.parent->nlink == 0) return api_fail("symlink", abs_link, ENOENT);
+      InodePtr n = s_->make_inode(*r.parent->fs, kind::symlink);
+      n->target = target.native();
+      link_new(*r.parent, r.name, std::move(n));
+      detail::memfs::make_entry_durable(*r.parent->dir, r.name);
+      return success();
+    });
+  }
+
+  //! Whether something is at `abs` (lstat: a dangling symlink exists).
+  bool exists(const path& abs) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return s_->resolve_absolute(abs.native(), false, detail::memfs::mkdir_durability::none).err == 0;
+  }
+
+  //! One sorted line per entry below `abs`, for a failing test to print:
+  //! "vm/private.img file size=1048576 alloc=4096 nlink=1", "vm dir",
+  //! "x symlink -> /etc".
+  std::vector<std::string> tree(const path& abs = "/") const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    std::vector<std::string> lines;
+    auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
+    if (r.err || r.node->type != kind::directory) return lines;
+    std::vector<std::pair<std::string, InodePtr>> todo{{std::string(), r.node}};
+    while (!todo.empty()) {
+      auto [prefix, d] = std::move(todo.back());
+      todo.pop_back();
+      for (const auto& e : d->dir->entries) {
+        const std::string name = prefix.empty() ? e.first : prefix + "/" + e.first;
+        const InodePtr n = detail::memfs::through_mounts(e.second);
+        switch (n->type) {
+          case kind::directory:
+            lines.push_back(name + " dir");
+            todo.emplace_back(name, n);
+            break;
+          case kind::symlink: lines.push_back(name + " symlink -> " + n->target); break;
+          case kind::regular:
+            lines.push_back(name + " file size=" + std::to_string(n->file->size) +
+                            " alloc=" + std::to_string(detail::memfs::allocated_bytes(n->file->view())) +
+                            " nlink=" + std::to_string(n->nlink));
+            break;
+        }
+      }
+    }
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  }
+
+  //! Whether the two files (symlinks followed) share some storage.
+  bool shares_extent(const path& a, const path& b) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    auto ra = s_->resolve_absolute(a.native(), true, detail::memfs::mkdir_durability::none);
+    auto rb = s_->resolve_absolute(b.native(), true, detail::memfs::mkdir_durability::none);
+    if (ra.err || rb.err || ra.node->type != kind::regular || rb.node->type != kind::regular) return false;
+    return detail::memfs::share_storage(ra.node->file->view(), rb.node->file->view());
+  }
+
+  //! The clock every timestamp comes from, in ns since the epoch.
+  std::int64_t now_ns() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return s_->now();
+  }
+  //! Replace the clock (an empty function: real time again).
+  void set_clock(std::function<std::int64_t()> clock) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->clock = std::move(clock);
+  }
+
+  //! losetup: a loop device on the file, whose capacity is the file's size
+  //! (in whole 512-byte sectors) until `notify_resize` updates it.
+  result<int> attach_loop(const path& abs_file) const {
+    return locked<int>("attach_loop", abs_file, [&]() -> result<int> {
+      auto r = s_->resolve_absolute(abs_file.native(), true, detail::memfs::mkdir_durability::none);
+      if (r.err) return api_fail("attach_loop", abs_file, r.err);
+      if (r.node->type != kind::regular) return api_fail("attach_loop", abs_file, EISDIR);
+      const int id = s_->next_loop++;
+      s_->loops[id] = detail::memfs::LoopDevice{r.node->fs->shared_from_this(), r.node, loop_size(*r.node)};
+      return id;
+    });
+  }
+  //! The capacity a loop device believes its file has (0: no such device).
+  std::uint64_t loop_capacity(int id) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    auto it = s_->loops.find(id);
+    return it == s_->loops.end() ? 0 : it->second.capacity;
+  }
+  void detach_loop(int id) const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    s_->loops.erase(id);
+  }
+
+  //! Approximate heap use of the model (inodes, names, extents, chunk bytes).
+  std::size_t memory_bytes() const {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return s_->memory_bytes();
+  }
+
+private:
+  //! One contract call: its operation and the path(s) it names, made
+  //! absolute only when a message, an observer or a fault needs them.
+  struct Call {
+    Call(fs_op o, const char* w, const path* abs) : op(o), word(w), abs_path(abs) {}
+    Call(fs_op o, const char* w, const dir_handle* h, const path* rel) : op(o), word(w), h1(h), r1(rel) {}
+    Call(fs_op o, const char* w, const dir_handle* a, const path* ra, const dir_handle* b, const path* rb)
+        : op(o), word(w), h1(a), r1(ra), h2(b), r2(rb) {}
+
+    fs_op op;
+    const char* word;
+    const path* abs_path = nullptr;
+    const dir_handle* h1 = nullptr;
+    const path* r1 = nullptr;
+    const dir_handle* h2 = nullptr;
+    const path* r2 = nullptr;
+
+    static std::string join(const dir_handle& h, const path* rel) {
+      return (rel == nullptr || rel->empty()) ? h.path_.string() : (h.path_ / *rel).string();
+    }
+    bool two() const noexcept { return h2 != nullptr; }
+    std::string first() const { return abs_path ? abs_path->string() : join(*h1, r1); }
+    std::string second() const { return join(*h2, r2); }
+    //! "<op> '<path>'" or "<op> '<src>' -> '<dst>'".
+    std::string what() const {
+      std::string w = std::string(word) + " '" + first() + "'";
+      if (two()) w += " -> '" + second() + "'";
+      return w;
+    }
+    std::string observed() const { return two() ? first() + " -> " + second() : first(); }
+  };
+
+  //! A name's slot: the directory holding it, the name, and what is there now.
+  struct Slot {
+    InodePtr parent;
+    std::string_view name;
+    InodePtr node;
+  };
+
+  //! What a failed call returns before it becomes a `result`.
+  using failure_t = decltype(errno_failure(0, std::string()));
+
+  static failure_t fail(const Call& c, int err) { return errno_failure(err, c.what()); }
+
+  //! Count the call, then apply a power loss or an armed fault. Returns the
+  //! errno the call must fail with, 0 to run it.
+  int admit(const Call& c) const {
+    State& s = *s_;
+    ++s.seq;
+    ++s.calls;
+    ++s.op_calls[static_cast<std::size_t>(c.op)];
+    if (s.power_off_at && s.seq > *s.power_off_at) return EIO;
+    for (auto it = s.nth_faults.begin(); it != s.nth_faults.end(); ++it)
+      if (it->seq == s.seq) {
+        const int err = it->err;
+        s.nth_faults.erase(it);
+        return err;
+      }
+    if (!s.path_faults.empty()) {
+      const std::string a = c.first();
+      const std::string b = c.two() ? c.second() : std::string();
+      for (auto it = s.path_faults.begin(); it != s.path_faults.end(); ++it) {
+        if (it->op != c.op) continue;
+        if (a.find(it->needle) == std::string::npos && (!c.two() || b.find(it->needle) == std::string::npos)) continue;
+        const int err = it->err;
+        if (it->times > 0 && --it->times == 0) s.path_faults.erase(it);
+        return err;
+      }
+    }
+    return 0;
+  }
+
+  //! Run one contract call: observer, lock, admission, body; no exception escapes.
+  template <class T, class F>
+  result<T> run(const Call& c, F&& body) const noexcept {
+    try {
+      if (s_->has_observer.load()) {
+        std::shared_ptr<const detail::memfs::observer_fn> obs;
+        {
+          std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+          obs = s_->observer;
+        }
+        if (obs) {
+          try {
+            (*obs)(c.op, c.observed());
+          } catch (...) {
+          }
+        }
+      }
+      std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+      if (int err = admit(c)) return fail(c, err);
+      return body();
+    } catch (const std::bad_alloc&) {
+      return fail(c, ENOMEM);
+    } catch (...) {
+      return fail(c, EIO);
+    }
+  }
+
+  //! Run a test-inspection function under the lock; no exception escapes.
+  template <class T, class F>
+  result<T> locked(const char* what, const path& abs, F&& body) const noexcept {
+    try {
+      std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+      return body();
+    } catch (const std::bad_alloc&) {
+      return api_fail(what, abs, ENOMEM);
+    } catch (...) {
+      return api_fail(what, abs, EIO);
+    }
+  }
+
+  //! "<what> '<abs>': <reason>" for a test-inspection function.
+  static failure_t api_fail(const char* what, const path& abs, int err) {
+    return errno_failure(err, std::string(what) + " '" + abs.string() + "'");
+  }
+
+  //! Resolve for an operation that opens the path (O_NOFOLLOW): a symlink
+  //! anywhere gives ELOOP; "" is the handle's directory only when allowed.
+  static int open_node(const dir_handle& h, const path& rel, bool allow_empty, InodePtr& out) {
+    if (!h.dir_) return EBADF;
+    if (rel.empty() && !allow_empty) return ENOENT;
+    return detail::memfs::resolve_beneath(h.dir_, rel.native(), false, out, nullptr);
+  }
+
+  //! `open_node` for data operations: a directory gives EISDIR.
+  static int open_file(const dir_handle& h, const path& rel, InodePtr& out) {
+    if (int err = open_node(h, rel, false, out)) return err;
+    return out->type == kind::directory ? EISDIR : 0;
+  }
+
+  //! Resolve all but the last component; the last must be a plain name
+  //! (EINVAL for "." or "..", ENOENT for "").
+  static int find_slot(const dir_handle& h, const path& rel, Slot& s) {
+    if (!h.dir_) return EBADF;
+    if (int err = detail::memfs::resolve_beneath(h.dir_, rel.native(), true, s.parent, &s.name)) return err;
+    if (s.name.empty()) return ENOENT;
+    if (detail::memfs::is_dot(s.name)) return EINVAL;
+    auto it = s.parent->dir->entries.find(s.name);
+    if (it != s.parent->dir->entries.end()) s.node = it->second;
+    return 0;
+  }
+
+  static file_type type_of(const Inode& n) noexcept {
+    switch (n.type) {
+      case kind::regular: return file_type::regular;
+      case kind::directory: return file_type::directory;
+      case kind::symlink: return file_type::symlink;
+    }
+    return file_type::other;
+  }
+
+  static file_stat make_stat(const Inode& n) {
+    file_stat st;
+    st.type = type_of(n);
+    switch (n.type) {
+      case kind::regular:
+        st.size = n.file->size;
+        st.allocated = detail::memfs::allocated_bytes(n.file->view());
+        break;
+      case kind::directory: st.size = detail::memfs::block_size; break;
+      case kind::symlink: st.size = n.target.size(); break;
+    }
+    st.mtime_ns = n.mtime;
+    st.ctime_ns = n.ctime;
+    st.ino = n.ino;
+    st.dev = n.fs->dev;
+    st.nlink = n.nlink;
+    return st;
+  }
+
+  //! What a loop device sees of its file: whole 512-byte sectors.
+  static std::uint64_t loop_size(const Inode& n) noexcept { return n.file->size & ~std::uint64_t{511}; }
+
+  //! Whether `target` is `d` or lies below it (a directory cannot move into itself).
+  static bool contains(const Inode& d, const Inode* target) {
+    if (&d == target) return true;
+    for (const auto& e : d.dir->entries)
+      if (e.second->type == kind::directory && contains(*e.second, target)) return true;
+    return false;
+  }
+
+  //! rmdir of `node` (the entry `name` in `parent`, mounts not followed).
+  int remove_directory(Inode& parent, std::string_view name, const InodePtr& node) const {
+    if (!node) return ENOENT;
+    if (node->type != kind::directory) return ENOTDIR;
+    if (node->dir->mounted) return EBUSY;
+    if (!node->dir->entries.empty()) return ENOTEMPTY;
+    const std::int64_t now = s_->now();
+    detail::memfs::erase_entry(parent, name);
+    --parent.nlink;
+    node->nlink = 0;
+    detail::memfs::touch_ctime(*node, now);
+    detail::memfs::touch(parent, now);
+    return 0;
+  }
+
+  InodePtr new_file(Filesystem& fs) const {
+    InodePtr n = s_->make_inode(fs, kind::regular);
+    n->nlink = 1;
+    return n;
+  }
+
+  //! Give a new inode its name (not durable until the directory is fsynced).
+  void link_new(Inode& parent, std::string_view name, InodePtr n) const {
+    if (n->type == kind::directory) ++parent.nlink;
+    detail::memfs::set_entry(parent, name, std::move(n));
+    detail::memfs::touch(parent, s_->now());
+  }
+
+  //! Write bytes, ENOSPC (and no change) when new blocks do not fit.
+  int write_file_bytes(Inode& n, std::uint64_t offset, const char* data, std::uint64_t len) const {
+    auto& f = *n.file;
+    auto& list = f.edit();
+    const auto runs = detail::memfs::plan_write(list, offset, len);
+    if (detail::memfs::new_bytes(runs) > n.fs->free_bytes()) return ENOSPC;
+    detail::memfs::write_bytes(list, offset, data, len, runs, s_->allocator(*n.fs));
+    f.size = std::max(f.size, offset + len);
+    f.dirty = true;
+    detail::memfs::touch(n, s_->now());
+    return 0;
+  }
+
+  //! Zero bytes [a, b) of one block if it holds data (keeps the bytes past
+  //! EOF zero, which a later extension exposes).
+  int zero_partial(Inode& n, std::uint64_t a, std::uint64_t b, bool check_only, std::uint64_t& need) const {
+    auto& f = *n.file;
+    if (a >= b || !detail::memfs::is_mapped(f.view(), detail::memfs::block_down(a), detail::memfs::block_up(b)))
+      return 0;
+    auto& list = f.edit();
+    const auto runs = detail::memfs::plan_write(list, a, b - a);
+    if (check_only) {
+      need += detail::memfs::new_bytes(runs);
+      return 0;
+    }
+    static const char zeros[detail::memfs::block_size] = {};
+    detail::memfs::write_bytes(list, a, zeros, b - a, runs, s_->allocator(*n.fs));
+    return 0;
+  }
+
+  //! ftruncate: drop blocks past the new end and zero the tail of its block.
+  int set_size(Inode& n, std::uint64_t size) const {
+    auto& f = *n.file;
+    if (size < f.size) {
+      const std::uint64_t tail_end = std::min(detail::memfs::block_up(size), f.size);
+      std::uint64_t need = 0;
+      zero_partial(n, size, tail_end, true, need);
+      if (need > n.fs->free_bytes()) return ENOSPC;
+      if (f.extents) detail::memfs::cut_from(f.edit(), detail::memfs::block_up(size));
+      zero_partial(n, size, tail_end, false, need);
+    }
+    f.size = size;
+    return 0;
+  }
+
+  //! fallocate(PUNCH_HOLE | KEEP_SIZE) of [off, end): whole blocks go (a
+  //! range past EOF takes the EOF block along), partial ones are zeroed.
+  int punch(Inode& n, std::uint64_t off, std::uint64_t end) const {
+    auto& f = *n.file;
+    using detail::memfs::block_down;
+    using detail::memfs::block_up;
+    if (off >= f.size) return 0;
+    if (end >= f.size) end = std::max(end, block_up(f.size));
+    const std::uint64_t full_a = block_up(off);
+    const std::uint64_t full_b = block_down(end);
+    // The partial blocks at either end, clipped to the file.
+    std::uint64_t head_a = off, head_b = std::min({end, full_a, f.size});
+    std::uint64_t tail_a = std::max(off, full_b), tail_b = std::min(end, f.size);
+    if (full_a > full_b) tail_a = tail_b;  // one block: the head covers it
+    if (head_a >= head_b) head_a = head_b;
+    std::uint64_t need = 0;
+    zero_partial(n, head_a, head_b, true, need);
+    zero_partial(n, tail_a, tail_b, true, need);
+    if (need > n.fs->free_bytes()) return ENOSPC;
+    if (full_a < full_b && f.extents) detail::memfs::splice(f.edit(), full_a, full_b, {});
+    zero_partial(n, head_a, head_b, false, need);
+    zero_partial(n, tail_a, tail_b, false, need);
+    return 0;
+  }
+
+  result<copy_result> do_copy(const Call& c, const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
+                              const path& dst, const copy_options& opts) const {
+    using namespace detail::memfs;
+    InodePtr sn;
+    if (int err = open_node(src_dir, src, false, sn)) return fail(c, err);
+    Slot d;
+    if (int err = find_slot(dst_dir, dst, d)) return fail(c, err == EINVAL ? EISDIR : err);
+    if (d.node) return fail(c, EEXIST);
+    if (d.parent->nlink == 0) return fail(c, ENOENT);
+    if (sn->type == kind::directory) return fail(c, EISDIR);
+    Filesystem& dfs = *d.parent->fs;
+    const bool same_fs = sn->fs == &dfs;
+    const FileData& sf = *sn->file;
+    const std::uint64_t target = opts.size ? *opts.size : sf.size;
+    if (target > max_file_size) return fail(c, EINVAL);
+    const std::uint64_t limit = std::min(target, sf.size);
+    const std::vector<Segment> segs = data_segments(sf.view(), limit);
+    std::uint64_t total = 0;
+    for (const Segment& s : segs) total += s.end - s.begin;
+
+    copy_result out;
+    auto keep_going = [&](std::uint64_t done) {
+      if (!opts.progress) return true;
+      try {
+        return opts.progress(done, total);
+      } catch (...) {
+        return false;  // a throwing callback stops the copy like a refusal
+      }
+    };
+    InodePtr n = new_file(dfs);
+    FileData& nf = *n->file;
+    // Share the source's blocks below the new size (FICLONE, or a
+    // copy_file_range that the filesystem turns into a remap).
+    auto share = [&]() -> int {
+      if (limit == sf.size)
+        nf.extents = sf.extents;  // the whole list, copy-on-write
+      else
+        nf.extents = std::make_shared<ExtentList>(share_below(sf.view(), block_up(limit)));
+      nf.size = limit;
+      if (limit < sf.size) {
+        const std::uint64_t tail_end = std::min(block_up(limit), sf.size);
+        std::uint64_t need = 0;
+        zero_partial(*n, limit, tail_end, true, need);
+        if (need > dfs.free_bytes()) return ENOSPC;
+        zero_partial(*n, limit, tail_end, false, need);
+      }
+      return 0;
+    };
+    // Copy the data segments into new blocks: copy_file_range without
+    // reflinks, or the sparse read/write copy. Holes stay holes.
+    auto copy_data = [&]() -> result<void> {
+      std::uint64_t need = 0;
+      for (const Segment& s : segs) need += block_up(s.end) - s.begin;
+      if (need > dfs.free_bytes()) return fail(c, ENOSPC);
+      const Allocator alloc = s_->allocator(dfs);
+      std::uint64_t done = 0;
+      for (const Segment& s : segs) {
+        for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes) {
+          const std::uint64_t len = std::min<std::uint64_t>(max_chunk_bytes, s.end - pos);
+          auto chunk = alloc.make(block_up(len));
+          read_bytes(sf.view(), pos, chunk->data(), len);
+          std::memset(chunk->data() + len, 0, block_up(len) - len);
+          nf.edit().push_back({pos, block_up(len), 0, std::move(chunk)});
+          done += len;
+          if (!keep_going(done)) return failure(errc::cancelled, c.what());
+        }
+      }
+      nf.size = limit;
+      return success();
+    };
+
+    bool done = false;
+    if (target == 0 || sf.size == 0) {
+      out.method = copy_method::none;
+      done = true;
+      if (!keep_going(0)) return failure(errc::cancelled, c.what());
+    }
+    if (!done && opts.try_clone && !dst_dir.fs_->no_reflinks.load()) {
+      // FICLONE checks the filesystem before whether it can clone at all.
+      const int err = !same_fs ? EXDEV : !dfs.reflink ? EOPNOTSUPP : 0;
+      if (err == 0) {
+        if (int e = share()) return fail(c, e);
+        out.method = copy_method::clone;
+        done = true;
+        if (!keep_going(total)) return failure(errc::cancelled, c.what());
+      } else if (err == EOPNOTSUPP) {
+        dst_dir.fs_->no_reflinks.store(true);
+        out.reflink_unsupported_noticed = true;
+      }
+    }
+    // copy_file_range fails with EXDEV between two filesystems, on its first
+    // segment: with no data segment it is never called, so never fails.
+    if (!done && opts.try_copy_file_range && (same_fs || segs.empty())) {
+      if (same_fs && dfs.reflink) {
+        if (int e = share()) return fail(c, e);
+        if (!keep_going(total)) return failure(errc::cancelled, c.what());
+      } else {
+        FILE_REFLINK_TRYV(copy_data());
+        if (segs.empty() && !keep_going(0)) return failure(errc::cancelled, c.what());
+      }
+      out.method = copy_method::copy_file_range;
+      done = true;
+    }
+    if (!done) {
+      FILE_REFLINK_TRYV(copy_data());
+      if (segs.empty() && !keep_going(0)) return failure(errc::cancelled, c.what());
+      out.method = copy_method::sparse_copy;
+    }
+    nf.size = target;
+    nf.dirty = true;
+    out.bytes = out.method == copy_method::none ? 0 : total;
+    n->mtime = n->ctime = s_->now();
+    link_new(*d.parent, d.name, std::move(n));
+    return out;
+  }
+
+  std::shared_ptr<State> s_;
+};
+
+static_assert(file_reflink::is_fs_ops_v<MemoryFsOps>);
+
+}  // namespace file_reflink
