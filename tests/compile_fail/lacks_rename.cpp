@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: BSL-1.0
+// Must NOT compile: a policy that provides every operation but rename. The
+// check that Pool and Volume instantiate must say so in words ("lacks
+// rename"), which the ctest entry looks for in the compiler's output.
+// Built with FILE_REFLINK_WITH_RENAME it must compile: the control that
+// proves nothing else is wrong with this policy.
+#include <file_reflink/fs_ops.hpp>
+
+namespace {
+
+using namespace file_reflink;
+
+struct PolicyWithoutRename {
+  struct dir_handle {};
+  result<opened_dir<dir_handle>> open_dir(const path&, bool) noexcept;
+  result<file_stat> stat_path(const path&) noexcept;
+  result<void> remove_dir(const path&) noexcept;
+  path path_of(const dir_handle&, const path&) noexcept;
+  result<void> mkdir(const dir_handle&, const path&) noexcept;
+  result<void> rmdir(const dir_handle&, const path&) noexcept;
+  result<void> create(const dir_handle&, const path&, std::uint64_t, create_mode) noexcept;
+  result<std::size_t> read(const dir_handle&, const path&, std::uint64_t, void*, std::size_t) noexcept;
+  result<void> write(const dir_handle&, const path&, std::uint64_t, const void*, std::size_t) noexcept;
+  result<void> resize(const dir_handle&, const path&, std::uint64_t) noexcept;
+  result<void> punch_hole(const dir_handle&, const path&, std::uint64_t, std::uint64_t) noexcept;
+#ifdef FILE_REFLINK_WITH_RENAME
+  result<void> rename(const dir_handle&, const path&, const path&) noexcept;
+#endif
+  result<void> link(const dir_handle&, const path&, const path&) noexcept;
+  result<void> remove(const dir_handle&, const path&) noexcept;
+  result<void> fsync(const dir_handle&, const path&) noexcept;
+  result<file_stat> stat(const dir_handle&, const path&) noexcept;
+  result<void> set_mtime(const dir_handle&, const path&, std::int64_t) noexcept;
+  result<std::vector<dir_entry>> list(const dir_handle&, const path&) noexcept;
+  result<fs_space> statvfs(const dir_handle&) noexcept;
+  result<std::vector<extent>> extents(const dir_handle&, const path&) noexcept;
+  result<void> clone(const dir_handle&, const path&, const dir_handle&, const path&) noexcept;
+  result<copy_result> copy(const dir_handle&, const path&, const dir_handle&, const path&,
+                           const copy_options&) noexcept;
+  result<unsigned> notify_resize(const dir_handle&, const path&) noexcept;
+  result<bool> probe_reflink(const dir_handle&) noexcept;
+};
+
+}  // namespace
+
+// What Pool<PolicyWithoutRename> instantiates.
+template struct file_reflink::detail::check_fs_ops<PolicyWithoutRename>;
+
+#ifdef FILE_REFLINK_WITH_RENAME
+static_assert(file_reflink::is_fs_ops_v<PolicyWithoutRename>, "the control policy must be complete");
+#else
+static_assert(!file_reflink::has_rename_v<PolicyWithoutRename>);
+#endif
+
+int main() { return 0; }

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: BSL-1.0
+# Run by ctest after the doctest discovery scripts (TEST_INCLUDE_FILES):
+# label every discovered test by its fixture, read from the end of its name.
+# doctest_discover_tests sets LABELS itself (empty without ADD_LABELS), so
+# this has to come after it.
+foreach(file_reflink_test IN LISTS FILE_REFLINK_TESTS FILE_REFLINK_TESTS_CXX20)
+  if(file_reflink_test MATCHES "<memory>$")
+    set(file_reflink_label memory)
+  elseif(file_reflink_test MATCHES "<btrfs>$")
+    set(file_reflink_label btrfs)
+  elseif(file_reflink_test MATCHES "<xfs>$")
+    set(file_reflink_label xfs)
+  elseif(file_reflink_test MATCHES "<ext4>$")
+    set(file_reflink_label ext4)
+  else()
+    set(file_reflink_label unit)
+  endif()
+  set_tests_properties("${file_reflink_test}" PROPERTIES LABELS "${file_reflink_label}")
+endforeach()
