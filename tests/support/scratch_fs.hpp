@@ -11,8 +11,10 @@
 
 #include "loop_device.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -82,10 +84,7 @@ public:
       if (::umount2(it->c_str(), 0) != 0) ::umount2(it->c_str(), MNT_DETACH);
       ::rmdir(it->c_str());
     }
-    if (!temp_.empty()) {
-      ::unlink((temp_ + "/mkfs.log").c_str());
-      ::rmdir(temp_.c_str());
-    }
+    if (!temp_.empty()) ::rmdir(temp_.c_str());
   }
 
 private:
@@ -110,9 +109,10 @@ private:
       ns_error_ = "cannot run (" + errno_text("mount --make-rprivate /", errno) + ")";
       return ns_error_;
     }
-    char tmpl[] = "/tmp/file_reflink_tests.XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      ns_error_ = "cannot run (" + errno_text("mkdtemp /tmp/file_reflink_tests.XXXXXX", errno) + ")";
+    remove_stale_dirs();
+    std::string tmpl = "/tmp/file_reflink_tests." + std::to_string(::getpid()) + ".XXXXXX";
+    if (!::mkdtemp(tmpl.data())) {
+      ns_error_ = "cannot run (" + errno_text("mkdtemp " + tmpl, errno) + ")";
       return ns_error_;
     }
     temp_ = tmpl;
@@ -126,6 +126,26 @@ private:
     mounted_.push_back(other);
     other_ = other;
     return "";
+  }
+
+  //! A test process killed with SIGKILL leaves its empty mount points
+  //! behind (the mounts, the loop devices and the images go with it): remove
+  //! those of processes that are gone. rmdir only, so nothing else is lost.
+  static void remove_stale_dirs() {
+    const std::string prefix = "file_reflink_tests.";
+    DIR* tmp = ::opendir("/tmp");
+    if (!tmp) return;
+    while (const dirent* e = ::readdir(tmp)) {
+      const std::string name = e->d_name;
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+      const std::string dir = "/tmp/" + name;
+      for (const char* sub : {"btrfs", "xfs", "ext4", "other"}) ::rmdir((dir + "/" + sub).c_str());
+      ::unlink((dir + "/mkfs.log").c_str());
+      ::rmdir(dir.c_str());
+    }
+    ::closedir(tmp);
   }
 
   static std::string find_program(const std::string& name) {
@@ -161,10 +181,13 @@ private:
     while (::waitpid(pid, &status, 0) < 0) {
       if (errno != EINTR) return errno_text("waitpid " + argv[0], errno);
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-    std::ifstream in(log);
     std::string first;
-    std::getline(in, first);
+    {
+      std::ifstream in(log);
+      std::getline(in, first);
+    }
+    ::unlink(log.c_str());
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
     std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
                                         : "killed by signal " + std::to_string(WTERMSIG(status));
     return argv[0] + " " + how + (first.empty() ? "" : ": " + first);
