@@ -208,6 +208,13 @@ inline int open_at(const location& loc, int flags, mode_t mode, unique_fd& out) 
   return openat_nofollow(loc.dir, loc.name.empty() ? "." : loc.name.c_str(), flags, mode, out);
 }
 
+//! lstat of the last name of `loc` (the directory itself when it has none).
+inline int stat_at(const location& loc, struct stat& st) noexcept {
+  const int r = loc.name.empty() ? ::fstat(loc.dir, &st)
+                                 : ::fstatat(loc.dir, loc.name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  return r < 0 ? errno : 0;
+}
+
 //! Opens `rel` beneath the handle without following any symlink.
 inline int open_beneath(const dir_state* s, const path& rel, int flags, unique_fd& out) {
   location loc;
@@ -655,9 +662,7 @@ public:
     location loc;
     if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "stat", h, rel);
     struct stat st;
-    const int r = loc.name.empty() ? ::fstat(loc.dir, &st)
-                                   : ::fstatat(loc.dir, loc.name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
-    if (r < 0) return fail(errno, "stat", h, rel);
+    if (int err = stat_at(loc, st)) return fail(err, "stat", h, rel);
     return to_file_stat(st);
   } catch (const std::exception&) {
     return errno_failure(ENOMEM, "stat");
@@ -888,9 +893,7 @@ public:
     location loc;
     if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "notify_resize", h, rel);
     struct stat file;
-    const int r = loc.name.empty() ? ::fstat(loc.dir, &file)
-                                   : ::fstatat(loc.dir, loc.name.c_str(), &file, AT_SYMLINK_NOFOLLOW);
-    if (r < 0) return fail(errno, "notify_resize", h, rel);
+    if (int err = stat_at(loc, file)) return fail(err, "notify_resize", h, rel);
 
     const dir_stream blocks(::opendir("/sys/block"));
     if (!blocks) {
