@@ -712,7 +712,7 @@ TEST_CASE("memory: punch_hole frees whole blocks and zeroes partial ones") {
   CHECK(data.substr(0, kB / 2) == std::string(kB / 2, 'x'));
   CHECK(data.substr(kB / 2, 2 * kB) == std::string(2 * kB, '\0'));
   CHECK(data.substr(kB / 2 + 2 * kB) == std::string(kB + kB / 2, 'x'));
-  MEM_REQUIRE_ERRNO(fs.punch_hole(h, "f", 0, 0), EINVAL);
+  MEM_REQUIRE_OK(fs.punch_hole(h, "f", 0, 0));  // as LinuxFsOps: an empty range is nothing to do
   MEM_REQUIRE_OK(fs.punch_hole(h, "f", 0, 1ull << 40));
   CHECK(fs.stat(h, "f").value().allocated == 0);
 }

@@ -183,8 +183,6 @@ inline void fsync_file(Inode& f) {
   d.dirty = false;
 }
 
-inline bool is_dot(std::string_view c) noexcept { return c == "." || c == ".."; }
-
 //! The non-empty components of a relative path.
 inline void split_components(std::string_view p, std::vector<std::string_view>& out) {
   std::size_t i = 0;
@@ -196,46 +194,74 @@ inline void split_components(std::string_view p, std::vector<std::string_view>& 
   }
 }
 
-//! Resolve `rel` beneath `base` as openat2(RESOLVE_BENEATH |
-//! RESOLVE_NO_SYMLINKS) does: absolute or escaping paths give EXDEV, any
-//! symlink met gives ELOOP. With `parent_only`, stops before the last
-//! component and returns its name in `last` ("" for a path naming `base`).
-//! Otherwise `out` is what the whole path names (mounts followed).
-inline int resolve_beneath(const InodePtr& base, std::string_view rel, bool parent_only, InodePtr& out,
-                           std::string_view* last) {
+//! The parts of a path relative to a handle, as LinuxFsOps splits them:
+//! empty and "." parts dropped; EXDEV for an absolute path or a ".." that
+//! would climb above the handle (checked lexically, before any lookup).
+inline int split_beneath(std::string_view rel, std::vector<std::string_view>& parts) {
   if (!rel.empty() && rel.front() == '/') return EXDEV;
-  std::vector<std::string_view> comps;
-  comps.reserve(8);
-  split_components(rel, comps);
-  std::size_t n = comps.size();
-  if (parent_only) {
-    *last = n == 0 ? std::string_view() : comps.back();
-    if (n > 0) --n;
+  int depth = 0;
+  std::size_t i = 0;
+  while (i <= rel.size()) {
+    std::size_t j = rel.find('/', i);
+    if (j == std::string_view::npos) j = rel.size();
+    const std::string_view part = rel.substr(i, j - i);
+    i = j + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (depth == 0) return EXDEV;
+      --depth;
+    } else {
+      ++depth;
+    }
+    parts.push_back(part);
   }
+  return 0;
+}
+
+//! Resolve all of `rel` but its last name beneath `base`, as openat2(
+//! RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) would: a symlink met on the way
+//! gives ELOOP. `name` is empty when `rel` names a directory itself ("",
+//! "a/.."); then `dir` is that directory.
+inline int locate_beneath(const InodePtr& base, std::string_view rel, InodePtr& dir, std::string_view& name) {
+  std::vector<std::string_view> parts;
+  parts.reserve(8);
+  if (int err = split_beneath(rel, parts)) return err;
+  std::size_t n = parts.size();
+  name = std::string_view();
+  if (n > 0 && parts.back() != "..") name = parts[--n];
   std::vector<InodePtr> stack;
   stack.reserve(n + 1);
   stack.push_back(base);
   for (std::size_t k = 0; k < n; ++k) {
-    const std::string_view c = comps[k];
-    if (c == ".") continue;
-    if (c == "..") {
-      if (stack.size() == 1) return EXDEV;
-      stack.pop_back();
+    if (parts[k] == "..") {
+      stack.pop_back();  // split_beneath let no ".." climb above base
       continue;
     }
     const Inode& cur = *stack.back();
-    auto it = cur.dir->entries.find(c);
+    auto it = cur.dir->entries.find(parts[k]);
     if (it == cur.dir->entries.end()) return ENOENT;
-    const InodePtr& node = it->second;
-    if (node->type == kind::symlink) return ELOOP;
-    if (node->type != kind::directory) {
-      if (parent_only || k + 1 < n) return ENOTDIR;
-      out = node;
-      return 0;
-    }
-    stack.push_back(through_mounts(node));
+    if (it->second->type == kind::symlink) return ELOOP;
+    if (it->second->type != kind::directory) return ENOTDIR;
+    stack.push_back(through_mounts(it->second));
   }
-  out = stack.back();
+  dir = std::move(stack.back());
+  return 0;
+}
+
+//! Resolve all of `rel` beneath `base` for an operation that opens it
+//! (O_NOFOLLOW): a symlink anywhere gives ELOOP; mounts are followed.
+inline int open_beneath(const InodePtr& base, std::string_view rel, InodePtr& out) {
+  InodePtr dir;
+  std::string_view name;
+  if (int err = locate_beneath(base, rel, dir, name)) return err;
+  if (name.empty()) {
+    out = std::move(dir);
+    return 0;
+  }
+  auto it = dir->dir->entries.find(name);
+  if (it == dir->dir->entries.end()) return ENOENT;
+  if (it->second->type == kind::symlink) return ELOOP;
+  out = through_mounts(it->second);
   return 0;
 }
 

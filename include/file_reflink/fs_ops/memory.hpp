@@ -79,14 +79,17 @@ public:
       dir_handle h;
       h.fs_ = r.node->fs->shared_from_this();
       h.dir_ = r.node;
-      h.path_ = abs.is_absolute() ? abs : path("/") / abs;
+      std::string text = abs.native();
+      if (text.empty() || text.front() != '/') text.insert(0, "/");  // no working directory here: "/"
+      while (text.size() > 1 && text.back() == '/') text.pop_back();
+      h.path_ = text;
       return opened_dir<dir_handle>{std::move(h), r.created};
     });
   }
 
   //! stat, following symlinks: what a pool compares to notice a lost mount.
   result<file_stat> stat_path(const path& abs) const noexcept {
-    const Call c(fs_op::stat_path, "stat", &abs);
+    const Call c(fs_op::stat_path, "stat_path", &abs);
     return run<file_stat>(c, [&]() -> result<file_stat> {
       auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
       if (r.err) return fail(c, r.err);
@@ -96,11 +99,15 @@ public:
 
   //! rmdir, then the parent is fsynced: the removal is durable at once.
   result<void> remove_dir(const path& abs) const noexcept {
-    const Call c(fs_op::remove_dir, "rmdir", &abs);
+    const Call c(fs_op::remove_dir, "remove_dir", &abs);
     return run<void>(c, [&]() -> result<void> {
-      auto r = s_->resolve_absolute(abs.native(), false, detail::memfs::mkdir_durability::none);
+      // The last name, lexically, as rmdir(2) sees it: "." or ".." is EINVAL.
+      std::string_view text = abs.native();
+      while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);
+      const std::string_view last = text.substr(text.rfind('/') == std::string_view::npos ? 0 : text.rfind('/') + 1);
+      if (last.empty() || last == "." || last == "..") return fail(c, EINVAL);
+      auto r = s_->resolve_absolute(text, false, detail::memfs::mkdir_durability::none);
       if (r.err) return fail(c, r.err);
-      if (r.name.empty() || r.name == "." || r.name == "..") return fail(c, EBUSY);
       if (int err = remove_directory(*r.parent, r.name, r.entry)) return fail(c, err);
       detail::memfs::fsync_dir(*r.parent);
       return success();
@@ -120,7 +127,7 @@ public:
     const Call c(fs_op::mkdir, "mkdir", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
-      if (int err = find_slot(h, rel, s)) return fail(c, err == EINVAL ? EEXIST : err);
+      if (int err = find_slot(h, rel, s)) return fail(c, err);
       if (s.node) return fail(c, EEXIST);
       if (s.parent->nlink == 0) return fail(c, ENOENT);
       s_->make_dir_in(*s.parent, s.name);
@@ -143,7 +150,7 @@ public:
     const Call c(fs_op::create, "create", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
-      if (int err = find_slot(h, rel, s)) return fail(c, err == EINVAL ? EISDIR : err);
+      if (int err = locate(h, rel, s)) return fail(c, err);
       if (size > detail::memfs::max_file_size) return fail(c, EINVAL);
       const std::int64_t now = s_->now();
       if (s.node) {
@@ -221,7 +228,8 @@ public:
     return run<void>(c, [&]() -> result<void> {
       InodePtr n;
       if (int err = open_file(h, rel, n)) return fail(c, err);
-      if (offset > detail::memfs::max_file_size || len == 0) return fail(c, EINVAL);
+      if (len == 0) return success();  // fallocate would say EINVAL; nothing to do
+      if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
       if (len > detail::memfs::max_file_size - offset) return fail(c, EFBIG);
       if (int err = punch(*n, offset, offset + len)) return fail(c, err);
       detail::memfs::touch(*n, s_->now());
@@ -283,7 +291,7 @@ public:
       Slot a, b;
       if (int err = find_slot(h, from, a)) return fail(c, err);
       if (!a.node) return fail(c, ENOENT);
-      if (int err = find_slot(h, to, b)) return fail(c, err == EINVAL ? EEXIST : err);
+      if (int err = find_slot(h, to, b)) return fail(c, err);
       if (b.node) return fail(c, EEXIST);
       if (a.parent->fs != b.parent->fs) return fail(c, EXDEV);
       if (a.node->type == kind::directory) return fail(c, EPERM);
@@ -302,7 +310,7 @@ public:
     const Call c(fs_op::remove, "remove", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
-      if (int err = find_slot(h, rel, s)) return fail(c, err == EINVAL ? EISDIR : err);
+      if (int err = find_slot(h, rel, s)) return fail(c, err);
       if (!s.node) return fail(c, ENOENT);
       if (s.node->type == kind::directory) return fail(c, EISDIR);
       const std::int64_t now = s_->now();
@@ -320,7 +328,7 @@ public:
     const Call c(fs_op::fsync, "fsync", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       InodePtr n;
-      if (int err = open_node(h, rel, true, n)) return fail(c, err);
+      if (int err = open_node(h, rel, n)) return fail(c, err);
       if (n->type == kind::directory)
         detail::memfs::fsync_dir(*n);
       else
@@ -333,19 +341,10 @@ public:
   result<file_stat> stat(const dir_handle& h, const path& rel) const noexcept {
     const Call c(fs_op::stat, "stat", &h, &rel);
     return run<file_stat>(c, [&]() -> result<file_stat> {
-      if (!h.dir_) return fail(c, EBADF);
-      InodePtr parent;
-      std::string_view name;
-      if (int err = detail::memfs::resolve_beneath(h.dir_, rel.native(), true, parent, &name)) return fail(c, err);
-      if (name.empty()) return make_stat(*h.dir_);
-      if (detail::memfs::is_dot(name)) {
-        InodePtr n;
-        if (int err = detail::memfs::resolve_beneath(h.dir_, rel.native(), false, n, nullptr)) return fail(c, err);
-        return make_stat(*n);
-      }
-      auto it = parent->dir->entries.find(name);
-      if (it == parent->dir->entries.end()) return fail(c, ENOENT);
-      return make_stat(*detail::memfs::through_mounts(it->second));
+      Slot s;
+      if (int err = locate(h, rel, s)) return fail(c, err);
+      if (!s.node) return fail(c, ENOENT);
+      return make_stat(*detail::memfs::through_mounts(s.node));
     });
   }
 
@@ -354,7 +353,7 @@ public:
     const Call c(fs_op::set_mtime, "set_mtime", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
-      if (int err = find_slot(h, rel, s)) return fail(c, err);
+      if (int err = locate(h, rel, s)) return fail(c, err);
       if (!s.node) return fail(c, ENOENT);
       InodePtr n = detail::memfs::through_mounts(s.node);
       n->mtime = mtime_ns;
@@ -369,7 +368,7 @@ public:
     const Call c(fs_op::list, "list", &h, &rel);
     return run<std::vector<dir_entry>>(c, [&]() -> result<std::vector<dir_entry>> {
       InodePtr n;
-      if (int err = open_node(h, rel, true, n)) return fail(c, err);
+      if (int err = open_node(h, rel, n)) return fail(c, err);
       if (n->type != kind::directory) return fail(c, ENOTDIR);
       std::vector<dir_entry> out;
       out.reserve(n->dir->entries.size());
@@ -407,9 +406,9 @@ public:
     const Call c(fs_op::clone, "clone", &src_dir, &src, &dst_dir, &dst);
     return run<void>(c, [&]() -> result<void> {
       InodePtr sn;
-      if (int err = open_node(src_dir, src, false, sn)) return fail(c, err);
+      if (int err = open_node(src_dir, src, sn)) return fail(c, err);
       Slot d;
-      if (int err = find_slot(dst_dir, dst, d)) return fail(c, err == EINVAL ? EISDIR : err);
+      if (int err = locate(dst_dir, dst, d)) return fail(c, err);
       if (d.node) return fail(c, EEXIST);
       if (d.parent->nlink == 0) return fail(c, ENOENT);
       if (sn->fs != d.parent->fs) return fail(c, EXDEV);
@@ -437,7 +436,7 @@ public:
     const Call c(fs_op::notify_resize, "notify_resize", &h, &rel);
     return run<unsigned>(c, [&]() -> result<unsigned> {
       InodePtr n;
-      if (int err = open_node(h, rel, false, n)) return fail(c, err);
+      if (int err = open_node(h, rel, n)) return fail(c, err);
       unsigned told = 0;
       for (auto& l : s_->loops) {
         if (l.second.inode != n) continue;
@@ -822,29 +821,37 @@ private:
   }
 
   //! Resolve for an operation that opens the path (O_NOFOLLOW): a symlink
-  //! anywhere gives ELOOP; "" is the handle's directory only when allowed.
-  static int open_node(const dir_handle& h, const path& rel, bool allow_empty, InodePtr& out) {
+  //! anywhere gives ELOOP; "" and "a/.." are directories themselves.
+  static int open_node(const dir_handle& h, const path& rel, InodePtr& out) {
     if (!h.dir_) return EBADF;
-    if (rel.empty() && !allow_empty) return ENOENT;
-    return detail::memfs::resolve_beneath(h.dir_, rel.native(), false, out, nullptr);
+    return detail::memfs::open_beneath(h.dir_, rel.native(), out);
   }
 
   //! `open_node` for data operations: a directory gives EISDIR.
   static int open_file(const dir_handle& h, const path& rel, InodePtr& out) {
-    if (int err = open_node(h, rel, false, out)) return err;
+    if (int err = open_node(h, rel, out)) return err;
     return out->type == kind::directory ? EISDIR : 0;
   }
 
-  //! Resolve all but the last component; the last must be a plain name
-  //! (EINVAL for "." or "..", ENOENT for "").
-  static int find_slot(const dir_handle& h, const path& rel, Slot& s) {
+  //! Where `rel` leads: its directory and last name, and what is there now
+  //! (mounts not followed). An empty name is the directory itself.
+  static int locate(const dir_handle& h, const path& rel, Slot& s) {
     if (!h.dir_) return EBADF;
-    if (int err = detail::memfs::resolve_beneath(h.dir_, rel.native(), true, s.parent, &s.name)) return err;
-    if (s.name.empty()) return ENOENT;
-    if (detail::memfs::is_dot(s.name)) return EINVAL;
+    if (int err = detail::memfs::locate_beneath(h.dir_, rel.native(), s.parent, s.name)) return err;
+    if (s.name.empty()) {
+      s.node = s.parent;
+      return 0;
+    }
     auto it = s.parent->dir->entries.find(s.name);
     if (it != s.parent->dir->entries.end()) s.node = it->second;
     return 0;
+  }
+
+  //! `locate` for operations on a name itself (mkdir, rename, ...): a path
+  //! that names a directory alone is EINVAL there.
+  static int find_slot(const dir_handle& h, const path& rel, Slot& s) {
+    if (int err = locate(h, rel, s)) return err;
+    return s.name.empty() ? EINVAL : 0;
   }
 
   static file_type type_of(const Inode& n) noexcept {
@@ -984,46 +991,72 @@ private:
     return 0;
   }
 
+  //! Tells a copy's progress callback, as LinuxFsOps does: after each piece,
+  //! and once at the end unless the last report already said it all. A
+  //! callback that throws stops the copy like one that returns false.
+  class ProgressMeter {
+  public:
+    ProgressMeter(const progress_callback& callback, std::uint64_t total) : callback_(callback), total_(total) {}
+    bool advance(std::uint64_t n) {
+      done_ += n;
+      return report();
+    }
+    bool finish() { return reported_ && last_ == done_ ? true : report(); }
+    std::uint64_t done() const noexcept { return done_; }
+
+  private:
+    bool report() {
+      if (!callback_) return true;
+      reported_ = true;
+      last_ = done_;
+      try {
+        return callback_(done_, total_);
+      } catch (...) {
+        return false;
+      }
+    }
+    const progress_callback& callback_;
+    std::uint64_t total_;
+    std::uint64_t done_ = 0;
+    std::uint64_t last_ = 0;
+    bool reported_ = false;
+  };
+
+  //! The copy itself, off the tree: the new file gets its name only once
+  //! complete, so no failure or cancel leaves anything behind.
   result<copy_result> do_copy(const Call& c, const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
                               const path& dst, const copy_options& opts) const {
     using namespace detail::memfs;
     InodePtr sn;
-    if (int err = open_node(src_dir, src, false, sn)) return fail(c, err);
+    if (int err = open_node(src_dir, src, sn)) return fail(c, err);
+    if (sn->type == kind::directory) return fail(c, EISDIR);
     Slot d;
-    if (int err = find_slot(dst_dir, dst, d)) return fail(c, err == EINVAL ? EISDIR : err);
+    if (int err = locate(dst_dir, dst, d)) return fail(c, err);
     if (d.node) return fail(c, EEXIST);
     if (d.parent->nlink == 0) return fail(c, ENOENT);
-    if (sn->type == kind::directory) return fail(c, EISDIR);
     Filesystem& dfs = *d.parent->fs;
     const bool same_fs = sn->fs == &dfs;
     const FileData& sf = *sn->file;
-    const std::uint64_t target = opts.size ? *opts.size : sf.size;
-    if (target > max_file_size) return fail(c, EINVAL);
-    const std::uint64_t limit = std::min(target, sf.size);
+    const std::uint64_t final_size = opts.size ? *opts.size : sf.size;
+    if (final_size > max_file_size) return fail(c, EINVAL);
+    const std::uint64_t limit = std::min(final_size, sf.size);  // copy only what fits
     const std::vector<Segment> segs = data_segments(sf.view(), limit);
     std::uint64_t total = 0;
     for (const Segment& s : segs) total += s.end - s.begin;
+    ProgressMeter meter(opts.progress, total);
+    const auto cancelled = [&] { return failure(errc::cancelled, c.what()); };
 
-    copy_result out;
-    auto keep_going = [&](std::uint64_t done) {
-      if (!opts.progress) return true;
-      try {
-        return opts.progress(done, total);
-      } catch (...) {
-        return false;  // a throwing callback stops the copy like a refusal
-      }
-    };
     InodePtr n = new_file(dfs);
     FileData& nf = *n->file;
-    // Share the source's blocks below the new size (FICLONE, or a
-    // copy_file_range that the filesystem turns into a remap).
+    // Share the source's blocks below the new size: FICLONE, or a
+    // copy_file_range that btrfs and XFS turn into a remap of whole blocks.
     auto share = [&]() -> int {
       if (limit == sf.size)
         nf.extents = sf.extents;  // the whole list, copy-on-write
       else
         nf.extents = std::make_shared<ExtentList>(share_below(sf.view(), block_up(limit)));
       nf.size = limit;
-      if (limit < sf.size) {
+      if (limit < sf.size) {  // the block cut by the new end keeps zeros past it
         const std::uint64_t tail_end = std::min(block_up(limit), sf.size);
         std::uint64_t need = 0;
         zero_partial(*n, limit, tail_end, true, need);
@@ -1032,14 +1065,13 @@ private:
       }
       return 0;
     };
-    // Copy the data segments into new blocks: copy_file_range without
-    // reflinks, or the sparse read/write copy. Holes stay holes.
-    auto copy_data = [&]() -> result<void> {
+    // Copy the data segments into new blocks, a piece at a time (the
+    // in-kernel copy without reflinks, or the read/write copy).
+    auto copy_data = [&]() -> int {
       std::uint64_t need = 0;
       for (const Segment& s : segs) need += block_up(s.end) - s.begin;
-      if (need > dfs.free_bytes()) return fail(c, ENOSPC);
+      if (need > dfs.free_bytes()) return ENOSPC;
       const Allocator alloc = s_->allocator(dfs);
-      std::uint64_t done = 0;
       for (const Segment& s : segs) {
         for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes) {
           const std::uint64_t len = std::min<std::uint64_t>(max_chunk_bytes, s.end - pos);
@@ -1047,54 +1079,51 @@ private:
           read_bytes(sf.view(), pos, chunk->data(), len);
           std::memset(chunk->data() + len, 0, block_up(len) - len);
           nf.edit().push_back({pos, block_up(len), 0, std::move(chunk)});
-          done += len;
-          if (!keep_going(done)) return failure(errc::cancelled, c.what());
+          if (!meter.advance(len)) return ECANCELED;
         }
       }
       nf.size = limit;
-      return success();
+      return 0;
+    };
+    // Progress of a remap, piece by piece as copy_file_range reports it.
+    auto report_pieces = [&]() -> bool {
+      for (const Segment& s : segs)
+        for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes)
+          if (!meter.advance(std::min<std::uint64_t>(max_chunk_bytes, s.end - pos))) return false;
+      return true;
     };
 
-    bool done = false;
-    if (target == 0 || sf.size == 0) {
-      out.method = copy_method::none;
-      done = true;
-      if (!keep_going(0)) return failure(errc::cancelled, c.what());
-    }
-    if (!done && opts.try_clone && !dst_dir.fs_->no_reflinks.load()) {
-      // FICLONE checks the filesystem before whether it can clone at all.
+    copy_result out;
+    if (limit > 0 && opts.try_clone && !dst_dir.fs_->no_reflinks.load()) {
+      // FICLONE: EXDEV between two filesystems comes before EOPNOTSUPP.
       const int err = !same_fs ? EXDEV : !dfs.reflink ? EOPNOTSUPP : 0;
       if (err == 0) {
         if (int e = share()) return fail(c, e);
         out.method = copy_method::clone;
-        done = true;
-        if (!keep_going(total)) return failure(errc::cancelled, c.what());
+        if (!meter.advance(total)) return cancelled();
       } else if (err == EOPNOTSUPP) {
-        dst_dir.fs_->no_reflinks.store(true);
-        out.reflink_unsupported_noticed = true;
+        if (!dst_dir.fs_->no_reflinks.exchange(true)) out.reflink_unsupported_noticed = true;
       }
     }
-    // copy_file_range fails with EXDEV between two filesystems, on its first
-    // segment: with no data segment it is never called, so never fails.
-    if (!done && opts.try_copy_file_range && (same_fs || segs.empty())) {
+    // copy_file_range fails with EXDEV between two filesystems on its first
+    // segment; with no data segment it is never called, so never fails.
+    if (limit > 0 && out.method == copy_method::none && opts.try_copy_file_range && (same_fs || segs.empty())) {
       if (same_fs && dfs.reflink) {
         if (int e = share()) return fail(c, e);
-        if (!keep_going(total)) return failure(errc::cancelled, c.what());
-      } else {
-        FILE_REFLINK_TRYV(copy_data());
-        if (segs.empty() && !keep_going(0)) return failure(errc::cancelled, c.what());
+        if (!report_pieces()) return cancelled();
+      } else if (int e = copy_data()) {
+        return e == ECANCELED ? cancelled() : fail(c, e);
       }
       out.method = copy_method::copy_file_range;
-      done = true;
     }
-    if (!done) {
-      FILE_REFLINK_TRYV(copy_data());
-      if (segs.empty() && !keep_going(0)) return failure(errc::cancelled, c.what());
+    if (limit > 0 && out.method == copy_method::none) {
+      if (int e = copy_data()) return e == ECANCELED ? cancelled() : fail(c, e);
       out.method = copy_method::sparse_copy;
     }
-    nf.size = target;
+    if (!meter.finish()) return cancelled();
+    out.bytes = meter.done();
+    nf.size = final_size;
     nf.dirty = true;
-    out.bytes = out.method == copy_method::none ? 0 : total;
     n->mtime = n->ctime = s_->now();
     link_new(*d.parent, d.name, std::move(n));
     return out;
