@@ -654,6 +654,7 @@ TEST_CASE("memory: symlinks, absolute and escaping paths are refused beneath a h
   MEM_REQUIRE_ERRNO(fs.read(h, "d/../../outside", 0, &c, 1), EXDEV);
   CHECK(get(fs, h, "d/../d/f", 0, 1) == "f");
   CHECK(fs.stat(h, "lf").value().type == file_reflink::file_type::symlink);
+  CHECK(fs.stat(h, "lf").value().nlink == 1);
   MEM_REQUIRE_OK(fs.remove(h, "lf"));
   CHECK(fs.read_file("/pool/d/f").value() == "f");
   CHECK(fs.read_file("/outside").value() == "secret");
@@ -713,6 +714,13 @@ TEST_CASE("memory: punch_hole frees whole blocks and zeroes partial ones") {
   CHECK(data.substr(kB / 2, 2 * kB) == std::string(2 * kB, '\0'));
   CHECK(data.substr(kB / 2 + 2 * kB) == std::string(kB + kB / 2, 'x'));
   MEM_REQUIRE_OK(fs.punch_hole(h, "f", 0, 0));  // as LinuxFsOps: an empty range is nothing to do
+  // A range ending inside the EOF block zeroes it but keeps it, as XFS and btrfs do.
+  MEM_REQUIRE_OK(fs.create(h, "small", 0, create_mode::exclusive));
+  put(fs, h, "small", 0, "0123456789");
+  MEM_REQUIRE_OK(fs.punch_hole(h, "small", 2, 100));
+  CHECK(fs.stat(h, "small").value().allocated == kB);
+  CHECK(fs.read_file("/p/small").value() == std::string("01") + std::string(8, '\0'));
+  MEM_REQUIRE_ERRNO(fs.extents(h, ""), EOPNOTSUPP);
   MEM_REQUIRE_OK(fs.punch_hole(h, "f", 0, 1ull << 40));
   CHECK(fs.stat(h, "f").value().allocated == 0);
 }

@@ -200,7 +200,7 @@ public:
       InodePtr n;
       if (int err = open_file(h, rel, n)) return fail(c, err);
       if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
-      if (len > detail::memfs::max_file_size - offset) return fail(c, EFBIG);
+      if (len > detail::memfs::max_file_size - offset) return fail(c, EINVAL);  // pos + count overflows
       if (!data && len) return fail(c, EFAULT);
       if (len == 0) return success();
       if (int err = write_file_bytes(*n, offset, static_cast<const char*>(data), len)) return fail(c, err);
@@ -395,7 +395,8 @@ public:
     const Call c(fs_op::extents, "extents", &h, &rel);
     return run<std::vector<extent>>(c, [&]() -> result<std::vector<extent>> {
       InodePtr n;
-      if (int err = open_file(h, rel, n)) return fail(c, err);
+      if (int err = open_node(h, rel, n)) return fail(c, err);
+      if (n->type == kind::directory) return fail(c, EOPNOTSUPP);  // FIEMAP of a directory
       return detail::memfs::report_extents(n->file->view(), s_->other_live_files(*n->fs, n.get()));
     });
   }
@@ -526,6 +527,7 @@ public:
     std::lock_guard<std::recursive_mutex> lock(s_->mutex);
     return s_->op_calls[static_cast<std::size_t>(op)];
   }
+  //! Start counting afresh (say, after a test's setup).
   void reset_counts() const {
     std::lock_guard<std::recursive_mutex> lock(s_->mutex);
     s_->calls = 0;
@@ -608,6 +610,7 @@ public:
       if (r.err != ENOENT || !r.parent || r.name.empty()) return api_fail("symlink", abs_link, r.err);
       if (r.parent->nlink == 0) return api_fail("symlink", abs_link, ENOENT);
       InodePtr n = s_->make_inode(*r.parent->fs, kind::symlink);
+      n->nlink = 1;
       n->target = target.native();
       link_new(*r.parent, r.name, std::move(n));
       detail::memfs::make_entry_durable(*r.parent->dir, r.name);
@@ -692,6 +695,7 @@ public:
     auto it = s_->loops.find(id);
     return it == s_->loops.end() ? 0 : it->second.capacity;
   }
+  //! losetup -d: the device lets go of its file.
   void detach_loop(int id) const {
     std::lock_guard<std::recursive_mutex> lock(s_->mutex);
     s_->loops.erase(id);
@@ -966,14 +970,13 @@ private:
     return 0;
   }
 
-  //! fallocate(PUNCH_HOLE | KEEP_SIZE) of [off, end): whole blocks go (a
-  //! range past EOF takes the EOF block along), partial ones are zeroed.
+  //! fallocate(PUNCH_HOLE | KEEP_SIZE) of [off, end): blocks wholly inside
+  //! go, partial ones are zeroed and stay allocated (as on XFS and btrfs).
   int punch(Inode& n, std::uint64_t off, std::uint64_t end) const {
     auto& f = *n.file;
     using detail::memfs::block_down;
     using detail::memfs::block_up;
     if (off >= f.size) return 0;
-    if (end >= f.size) end = std::max(end, block_up(f.size));
     const std::uint64_t full_a = block_up(off);
     const std::uint64_t full_b = block_down(end);
     // The partial blocks at either end, clipped to the file.
