@@ -9,8 +9,9 @@
 //! - `ops`: the policy (a fresh in-memory filesystem, or `LinuxFsOps{}`);
 //! - `root`: a fresh, empty, absolute directory on the filesystem under test,
 //!   and `dir()`, a handle of it;
-//! - `other_root` / `other_dir()`: an empty directory on another filesystem
-//!   (for EXDEV and cross-filesystem copies);
+//! - `other_root` / `other_dir()`: an empty directory on another filesystem,
+//!   one without reflinks on every fixture (a tmpfs, or an in-memory mount
+//!   made with `reflink = false`), for EXDEV and cross-filesystem copies;
 //! - `symlink(target, abs_link)`, `fill_to(free_left)` / `unfill()`;
 //! - `Fx::reflinks`, `Fx::real`, `Fx::name`.
 #pragma once
@@ -142,7 +143,11 @@ struct memory_fixture : FixtureBase<MemoryFsOps> {
     file_reflink::mount_options scratch;
     scratch.capacity = capacity;
     REQUIRE_OK(ops.mount("/mnt/scratch", scratch));
-    REQUIRE_OK(ops.mount("/mnt/other", file_reflink::mount_options{}));
+    // Like the tmpfs of the real fixtures: another filesystem, without reflinks.
+    file_reflink::mount_options other;
+    other.reflink = false;
+    other.capacity = 256 * MiB;
+    REQUIRE_OK(ops.mount("/mnt/other", other));
     open_roots();
   }
 
