@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
+#include <map>
+#include <random>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -770,4 +773,103 @@ TEST_CASE("memory: copies of the handle share one filesystem, across threads") {
   for (auto& t : threads) t.join();
   CHECK(failures == 0);
   CHECK(fs.list(h, "").value().size() == 1 + 4 * 250);
+}
+
+TEST_CASE("memory: random operations agree with a byte-string model, through clones and crashes") {
+  // Every file's bytes live and durable, as plain strings; names are made
+  // durable at once, so a crash only rolls contents back.
+  struct Model {
+    std::string live;
+    std::string durable;
+  };
+  MemoryFsOps fs;
+  auto h = open(fs, "/m");
+  std::map<std::string, Model> files;
+  std::mt19937_64 rng(20240611);
+  auto pick = [&](std::uint64_t n) { return static_cast<std::uint64_t>(rng() % n); };
+  auto any_file = [&]() {
+    auto it = files.begin();
+    std::advance(it, static_cast<std::ptrdiff_t>(pick(files.size())));
+    return it;
+  };
+  auto fill = [&](std::size_t n) {
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>('a' + pick(26));
+    return s;
+  };
+  auto sized = [](std::string s, std::uint64_t size) {
+    s.resize(static_cast<std::size_t>(size), '\0');
+    return s;
+  };
+  int next_name = 0;
+  for (int step = 0; step < 4000; ++step) {
+    CAPTURE(step);
+    const auto op = files.empty() ? 0 : pick(100);
+    if (op < 5 || files.size() < 2) {
+      const std::string name = "f" + std::to_string(next_name++);
+      MEM_REQUIRE_OK(fs.create(h, name, 0, create_mode::exclusive));
+      MEM_REQUIRE_OK(fs.fsync(h, ""));
+      files[name] = Model{};
+    } else if (op < 40) {
+      auto it = any_file();
+      const std::uint64_t off = pick(96 * 1024);
+      const std::string data = fill(1 + pick(12 * 1024));
+      put(fs, h, it->first, off, data);
+      auto& s = it->second.live;
+      if (s.size() < off + data.size()) s.resize(off + data.size(), '\0');
+      s.replace(off, data.size(), data);
+    } else if (op < 50) {
+      auto it = any_file();
+      const std::uint64_t off = pick(96 * 1024);
+      const std::uint64_t len = 1 + pick(20 * 1024);
+      MEM_REQUIRE_OK(fs.punch_hole(h, it->first, off, len));
+      auto& s = it->second.live;
+      for (std::uint64_t i = off; i < std::min<std::uint64_t>(off + len, s.size()); ++i) s[i] = '\0';
+    } else if (op < 58) {
+      auto it = any_file();
+      const std::uint64_t size = pick(100 * 1024);
+      MEM_REQUIRE_OK(fs.resize(h, it->first, size));
+      it->second.live = sized(it->second.live, size);
+    } else if (op < 68 && files.size() < 24) {
+      auto it = any_file();
+      const std::string name = "f" + std::to_string(next_name++);
+      MEM_REQUIRE_OK(fs.clone(h, it->first, h, name));
+      MEM_REQUIRE_OK(fs.fsync(h, ""));
+      files[name] = Model{it->second.live, std::string()};
+    } else if (op < 76 && files.size() < 24) {
+      auto it = any_file();
+      const std::string name = "f" + std::to_string(next_name++);
+      copy_options o;
+      o.try_clone = pick(2) == 0;
+      o.try_copy_file_range = pick(2) == 0;
+      if (pick(2)) o.size = pick(100 * 1024);
+      MEM_REQUIRE_OK(fs.copy(h, it->first, h, name, o));
+      MEM_REQUIRE_OK(fs.fsync(h, ""));
+      files[name] = Model{o.size ? sized(it->second.live, *o.size) : it->second.live, std::string()};
+    } else if (op < 82) {
+      auto it = any_file();
+      MEM_REQUIRE_OK(fs.remove(h, it->first));
+      MEM_REQUIRE_OK(fs.fsync(h, ""));
+      files.erase(it);
+    } else if (op < 98) {
+      auto it = any_file();
+      MEM_REQUIRE_OK(fs.fsync(h, it->first));
+      it->second.durable = it->second.live;
+    } else {
+      fs.crash();
+      for (auto& f : files) f.second.live = f.second.durable;
+    }
+    for (const auto& f : files) {
+      CAPTURE(f.first);
+      auto got = fs.read_file("/m/" + f.first);
+      REQUIRE(got);
+      REQUIRE(got.value() == f.second.live);
+      auto st = fs.stat(h, f.first).value();
+      REQUIRE(st.allocated <= (st.size + kB - 1) / kB * kB);
+    }
+  }
+  // Everything removed durably: all the space comes back.
+  for (const auto& f : files) MEM_REQUIRE_OK(fs.remove(h, f.first));
+  MEM_REQUIRE_OK(fs.fsync(h, ""));
+  CHECK(used(fs, h) == 0);
 }
