@@ -334,7 +334,7 @@ public:
             FILE_REFLINK_TRYV(core_->remove_file(h, pin.second));
             return core_->sync_dir(h, p().dir);
           }
-      return failure(errc::revision_not_found, "no revision is labelled " + detail::q(label));
+      return failure(errc::revision_not_found, "label " + detail::q(label));
     });
   }
 
@@ -359,7 +359,7 @@ public:
   //! and for shrinking, which would lose data.
   result<void> resize(std::uint64_t new_size) noexcept {
     return run("resize", [&](const handle& h) -> result<void> {
-      if (!cfg().rw) return failure(errc::read_only, "cannot resize a read-only volume");
+      if (!cfg().rw) return failure(errc::read_only, "");
       FILE_REFLINK_TRY(auto current, current_size(h));
       if (new_size < current)
         return failure(errc::shrink_refused, detail::bytes_text(new_size) + " is smaller than the image's " +
@@ -436,7 +436,7 @@ public:
   result<void> export_end(const path& exported) noexcept {
     return run("export_end", [&](const handle&) -> result<void> {
       auto it = st_->exports.find(exported.string());
-      if (it == st_->exports.end()) return failure(errc::not_exported, detail::q(exported) + " was not exported");
+      if (it == st_->exports.end()) return failure(errc::not_exported, detail::q(exported));
       st_->exports.erase(it);
       return success();
     });
@@ -480,7 +480,7 @@ public:
     return run("import_volume", [&](const handle& h) -> result<copy_method> {
       FILE_REFLINK_TRYV(require_importable(h));
       if (!src.cfg().save_on_stop)
-        return failure(errc::not_save_on_stop, "source volume " + detail::q(src.vid()) + " has no committed data");
+        return failure(errc::not_save_on_stop, "source volume " + detail::q(src.vid()));
       // The source is read through one open of its clean image: a commit of
       // the source meanwhile replaces the name, not the bytes being read.
       FILE_REFLINK_TRY_CTX(auto src_h, "source pool " + detail::q(src.core_->cfg.name), src.core_->dir());
@@ -509,7 +509,7 @@ public:
   //! image, the old one becoming a revision as at stop.
   result<void> discard(std::uint64_t offset, std::uint64_t length) noexcept {
     return run("discard", [&](const handle& h) -> result<void> {
-      if (!cfg().rw) return failure(errc::read_only, "cannot discard on a read-only volume");
+      if (!cfg().rw) return failure(errc::read_only, "");
       FILE_REFLINK_TRY(auto current, current_size(h));
       if (offset > current || length > current - offset)
         return failure(errc::out_of_range, "range " + std::to_string(offset) + "+" + std::to_string(length) +
@@ -538,9 +538,9 @@ public:
   //! Refused while running: the VM could write between the read and the punch.
   result<std::uint64_t> sparsify() noexcept {
     return run("sparsify", [&](const handle& h) -> result<std::uint64_t> {
-      if (!cfg().save_on_stop) return failure(errc::not_save_on_stop, "the volume has no committed image");
+      if (!cfg().save_on_stop) return failure(errc::not_save_on_stop, "");
       FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
-      if (dirty) return failure(errc::volume_dirty, "cannot sparsify while the volume is running");
+      if (dirty) return failure(errc::volume_dirty, "the VM could write between the read and the punch");
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
       if (snapshots_disabled()) {
@@ -604,15 +604,15 @@ private:
 
   result<void> require_save_on_stop() const {
     if (!cfg().save_on_stop)
-      return failure(errc::not_save_on_stop, "the volume does not keep its data (save_on_stop is off)");
+      return failure(errc::not_save_on_stop, "");
     return success();
   }
 
   result<void> require_importable(const handle& h) {
     FILE_REFLINK_TRYV(require_save_on_stop());
-    if (st_->importing) return failure(errc::import_in_progress, "import_data_end was not called yet");
+    if (st_->importing) return failure(errc::import_in_progress, "");
     FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
-    if (dirty) return failure(errc::volume_dirty, "cannot import while the volume is running");
+    if (dirty) return failure(errc::volume_dirty, "");
     return success();
   }
 
@@ -670,7 +670,7 @@ private:
   }
 
   result<void> no_revision(std::uint64_t n) const {
-    return failure(errc::revision_not_found, "no revision " + std::to_string(n));
+    return failure(errc::revision_not_found, "revision " + std::to_string(n));
   }
 
   //! The next revision number: one more than any revision or pin.
@@ -708,7 +708,7 @@ private:
       for (auto& [m, r] : revs)
         for (auto& pin : r.pins)
           if (pin.first == label) e = &r;
-      if (!e) return failure(errc::revision_not_found, "no revision is labelled " + detail::q(label));
+      if (!e) return failure(errc::revision_not_found, "label " + detail::q(label));
     }
     for (auto& pin : e->pins) FILE_REFLINK_TRYV(core_->remove_file(h, pin.second));
     if (e->has_file) FILE_REFLINK_TRYV(core_->remove_file(h, p().revision(e->n, e->stamp)));
@@ -956,14 +956,14 @@ private:
   //! labelled) becomes clean; a pinned revision is cloned, not consumed.
   result<void> revert_to(const handle& h, std::optional<std::uint64_t> n, const std::string& label) {
     FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
-    if (dirty) return failure(errc::volume_dirty, "cannot revert while the volume is running (dirty)");
+    if (dirty) return failure(errc::volume_dirty, "");
     FILE_REFLINK_TRY(auto revs, list_revisions(h));
     const rev_entry* e = nullptr;
     if (!label.empty()) {
       for (auto& [m, r] : revs)
         for (auto& pin : r.pins)
           if (pin.first == label) e = &r;
-      if (!e) return failure(errc::revision_not_found, "no revision is labelled " + detail::q(label));
+      if (!e) return failure(errc::revision_not_found, "label " + detail::q(label));
     } else if (n) {
       auto it = revs.find(*n);
       if (it == revs.end()) return no_revision(*n);

@@ -177,6 +177,14 @@ public:
 
   std::string abs(const handle& h, const path& rel) const { return q(ops.path_of(h, rel)); }
 
+  //! The fallback is announced once: when setup's probe or the first copy
+  //! finds the filesystem without reflinks (later copies do not try again).
+  void warn_no_reflinks(const handle& h) const {
+    log(log_level::warning, "The filesystem of " + q(ops.path_of(h, path())) +
+                                " does not support reflinks: volume copies are full copies from now on (slow, and "
+                                "they take space)");
+  }
+
   // ---- primitives: one policy call (or a few), logged -----------------------
 
   //! Stat, mapping "not there" to an empty optional.
@@ -234,10 +242,7 @@ public:
   result<copy_result> copy_file(const handle& src_h, const path& src, const handle& dst_h, const path& dst,
                                 copy_options opts) {
     FILE_REFLINK_TRY(auto r, ops.copy(src_h, src, dst_h, dst, opts));
-    if (r.reflink_unsupported_noticed)
-      log(log_level::warning, "The filesystem of " + q(ops.path_of(dst_h, path())) +
-                                  " does not support reflinks: volume copies are full copies from now on (slow, "
-                                  "and they take space)");
+    if (r.reflink_unsupported_noticed) warn_no_reflinks(dst_h);
     if (r.method == copy_method::clone)
       log(log_level::info, "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst));
     else
