@@ -78,7 +78,7 @@ struct dir_state {
   dir_state(unique_fd f, path p) noexcept : fd(std::move(f)), abs(std::move(p)) {}
   unique_fd fd;                          //!< the directory, O_RDONLY | O_DIRECTORY
   path abs;                              //!< the absolute path it was opened as
-  std::atomic<bool> no_reflinks{false};  //!< a clone here failed with EOPNOTSUPP/EINVAL
+  std::atomic<bool> no_reflinks{false};  //!< a clone here failed with EOPNOTSUPP (or the probe failed)
 };
 
 //! The switch between `openat2` and the component walk, read once from
@@ -851,10 +851,12 @@ public:
       if (err == 0) {
         res.method = copy_method::clone;
         if (!meter.advance(total)) return cancelled();
-      } else if (err == EOPNOTSUPP || err == EINVAL) {
-        // This filesystem cannot clone (EXDEV only says: two filesystems).
+      } else if (err == EOPNOTSUPP) {
+        // This filesystem cannot clone. (EXDEV only says: two filesystems;
+        // EINVAL can be about these two files, as btrfs says for a nodatacow
+        // file and a datacow one: fall back for this copy, remember nothing.)
         if (!dst_state.no_reflinks.exchange(true)) res.reflink_unsupported_noticed = true;
-      } else if (err != EXDEV && err != EBADF) {
+      } else if (err != EXDEV && err != EBADF && err != EINVAL) {
         return failed(err);
       }
     }
