@@ -223,6 +223,11 @@ inline int split_beneath(std::string_view rel, std::vector<std::string_view>& pa
 //! gives ELOOP. `name` is empty when `rel` names a directory itself ("",
 //! "a/.."); then `dir` is that directory.
 inline int locate_beneath(const InodePtr& base, std::string_view rel, InodePtr& dir, std::string_view& name) {
+  if (!rel.empty() && rel.find('/') == std::string_view::npos && rel != "." && rel != "..") {
+    dir = base;  // the common case, one plain name: nothing to walk
+    name = rel;
+    return 0;
+  }
   std::vector<std::string_view> parts;
   parts.reserve(8);
   if (int err = split_beneath(rel, parts)) return err;

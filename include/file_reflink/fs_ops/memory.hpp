@@ -37,6 +37,9 @@ namespace file_reflink {
 //! keeps only that. Test-inspection functions (`read_file`, `write_file`,
 //! `tree`, ...) are not contract calls: they are never counted, failed by
 //! injection or stopped by a power loss, and they see the live state.
+//!
+//! There is no working directory: a relative path given to `open_dir`,
+//! `stat_path` or a test function counts from "/".
 class MemoryFsOps {
   using State = detail::memfs::State;
   using Inode = detail::memfs::Inode;
@@ -47,6 +50,7 @@ class MemoryFsOps {
 public:
   //! An open directory, like a held fd: it keeps the directory (and its
   //! filesystem) alive even after the directory is removed or unmounted.
+  //! Use it only with the `MemoryFsOps` (or a copy of it) that opened it.
   class dir_handle {
   public:
     dir_handle() = default;
