@@ -3,7 +3,12 @@
 # label every discovered test by its fixture, read from the end of its name.
 # doctest_discover_tests sets LABELS itself (empty without ADD_LABELS), so
 # this has to come after it.
-foreach(file_reflink_test IN LISTS FILE_REFLINK_TESTS FILE_REFLINK_TESTS_CXX20)
+# A subdirectory with a test executable of its own discovers its tests into a
+# list named FILE_REFLINK_<PART>_TESTS and appends this file to its own
+# directory's TEST_INCLUDE_FILES; every such list is labelled here.
+set(file_reflink_all_tests ${FILE_REFLINK_TESTS} ${FILE_REFLINK_TESTS_CXX20} ${FILE_REFLINK_CLI_TESTS}
+    ${FILE_REFLINK_RELIABILITY_TESTS} ${FILE_REFLINK_BENCH_TESTS})
+foreach(file_reflink_test IN LISTS file_reflink_all_tests)
   if(file_reflink_test MATCHES "<memory>$")
     set(file_reflink_label memory)
   elseif(file_reflink_test MATCHES "<btrfs>$")
