@@ -248,8 +248,9 @@ inline bool parse_revision_tail(std::string_view tail, std::uint64_t& n, std::st
   if (!all_digits(num) || num.front() == '0') return false;
   std::uint64_t v = 0;
   for (char c : num) {
-    if (v > (UINT64_MAX - 9) / 10) return false;
-    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
   }
   std::string_view st = tail.substr(at + 1);
   if (!parse_timestamp(st)) return false;

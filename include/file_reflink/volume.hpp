@@ -914,6 +914,9 @@ private:
       if (with_revision && keep() > 0) {
         auto revs = list_revisions(h);
         if (!revs) return undo(), failure(revs.error());
+        if (!revs.value().empty() && revs.value().rbegin()->first == UINT64_MAX)
+          return undo(), failure(errc::out_of_range, "revision numbers are exhausted (revision " +
+                                                         std::to_string(UINT64_MAX) + " exists)");
         std::string stamp = layout::format_timestamp(floor_seconds(clean->mtime_ns));
         old = p().revision(next_number(revs.value()), stamp);
         old_is_revision = true;
