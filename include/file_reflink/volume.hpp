@@ -854,6 +854,11 @@ private:
       if (ps.type == file_type::regular && ps.mtime_ns == clean->mtime_ns && ps.size == clean->size) {
         // The precache is a clone of this very clean image: one rename, made
         // durable before the VM runs (its durable writes need a durable name).
+        // Its data was not flushed when it was made (work after a commit
+        // point): flush it before the rename makes it the running image, or a
+        // crash could leave a durable dirty name over data that never reached
+        // the disk, and the next stop would commit that as the volume's image.
+        FILE_REFLINK_TRYV(core_->sync_file(h, p().precache()));
         FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), p().dirty()));
         if (auto r = core_->sync_dir(h, p().dir); !r) {
           (void)core_->rename_file(h, p().dirty(), p().precache());
