@@ -798,22 +798,37 @@ private:
   //! snap_on_start: our clean name becomes a hard link to the source's clean
   //! image (is_outdated compares the inodes later), then a clone of it runs.
   result<void> start_from_source(const handle& h) {
-    FILE_REFLINK_TRYV(source_clean(h));
+    FILE_REFLINK_TRY(auto src_st, source_clean(h));
     layout::volume_paths sp = layout::paths_of(*cfg().source);
     FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
     // An old clean name (an origin-snapshot's committed image, or a link a
-    // crash left) is moved aside, not removed, until the start succeeded.
+    // crash left) keeps a second name until the start succeeded, and is
+    // replaced by one rename: the clean name is never missing, even after a
+    // crash that kept only some of these steps (it used to be renamed aside,
+    // and such a crash lost an origin-snapshot's committed image).
     FILE_REFLINK_TRY(auto old_clean, core_->stat_image(h, p().clean()));
-    path saved;
-    if (old_clean) {
-      saved = layout::temp_name(p().clean());
-      FILE_REFLINK_TRYV(core_->rename_file(h, p().clean(), saved));
-    }
+    const bool current = old_clean && old_clean->ino == src_st.ino && old_clean->dev == src_st.dev;
+    path saved, link;
+    bool replaced = false;
     auto undo = [&] {
-      (void)core_->remove_file(h, p().clean());
-      if (!saved.empty()) (void)core_->rename_file(h, saved, p().clean());
+      if (replaced) {
+        if (!saved.empty()) (void)core_->rename_file(h, saved, p().clean());
+        else (void)core_->remove_file(h, p().clean());
+      } else {
+        if (!saved.empty()) (void)core_->remove_file(h, saved);
+        if (!link.empty()) (void)core_->remove_file(h, link);
+      }
     };
-    if (auto r = core_->link_file(h, sp.clean(), p().clean()); !r) return undo(), failure(r.error());
+    if (!current) {
+      if (old_clean) {
+        saved = layout::temp_name(p().clean());
+        FILE_REFLINK_TRYV(core_->link_file(h, p().clean(), saved));
+      }
+      link = layout::temp_name(p().clean());
+      if (auto r = core_->link_file(h, sp.clean(), link); !r) return link.clear(), undo(), failure(r.error());
+      if (auto r = core_->rename_file(h, link, p().clean()); !r) return undo(), failure(r.error());
+      replaced = true;
+    }
     if (cfg().save_on_stop) {
       // origin-snapshot: the VM's data is kept at stop, so the image is made
       // durable before the VM runs.
