@@ -7,6 +7,7 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
+#include <file_reflink/detail/space_cache.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/layout.hpp>
@@ -84,6 +85,9 @@ public:
   FsOps ops;
   mutable std::mutex mu;  //!< guards volumes, dir_ and identity_
   std::map<std::string, std::shared_ptr<volume_state>> volumes;
+  //! What extent walks found; the primitives below that can change sharing
+  //! retire it (after their call, so a walk that raced them is not kept).
+  space_cache spaces;
 
   // ---- the pool directory -------------------------------------------------
 
@@ -211,6 +215,7 @@ public:
   //! Remove a file; returns whether it was there.
   result<bool> remove_file(const handle& h, const path& rel) {
     auto r = ops.remove(h, rel);
+    spaces.bump();
     if (!r) {
       if (r.error() == std::errc::no_such_file_or_directory) return false;
       return failure(r.error());
@@ -220,19 +225,25 @@ public:
   }
 
   result<void> rename_file(const handle& h, const path& from, const path& to) {
-    FILE_REFLINK_TRYV(ops.rename(h, from, to));
+    auto r = ops.rename(h, from, to);
+    spaces.bump();
+    FILE_REFLINK_TRYV(r);
     log(log_level::info, "Renamed file: " + abs(h, from) + " -> " + abs(h, to));
     return success();
   }
 
   result<void> link_file(const handle& h, const path& from, const path& to) {
-    FILE_REFLINK_TRYV(ops.link(h, from, to));
+    auto r = ops.link(h, from, to);
+    spaces.bump();
+    FILE_REFLINK_TRYV(r);
     log(log_level::info, "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to));
     return success();
   }
 
   result<void> create_sparse(const handle& h, const path& rel, std::uint64_t size, create_mode mode) {
-    FILE_REFLINK_TRYV(ops.create(h, rel, size, mode));
+    auto r = ops.create(h, rel, size, mode);
+    spaces.bump();
+    FILE_REFLINK_TRYV(r);
     log(log_level::info, "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")");
     return success();
   }
@@ -241,7 +252,9 @@ public:
   //! when this copy found the filesystem without reflinks.
   result<copy_result> copy_file(const handle& src_h, const path& src, const handle& dst_h, const path& dst,
                                 copy_options opts) {
-    FILE_REFLINK_TRY(auto r, ops.copy(src_h, src, dst_h, dst, opts));
+    auto copied = ops.copy(src_h, src, dst_h, dst, opts);
+    spaces.bump();
+    FILE_REFLINK_TRY(auto r, std::move(copied));
     if (r.reflink_unsupported_noticed) warn_no_reflinks(dst_h);
     if (r.method == copy_method::clone)
       log(log_level::info, "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst));
@@ -311,12 +324,16 @@ public:
     return std::move(r).value();
   }
 
-  //! Space of one file from its extent map.
+  //! Space of one file from its extent map, walked once per version of the
+  //! file (see `space_cache`): `st` is the stat the caller just took.
   result<space_usage> space_of(const handle& h, const path& rel, const file_stat& st) {
+    const std::uint64_t generation = spaces.generation();
+    if (auto hit = spaces.find(st, generation)) return *hit;
     FILE_REFLINK_TRY(auto ext, ops.extents(h, rel));
     space_usage s;
     s.allocated = st.allocated;
     for (const extent& e : ext) (e.shared ? s.shared : s.exclusive) += e.length;
+    spaces.store(st, generation, s);
     return s;
   }
 
