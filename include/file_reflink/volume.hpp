@@ -127,7 +127,6 @@ public:
   result<void> remove() noexcept {
     return run("remove", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(remove_all_files(h));
-      (void)core_->sync_dir(h, p().dir);
       (void)core_->remove_empty_dir(h, p().dir);
       st_->removed = true;
       std::lock_guard<std::mutex> lk(core_->mu);
@@ -330,10 +329,7 @@ public:
       FILE_REFLINK_TRY(auto revs, list_revisions(h));
       for (auto& [m, e] : revs)
         for (auto& pin : e.pins)
-          if (pin.first == label) {
-            FILE_REFLINK_TRYV(core_->remove_file(h, pin.second));
-            return core_->sync_dir(h, p().dir);
-          }
+          if (pin.first == label) return remove_names(h, {pin.second});
       return failure(errc::revision_not_found, "label " + detail::q(label));
     });
   }
@@ -710,9 +706,10 @@ private:
           if (pin.first == label) e = &r;
       if (!e) return failure(errc::revision_not_found, "label " + detail::q(label));
     }
-    for (auto& pin : e->pins) FILE_REFLINK_TRYV(core_->remove_file(h, pin.second));
-    if (e->has_file) FILE_REFLINK_TRYV(core_->remove_file(h, p().revision(e->n, e->stamp)));
-    return core_->sync_dir(h, p().dir);
+    std::vector<path> names;
+    for (auto& pin : e->pins) names.push_back(pin.second);
+    if (e->has_file) names.push_back(p().revision(e->n, e->stamp));
+    return remove_names(h, names);
   }
 
   // ---- the steps operations are made of ----------------------------------------
@@ -736,33 +733,53 @@ private:
     return removed;
   }
 
-  //! Remove every file of the vid. In two phases so that a failure loses
-  //! nothing: each file is first renamed to a temporary name (undone on
-  //! failure); only then are the temporaries removed (a crash or an error
-  //! there leaves garbage that the next start, remove or recover removes).
+  //! Remove every file of the vid (see `remove_names`).
   result<void> remove_all_files(const handle& h) {
     FILE_REFLINK_TRYV(remove_incomplete(h));
     FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
-    std::vector<std::pair<path, path>> moved;
-    auto undo = [&] {
-      for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
-    };
+    std::vector<path> names;
     for (const dir_entry& e : entries) {
       if (e.type == file_type::directory) continue;
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base || info.kind == layout::file_kind::foreign) continue;
       if (info.kind == layout::file_kind::import && st_->importing) continue;
-      path from = p().dir / e.name;
+      names.push_back(p().dir / e.name);
+    }
+    return remove_names(h, names);
+  }
+
+  //! Remove files of this volume so that a failure loses nothing. Phase 1
+  //! renames each to a temporary name and flushes the directory: that flush
+  //! is the commit point (the files are gone for good: a temporary is
+  //! garbage to every reader and to recover); a failure before it puts every
+  //! name back. Phase 2 removes the temporaries, unflushed; a failure there
+  //! only warns and leaves a temporary that the next start, remove or
+  //! recover of the vid removes.
+  result<void> remove_names(const handle& h, const std::vector<path>& names) {
+    if (names.empty()) return success();
+    std::vector<std::pair<path, path>> moved;
+    auto undo = [&] {
+      for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
+    };
+    for (const path& from : names) {
       path to = layout::temp_name(from);
       auto r = core_->rename_file(h, from, to);
       if (!r) return undo(), failure(r.error());
       moved.emplace_back(from, to);
     }
-    for (auto& m : moved) {
-      auto r = core_->remove_file(h, m.second);
-      if (!r) core_->log(log_level::warning, "Could not remove " + detail::q(m.second) + ": " + r.error().message());
-    }
+    if (auto r = core_->sync_dir(h, p().dir); !r) return undo(), failure(r.error());
+    for (auto& m : moved) drop_temporary(h, m.second);
     return success();
+  }
+
+  //! Remove a temporary after the commit point of an operation, which has
+  //! succeeded whatever happens here: a failure is a warning, and the next
+  //! start, remove or recover of the vid removes what is left.
+  void drop_temporary(const handle& h, const path& rel) {
+    auto r = core_->remove_file(h, rel);
+    if (!r)
+      core_->log(log_level::warning, "Could not remove temporary file " + core_->abs(h, rel) + " (the next start, "
+                                     "remove or recover removes it): " + r.error().message());
   }
 
   //! The source's clean image, checked: it exists and is a regular file; a
@@ -960,8 +977,8 @@ private:
       }
       return undo(), failure(r.error());
     }
-    if (!stash.empty()) (void)core_->remove_file(h, stash);
-    if (!old.empty() && !old_is_revision) (void)core_->remove_file(h, old);
+    if (!stash.empty()) drop_temporary(h, stash);
+    if (!old.empty() && !old_is_revision) drop_temporary(h, old);
     prune(h);
     refresh_precache(h);
     return success();
