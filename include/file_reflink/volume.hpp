@@ -851,12 +851,17 @@ private:
       // durable before the VM runs.
       if (auto r = clone_durably(h, p().clean(), p().dirty()); !r) return undo(), failure(r.error());
     } else {
-      // snapshot: discarded at stop and after a crash; nothing to flush.
-      if (auto r = core_->remove_file(h, p().dirty()); !r) return undo(), failure(r.error());
-      if (auto r = core_->copy_file(h, p().clean(), h, p().dirty(), copy_opts()); !r)
+      // snapshot: discarded at stop and after a crash; nothing to flush. The
+      // clone replaces an old dirty image (a crashed VM's) by a rename, so a
+      // failure leaves that as it was.
+      path tmp = layout::temp_name(p().dirty());
+      if (auto r = core_->copy_file(h, p().clean(), h, tmp, copy_opts()); !r) return undo(), failure(r.error());
+      if (auto r = core_->rename_file(h, tmp, p().dirty()); !r) {
+        (void)core_->remove_file(h, tmp);
         return undo(), failure(r.error());
+      }
     }
-    if (!saved.empty()) (void)core_->remove_file(h, saved);
+    if (!saved.empty()) drop_temporary(h, saved);
     return success();
   }
 
@@ -908,11 +913,19 @@ private:
     return success();
   }
 
-  //! volatile: a fresh sparse image, replacing whatever a crash left.
-  //! Discarded at stop and after a crash: nothing to flush.
+  //! volatile: a fresh sparse image, renamed over whatever a crash left
+  //! (never truncated in place: an old dirty name may be a hard link to a
+  //! file that is not this volume's). Discarded at stop and after a crash:
+  //! nothing to flush.
   result<void> start_volatile(const handle& h) {
     FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
-    return core_->create_sparse(h, p().dirty(), st_->size, create_mode::truncate);
+    path tmp = layout::temp_name(p().dirty());
+    FILE_REFLINK_TRYV(core_->create_sparse(h, tmp, st_->size, create_mode::exclusive));
+    if (auto r = core_->rename_file(h, tmp, p().dirty()); !r) {
+      (void)core_->remove_file(h, tmp);
+      return failure(r.error());
+    }
+    return success();
   }
 
   //! Commit `from` (a complete new image) as the clean image.
