@@ -179,8 +179,24 @@ public:
         FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
         if (dirty) st_->size = dirty->size;  // keep a size changed while running
       }
-      FILE_REFLINK_TRYV(core_->remove_file(h, p().dirty()));
-      if (cfg().snap_on_start) FILE_REFLINK_TRYV(core_->remove_file(h, p().clean()));
+      if (!cfg().snap_on_start) {
+        FILE_REFLINK_TRYV(core_->remove_file(h, p().dirty()));
+        return success();
+      }
+      // Two names go: both are renamed aside first, so a failure leaves
+      // both (the pair is what is_outdated and the next start read).
+      std::vector<std::pair<path, path>> moved;
+      for (const path& from : {p().dirty(), p().clean()}) {
+        path to = layout::temp_name(from);
+        auto r = core_->rename_file(h, from, to);
+        if (!r && r.error() == std::errc::no_such_file_or_directory) continue;
+        if (!r) {
+          for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
+          return failure(r.error());
+        }
+        moved.emplace_back(from, to);
+      }
+      for (auto& m : moved) drop_temporary(h, m.second);
       return success();
     });
   }
