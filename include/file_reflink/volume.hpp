@@ -471,14 +471,15 @@ public:
   result<void> import_data_end(bool success_) noexcept {
     return run("import_data_end", [&](const handle& h) -> result<void> {
       if (!st_->importing) return failure(errc::no_import_in_progress, "import_data was not called");
-      st_->importing = false;
+      // On failure the import stays open, its file untouched: the caller
+      // can end it again, committing or dropping it.
       if (!success_) {
         FILE_REFLINK_TRYV(core_->remove_file(h, p().import()));
-        return success();
+      } else {
+        FILE_REFLINK_TRYV(commit(h, p().import(), true));
       }
-      auto r = commit(h, p().import(), true);
-      if (!r) (void)core_->remove_file(h, p().import());
-      return r;
+      st_->importing = false;
+      return success();
     });
   }
 
