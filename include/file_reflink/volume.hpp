@@ -533,7 +533,12 @@ public:
       if (!cfg().save_on_stop) return failure(errc::volume_not_running, "a stopped volume without save_on_stop has no image");
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
-      if (snapshots_disabled()) return punch(h, p().clean(), offset, length);
+      if (snapshots_disabled()) {
+        // The committed image itself, in place: flushed as sparsify and
+        // resize flush it, or a crash after success brings the data back.
+        FILE_REFLINK_TRYV(punch(h, p().clean(), offset, length));
+        return core_->sync_file(h, p().clean());
+      }
       path tmp = layout::temp_name(p().clean());
       FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
       if (auto r = punch(h, tmp, offset, length); !r) {
