@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! `file-reflink`: administer a pool of VM disk images with the library, the
+//! way Qubes users do with qvm-pool and qvm-volume. The arguments (CLI11)
+//! pick one command; the command runs; its error becomes one line on stderr
+//! and an exit status.
+#include "commands.hpp"
+#include "errors.hpp"
+#include "progress.hpp"
+#include "volume_file.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+
+namespace cli = file_reflink::cli;
+
+namespace {
+
+const char* const description =
+    "file-reflink: VM disk images as reflinked files in a pool directory (btrfs, XFS with reflink=1; a full-copy\n"
+    "fallback elsewhere). Snapshots and commits are instant clones; revisions are kept per volume.";
+
+const char* const footer_text =
+    "Sizes: 10G, 512M, 1.5T, 4096 (K, M, G, T are powers of 1024; KB, MB, GB of 1000).\n"
+    "The volume configs live in DIR/.file-reflink-volumes.json, rewritten atomically under the lock\n"
+    "DIR/.file-reflink.lock (shared by commands that read, exclusive by those that change).\n"
+    "Ctrl-C cancels a copy, an import or an export and leaves nothing behind.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::install_interrupt_handler();
+
+  CLI::App app(description, "file-reflink");
+  app.footer(std::string(footer_text) + cli::exit_status_help);
+  app.require_subcommand(1);
+  app.fallthrough();  // --quiet and --verbose are accepted after the subcommand too
+  cli::common_options opts;
+  app.add_flag("-q,--quiet", opts.quiet, "No progress bar, no warnings");
+  app.add_flag("-v,--verbose", opts.verbose, "Show every file operation (create, clone, copy, rename, remove)");
+
+  std::function<file_reflink::result<void>()> action;
+  auto json_flag = [&](CLI::App* c) { c->add_flag("--json", opts.json, "Print JSON (exact bytes) for scripts"); };
+  auto dir_arg = [](CLI::App* c, std::string& dir) {
+    c->add_option("DIR", dir, "The pool directory")->required();
+  };
+
+  // ---- pool ------------------------------------------------------------------
+  CLI::App* pool = app.add_subcommand("pool", "Make and inspect a pool")->require_subcommand(1);
+
+  cli::pool_init_args init;
+  CLI::App* c = pool->add_subcommand("init", "Make DIR a pool (it must support reflinks, unless --no-setup-check)");
+  dir_arg(c, init.dir);
+  c->add_option("--revisions-to-keep", init.revisions_to_keep,
+                "Revisions its volumes keep by default (default 1; -1: snapshots disabled)");
+  c->add_flag("--no-setup-check", init.no_setup_check,
+              "Accept a filesystem without reflinks: every copy is then a full copy");
+  c->callback([&] { action = [&] { return cli::pool_init(init, opts); }; });
+
+  std::string pool_dir;
+  struct pool_command {
+    const char* name;
+    const char* help;
+    file_reflink::result<void> (*run)(const std::string&, const cli::common_options&);
+  };
+  for (const pool_command& pc : {
+           pool_command{"info", "Filesystem, reflinks, settings and volume count", cli::pool_info},
+           pool_command{"du", "Space per volume and per revision: exclusive (freed by removing it) and shared",
+                        cli::pool_du},
+           pool_command{"scan", "Volumes on disk and their state, and files that belong to no volume", cli::pool_scan},
+           pool_command{"recover",
+                        "Remove incomplete temporary files and interrupted imports; report running or crashed "
+                        "volumes and stale precaches",
+                        cli::pool_recover},
+       }) {
+    c = pool->add_subcommand(pc.name, pc.help);
+    dir_arg(c, pool_dir);
+    json_flag(c);
+    auto run = pc.run;
+    c->callback([&, run] { action = [&, run] { return run(pool_dir, opts); }; });
+  }
+
+  // ---- volume ----------------------------------------------------------------
+  CLI::App* volume = app.add_subcommand("volume", "Make, run, snapshot and inspect volumes")->require_subcommand(1);
+
+  cli::volume_create_args create;
+  c = volume->add_subcommand("create", "Make a volume (origin: an empty sparse image of --size, or a copy of --source)");
+  dir_arg(c, create.dir);
+  c->add_option("VID", create.vid, "The volume id: where its files live in the pool, e.g. appvms/work/private")
+      ->required();
+  c->add_option("--size", create.size, "Its size (origin, volatile; a snapshot has its source's)");
+  c->add_option("--kind", create.kind,
+                "origin (keeps its data, with revisions), volatile (empty at every start), snapshot (a clone of "
+                "--source at every start, discarded at stop), origin-snapshot (the same, committed at stop)")
+      ->check(CLI::IsMember({"origin", "volatile", "snapshot", "origin-snapshot"}))
+      ->capture_default_str();
+  c->add_option("--source", create.source,
+                "The volume a snapshot clones at start; for an origin, the volume whose data it starts with");
+  c->add_flag("--read-only", create.read_only, "Attached read-only; resize is refused");
+  c->add_option("--revisions-to-keep", create.revisions_to_keep,
+                "Revisions kept at commit (default: the pool's; -1: snapshots disabled)");
+  c->callback([&] { action = [&] { return cli::volume_create(create, opts); }; });
+
+  std::string list_dir;
+  c = volume->add_subcommand("list", "Every volume: kind, size, state, revisions, source");
+  dir_arg(c, list_dir);
+  json_flag(c);
+  c->callback([&] { action = [&] { return cli::volume_list(list_dir, opts); }; });
+
+  cli::volume_args va;
+  struct volume_command {
+    const char* name;
+    const char* help;
+    file_reflink::result<void> (*run)(const cli::volume_args&, const cli::common_options&);
+    const char* operand1;  // name of the first operand, "" if none; a leading '?' makes it optional
+    const char* operand1_help;
+    const char* operand2;
+    const char* operand2_help;
+    bool json;
+  };
+  for (const volume_command& vc : {
+           volume_command{"info", "Kind, size, state, image path, space and revisions", cli::volume_info, "", "", "",
+                          "", true},
+           volume_command{"start",
+                          "Give the VM its image (printed: the path to attach); a snapshot clones its source",
+                          cli::volume_start, "", "", "", "", false},
+           volume_command{"stop", "Take the image back: commit it as a new revision, or discard it",
+                          cli::volume_stop, "", "", "", "", false},
+           volume_command{"revisions", "Revisions, their labels, and what removing each would free",
+                          cli::volume_revisions, "", "", "", "", true},
+           volume_command{"revert", "Make a revision (default: the newest) the committed image",
+                          cli::volume_revert, "?REV", "Revision number or label", "", "", false},
+           volume_command{"keep", "Pin revision REV under LABEL: rotation never prunes it", cli::volume_keep, "REV",
+                          "Revision number", "LABEL", "Letters, digits, _ - . +", false},
+           volume_command{"drop", "Remove a revision (by number or label) and its pins", cli::volume_drop,
+                          "REV", "Revision number or label", "", "", false},
+           volume_command{"resize", "Grow the image (shrinking would lose data and is refused)", cli::volume_resize,
+                          "SIZE", "The new size", "", "", false},
+           volume_command{"import", "Replace the volume's data with FILE's (- : standard input), as a commit",
+                          cli::volume_import, "FILE", "A file, a device, or - for standard input", "", "", false},
+           volume_command{"export", "Write the committed data to FILE (- : standard output)", cli::volume_export,
+                          "FILE", "A file (written with holes), a device, or - for standard output", "", "", false},
+           volume_command{"discard", "Punch a hole: LEN bytes at OFF", cli::volume_discard, "OFF", "Offset (a size)",
+                          "LEN", "Length (a size)", false},
+           volume_command{"sparsify", "Punch holes where the committed image holds zeros", cli::volume_sparsify, "",
+                          "", "", "", false},
+           volume_command{"remove", "Remove the volume: every file of it, revisions included", cli::volume_remove,
+                          "", "", "", "", false},
+       }) {
+    c = volume->add_subcommand(vc.name, vc.help);
+    dir_arg(c, va.dir);
+    c->add_option("VID", va.vid, "The volume id")->required();
+    std::string op1 = vc.operand1;
+    if (!op1.empty()) {
+      bool optional = op1.front() == '?';
+      auto* o = c->add_option(optional ? op1.substr(1) : op1, va.operand1, vc.operand1_help);
+      if (!optional) o->required();
+    }
+    if (*vc.operand2) c->add_option(vc.operand2, va.operand2, vc.operand2_help)->required();
+    if (vc.json) json_flag(c);
+    if (std::string(vc.name) == "import")
+      c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)");
+    auto run = vc.run;
+    c->callback([&, run] { action = [&, run] { return run(va, opts); }; });
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, and the usage status whatever CLI11's own code would be.
+    std::fprintf(stderr, "file-reflink: %s (see --help)\n", e.what());
+    return cli::exit_usage;
+  }
+  if (!action) return cli::exit_usage;
+  try {
+    auto r = action();
+    if (!r) {
+      cli::print_error(r.error());
+      return cli::exit_status_of(r.error());
+    }
+  } catch (const std::exception& e) {
+    // Only allocation failure and the like get here: the library and the
+    // commands report expected failures as errors.
+    std::fprintf(stderr, "file-reflink: %s\n", e.what());
+    return cli::exit_failed;
+  }
+  return cli::exit_ok;
+}

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! The bytes of `volume import` and `volume export`: a file or a pipe into
+//! an image and back, holes kept as holes wherever the other end can hold
+//! them, with progress and Ctrl-C.
+#pragma once
+
+#include <file_reflink/error.hpp>
+#include <file_reflink/fs_ops.hpp>
+
+#include <cstdint>
+#include <functional>
+
+namespace file_reflink::cli {
+
+//! `done` of `total` bytes; false stops the transfer (`errc::cancelled`).
+using transfer_progress = std::function<bool(std::uint64_t done, std::uint64_t total)>;
+
+//! Where import data comes from: a file, a block device or a pipe.
+struct import_source {
+  int fd = -1;
+  bool seekable = false;    //!< a regular file or a block device: its size is known
+  bool regular = false;     //!< a regular file: its holes can be found with SEEK_DATA
+  std::uint64_t size = 0;   //!< known size (seekable only)
+  std::string name;         //!< for messages ("standard input" or the path)
+};
+
+//! Open FILE, or describe standard input for "-".
+result<import_source> open_import_source(const std::string& file);
+
+//! Write `src` into the existing image file `image` (made by import_data,
+//! `size` bytes, all a hole), skipping all-zero blocks so holes stay holes.
+//! More than `size` bytes is an error: the import would be cut short.
+result<void> stream_into_image(const import_source& src, const path& image, std::uint64_t size,
+                               const transfer_progress& progress);
+
+//! Copy the image at `image` to FILE ("-": all bytes to standard output). A
+//! regular FILE is written beside its final name and renamed over it once
+//! complete, with holes where the image has holes or zeros; an existing
+//! device or pipe gets every byte. A failed or cancelled export leaves
+//! nothing behind.
+result<void> stream_out_of_image(const path& image, const std::string& file, const transfer_progress& progress);
+
+}  // namespace file_reflink::cli

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! `file-reflink volume ...`: each command opens the pool (shared lock to
+//! read, exclusive to change), acts on one volume through the library, and
+//! saves the volume file when a config changed.
+#include "commands.hpp"
+#include "errors.hpp"
+#include "output.hpp"
+#include "sizes.hpp"
+#include "transfer.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace file_reflink::cli {
+
+namespace {
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+result<std::uint64_t> revision_number(const std::string& text) {
+  if (!all_digits(text) || text.size() > 19) return failure(usage_error("revision " + text + " is not a number"));
+  return std::stoull(text);
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+//! What list and info show of a volume.
+struct volume_facts {
+  volume_config cfg;
+  std::uint64_t size = 0;
+  bool running = false;
+  bool outdated = false;
+  bool image_missing = false;  //!< keeps its data, but has no committed image (and is not running)
+  std::optional<path> image;   //!< the image to attach, while running
+  volume_space space;
+  revision_map revisions;
+
+  const char* state() const { return running ? "running" : image_missing ? "no image" : "stopped"; }
+};
+
+result<volume_facts> facts_of(PoolSession& s, volume_type& v) {
+  volume_facts f;
+  f.cfg = v.config();
+  FILE_REFLINK_TRY(f.space, v.space());
+  FILE_REFLINK_TRY(f.revisions, v.revisions());
+  FILE_REFLINK_TRY(f.outdated, v.is_outdated());
+  FILE_REFLINK_TRY(f.size, v.size());
+  f.running = f.space.dirty.has_value();
+  f.image_missing = f.cfg.save_on_stop && !f.running && !f.space.clean;
+  if (f.running) {
+    FILE_REFLINK_TRY(auto dev, v.block_device());
+    f.image = dev.device_path;
+  } else if (f.cfg.snap_on_start && f.cfg.source) {
+    // A stopped snapshot has no image: its next start is its source's size.
+    if (auto src = s.volume(*f.cfg.source))
+      if (auto sz = src.value().size()) f.size = sz.value();
+  }
+  return f;
+}
+
+json facts_json(const volume_facts& f) {
+  return json{{"vid", f.cfg.vid},
+              {"name", f.cfg.name},
+              {"kind", to_string(f.cfg.kind())},
+              {"size", f.size},
+              {"rw", f.cfg.rw},
+              {"source", f.cfg.source ? json(*f.cfg.source) : json(nullptr)},
+              {"revisions_to_keep", f.cfg.revisions_to_keep.value_or(0)},
+              {"ephemeral", f.cfg.ephemeral},
+              {"state", f.state()},
+              {"running", f.running},
+              {"outdated", f.outdated},
+              {"image", f.image ? json(f.image->string()) : json(nullptr)},
+              {"space", to_json(f.space)},
+              {"revisions", to_json(f.revisions)}};
+}
+
+const char* kind_help(volume_kind k) {
+  switch (k) {
+    case volume_kind::origin: return "keeps its data, committed at stop";
+    case volume_kind::volatile_: return "a fresh empty image at every start";
+    case volume_kind::snapshot: return "a clone of its source at every start, discarded at stop";
+    case volume_kind::origin_snapshot: return "a clone of its source at every start, committed at stop";
+  }
+  return "";
+}
+
+//! The size the volume has now, into its config: a volatile volume resized
+//! while running, an origin after resize, import or revert. A snapshot's
+//! size is its source's.
+result<void> remember_size(PoolSession& s, volume_type& v) {
+  volume_config& c = s.file().volumes.at(v.vid());
+  if (c.snap_on_start) return success();
+  auto size = v.size();
+  if (!size || size.value() == c.size) return success();
+  c.size = size.value();
+  return s.save();
+}
+
+//! Open the pool and find the volume: the two steps every command starts with.
+struct opened {
+  PoolSession session;
+  volume_type volume;
+};
+
+result<opened> open_volume(const volume_args& a, lock_mode mode, const common_options& o) {
+  FILE_REFLINK_TRYV(layout::validate_vid(a.vid));  // a malformed vid is a usage error, not a missing volume
+  FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, mode, o));
+  FILE_REFLINK_TRY(auto v, s.volume(a.vid));
+  return opened{std::move(s), std::move(v)};
+}
+
+}  // namespace
+
+result<std::uint64_t> size_argument(const std::string& what, const std::string& text) {
+  auto n = parse_size(text);
+  if (!n) return failure(usage_error(what + " '" + text + "' is not a size (like 10G, 512M, 1.5T or 4096)"));
+  return *n;
+}
+
+result<void> volume_create(const volume_create_args& a, const common_options& o) {
+  // The arguments first: a usage error changes nothing.
+  volume_config c;
+  c.vid = a.vid;
+  c.rw = !a.read_only;
+  c.revisions_to_keep = a.revisions_to_keep;
+  bool from_source = a.kind == "snapshot" || a.kind == "origin-snapshot";
+  c.snap_on_start = from_source;
+  c.save_on_stop = a.kind == "origin" || a.kind == "origin-snapshot";
+  const std::string a_kind = (a.kind == "origin" || a.kind == "origin-snapshot" ? "an " : "a ") + a.kind;
+  if (from_source && !a.source) return failure(usage_error(a_kind + " volume needs --source VID"));
+  if (a.kind == "volatile" && a.source) return failure(usage_error("a volatile volume has no --source"));
+  if (from_source) c.source = a.source;
+  bool import_source = a.kind == "origin" && a.source.has_value();
+  if (a.size) {
+    FILE_REFLINK_TRY(c.size, size_argument("--size", *a.size));
+  } else if (!from_source && !import_source) {
+    return failure(usage_error(a_kind + " volume needs --size SIZE"));
+  }
+  if (a.revisions_to_keep && *a.revisions_to_keep < -1)
+    return failure(usage_error("--revisions-to-keep must be -1 (snapshots disabled), 0 or more"));
+  if (auto r = layout::validate_vid(a.vid); !r) return failure(r.error());
+
+  FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, lock_mode::exclusive, o));
+  const std::string what = "volume create '" + a.vid + "'";
+  if (s.file().volumes.count(a.vid))
+    return failure(errc::volume_exists, what + ": it is in " + (s.dir() / volume_file_name).string() + " already");
+  std::optional<volume_type> source;
+  if (a.source) {
+    FILE_REFLINK_TRY(auto src, s.volume(*a.source));
+    source = src;
+    if (!c.size && import_source) {
+      FILE_REFLINK_TRY(c.size, src.size());
+    }
+  }
+  // create() removes whatever files the vid has: never those of a volume
+  // that another tool (a Qubes driver sharing the pool) made.
+  FILE_REFLINK_TRY(auto report, s.pool().scan());
+  for (auto& v : report.volumes)
+    if (v.vid == a.vid && (v.clean || v.dirty || !v.revisions.empty()))
+      return failure(errc::volume_exists, what + ": the pool has files of that vid that the volume file does not "
+                                                 "describe (another tool's volume?); not touching them");
+
+  FILE_REFLINK_TRY(auto vol, s.pool().init_volume(c));
+  // The volume file first: were this command killed half-way, the volume it
+  // names can be removed; files that no config names could not be.
+  s.file().volumes[a.vid] = c;
+  FILE_REFLINK_TRYV(s.save());
+  auto made = [&]() -> result<void> {
+    // A copy of a source is committed by import_volume itself: creating an
+    // empty image first would only leave it behind as revision 1.
+    if (import_source) {
+      FILE_REFLINK_TRYV(vol.import_volume(*source));
+    } else {
+      FILE_REFLINK_TRYV(vol.create());
+    }
+    if (from_source) FILE_REFLINK_TRYV(vol.verify());
+    return success();
+  }();
+  if (!made) {
+    (void)vol.remove();
+    s.file().volumes.erase(a.vid);
+    (void)s.save();
+    return failure(made.error());
+  }
+  return success();
+}
+
+result<void> volume_list(const std::string& dir, const common_options& o) {
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, lock_mode::shared, o));
+  json out = json::array();
+  Table t({"VID", "KIND", ">SIZE", "STATE", ">REVISIONS", "SOURCE"});
+  for (auto& v : s.pool().list_volumes()) {
+    FILE_REFLINK_TRY(auto f, facts_of(s, v));
+    if (o.json) {
+      out.push_back(facts_json(f));
+      continue;
+    }
+    std::string state = f.state();
+    if (f.outdated) state += " (outdated)";
+    t.add({f.cfg.vid, to_string(f.cfg.kind()), format_size(f.size), state,
+           f.cfg.save_on_stop ? std::to_string(f.revisions.size()) : "-",
+           f.cfg.source.value_or("")});
+  }
+  if (o.json)
+    print_json(out);
+  else if (s.file().volumes.empty())
+    std::printf("no volumes\n");
+  else
+    t.print();
+  return success();
+}
+
+result<void> volume_info(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto f, facts_of(ov.session, ov.volume));
+  // Its files share with each other: what it holds as a whole, against the
+  // other volumes, is what removing it would free.
+  auto vols = ov.session.pool().list_volumes();
+  space_usage total;
+  FILE_REFLINK_TRY(auto whole, whole_volume_space(ov.session, vols, total));
+  space_usage own;
+  for (std::size_t i = 0; i < vols.size(); ++i)
+    if (vols[i].vid() == a.vid) own = whole[i];
+  if (o.json) {
+    json j = facts_json(f);
+    j["volume_space"] = to_json(own);
+    print_json(j);
+    return success();
+  }
+  fields out{{"vid", f.cfg.vid}, {"kind", std::string(to_string(f.cfg.kind())) + ": " + kind_help(f.cfg.kind())}};
+  if (f.cfg.source) out.push_back({"source", *f.cfg.source});
+  out.push_back({"size", size_and_bytes(f.size) + (f.cfg.rw ? "" : ", read-only")});
+  std::string state = f.state();
+  if (f.running) state += ": attach " + f.image->string();
+  if (f.outdated) state += " (outdated: its source committed since it started)";
+  out.push_back({"state", state});
+  out.push_back({"space", format_size(own.allocated) + " on disk: " + format_size(own.exclusive) +
+                              " its own (freed by removing it), " + format_size(own.shared) +
+                              " shared with other volumes"});
+  if (f.cfg.save_on_stop) {
+    int keep = f.cfg.revisions_to_keep.value_or(0);
+    std::string revs = std::to_string(f.revisions.size());
+    if (!f.revisions.empty()) revs += ", newest " + f.revisions.rbegin()->second.timestamp;
+    revs += keep < 0 ? " (snapshots disabled)" : " (keeps " + std::to_string(keep) + ")";
+    out.push_back({"revisions", revs});
+  }
+  print_fields(out);
+  return success();
+}
+
+result<void> volume_start(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRYV(ov.volume.start());
+  FILE_REFLINK_TRY(auto dev, ov.volume.block_device());
+  // The one thing a script needs: the image to attach.
+  std::printf("%s\n", dev.device_path.c_str());
+  return success();
+}
+
+result<void> volume_stop(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRYV(ov.volume.stop());
+  return remember_size(ov.session, ov.volume);
+}
+
+result<void> volume_revisions(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto revs, ov.volume.revisions());
+  FILE_REFLINK_TRY(auto sp, ov.volume.space());
+  json out = json::array();
+  Table t({">N", "TIMESTAMP", "LABELS", ">ALLOCATED", ">EXCLUSIVE"});
+  for (auto& [n, r] : revs) {
+    space_usage u;
+    if (auto it = sp.revisions.find(n); it != sp.revisions.end()) u = it->second;
+    json j = to_json(r);
+    j["space"] = to_json(u);
+    out.push_back(std::move(j));
+    t.add({std::to_string(n), r.timestamp, join(r.labels, ","), format_size(u.allocated), format_size(u.exclusive)});
+  }
+  if (o.json)
+    print_json(out);
+  else if (revs.empty())
+    std::printf("no revisions\n");
+  else
+    t.print();
+  return success();
+}
+
+result<void> volume_revert(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  if (a.operand1.empty()) {
+    FILE_REFLINK_TRYV(ov.volume.revert());
+  } else if (all_digits(a.operand1)) {
+    FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
+    FILE_REFLINK_TRYV(ov.volume.revert(n));
+  } else {
+    FILE_REFLINK_TRYV(ov.volume.revert(a.operand1));
+  }
+  return remember_size(ov.session, ov.volume);
+}
+
+result<void> volume_keep(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  return ov.volume.keep_revision(n, a.operand2);
+}
+
+result<void> volume_drop(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  if (all_digits(a.operand1)) {
+    FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
+    return ov.volume.drop_revision(n);
+  }
+  return ov.volume.drop_revision(a.operand1);
+}
+
+result<void> volume_resize(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto size, size_argument("size", a.operand1));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRYV(ov.volume.resize(size));
+  return remember_size(ov.session, ov.volume);
+}
+
+result<void> volume_import(const volume_args& a, const common_options& o) {
+  std::optional<std::uint64_t> size;
+  if (a.size) {
+    FILE_REFLINK_TRY(size, size_argument("--size", *a.size));
+  }
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  volume_type& v = ov.volume;
+  FILE_REFLINK_TRY(auto src, open_import_source(a.operand1));
+  if (!size) {
+    if (src.seekable) {
+      size = src.size;
+    } else {
+      FILE_REFLINK_TRY(size, v.size());  // a pipe: the volume's size, unless --size says otherwise
+    }
+  }
+  FILE_REFLINK_TRY(auto target, v.import_data(*size));
+  ProgressBar& bar = ov.session.progress();
+  std::string label = "import " + v.vid();
+  auto streamed = stream_into_image(src, target, *size, [&](std::uint64_t done, std::uint64_t total) {
+    return bar.update(label, done, total);
+  });
+  bar.finish();
+  if (!streamed) {
+    // Cancelled or failed: the import file goes, the volume is as it was.
+    (void)v.import_data_end(false);
+    return failure(streamed.error().context("import volume '" + v.vid() + "'"));
+  }
+  if (auto r = v.import_data_end(true); !r) {
+    // The import stays open for a retry, which this process will not make:
+    // drop it, so that a failed import leaves nothing behind either.
+    (void)v.import_data_end(false);
+    return failure(r.error());
+  }
+  return remember_size(ov.session, v);
+}
+
+result<void> volume_export(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::shared, o));
+  volume_type& v = ov.volume;
+  FILE_REFLINK_TRY(auto image, v.export_());
+  ProgressBar& bar = ov.session.progress();
+  std::string label = "export " + v.vid();
+  auto streamed = stream_out_of_image(image, a.operand1, [&](std::uint64_t done, std::uint64_t total) {
+    return bar.update(label, done, total);
+  });
+  bar.finish();
+  (void)v.export_end(image);
+  if (!streamed) return failure(streamed.error().context("export volume '" + v.vid() + "'"));
+  return success();
+}
+
+result<void> volume_discard(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto offset, size_argument("offset", a.operand1));
+  FILE_REFLINK_TRY(auto length, size_argument("length", a.operand2));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  return ov.volume.discard(offset, length);
+}
+
+result<void> volume_sparsify(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto freed, ov.volume.sparsify());
+  if (!o.quiet) std::printf("freed %s\n", size_and_bytes(freed).c_str());
+  return success();
+}
+
+result<void> volume_remove(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  std::vector<std::string> users;
+  for (auto& [vid, c] : ov.session.file().volumes)
+    if (c.source && *c.source == a.vid) users.push_back(vid);
+  if (!users.empty())
+    return failure(error(std::make_error_code(std::errc::device_or_resource_busy),
+                         "volume remove '" + a.vid + "': it is the source of " + join(users, ", ") +
+                             ": remove them first"));
+  FILE_REFLINK_TRYV(ov.volume.remove());
+  ov.session.file().volumes.erase(a.vid);
+  return ov.session.save();
+}
+
+}  // namespace file_reflink::cli
