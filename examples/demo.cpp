@@ -380,6 +380,7 @@ int main(int argc, char** argv) {
     check(wrote, "wrote " + mib(template_data) + " into $POOL/" + tpl_image.substr(pool_dir.size() + 1) + " in " +
                      std::to_string(static_cast<int>(write_ms)) + " ms");
     std::uint64_t tpl_sum = checksum(tpl_image, template_data);
+    const std::string tpl_clean = tpl_image.substr(0, tpl_image.size() - std::string("-dirty.img").size()) + ".img";
     step({"volume", "stop", pool_dir, tpl});
     say("    the commit flushed the new data to disk before calling it the template's image\n");
 
@@ -402,8 +403,7 @@ int main(int argc, char** argv) {
     if (on_btrfs) {
       check(shared >= template_data && exclusive == 0,
             "shared with the template: " + mib(shared) + ", copied: " + mib(exclusive) + " (volume info --json)");
-      double copy_ms = plain_copy_ms(tpl_image.substr(0, tpl_image.size() - std::string("-dirty.img").size()) + ".img",
-                                     pool_dir + "/plain-copy.tmp", template_data);
+      double copy_ms = plain_copy_ms(tpl_clean, pool_dir + "/plain-copy.tmp", template_data);
       say("    for comparison, copying those %s byte by byte takes %.0f ms, and their space again\n",
           mib(template_data).c_str(), copy_ms);
     } else {
@@ -420,9 +420,7 @@ int main(int argc, char** argv) {
             "only what it wrote is its own: " + mib(exclusive) + " exclusive, " + mib(shared) + " still shared");
     else
       check(exclusive >= template_data, "its own full copy: " + mib(exclusive));
-    check(checksum(tpl_image.substr(0, tpl_image.size() - std::string("-dirty.img").size()) + ".img", template_data) ==
-              tpl_sum,
-          "the template's committed image is untouched");
+    check(checksum(tpl_clean, template_data) == tpl_sum, "the template's committed image is untouched");
 
     say("\n4. A commit makes a revision; a revert brings the old bytes back\n");
     ran p = step({"volume", "start", pool_dir, priv});

@@ -135,6 +135,12 @@ const char* to_string(precache_state s) noexcept {
   return "?";
 }
 
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
 std::string size_and_bytes(std::uint64_t bytes) {
   return format_size(bytes) + " (" + std::to_string(bytes) + " bytes)";
 }

@@ -51,6 +51,9 @@ json to_json(const recover_report& r);
 //! "current", "stale" or "none".
 const char* to_string(precache_state s) noexcept;
 
+//! The strings, with `sep` between them.
+std::string join(const std::vector<std::string>& v, const char* sep);
+
 //! "10G (10737418240 bytes)".
 std::string size_and_bytes(std::uint64_t bytes);
 

@@ -22,12 +22,6 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
   return std::to_string(static_cast<int>(static_cast<double>(part) * 100 / static_cast<double>(whole) + 0.5)) + "%";
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
 }  // namespace
 
 result<void> pool_init(const pool_init_args& a, const common_options& o) {

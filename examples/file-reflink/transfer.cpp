@@ -139,6 +139,44 @@ std::uint64_t total_of(const std::vector<segment>& segs) {
 
 auto cancelled(const std::string& what) { return failure(errc::cancelled, what); }
 
+//! The two ends of a transfer, and how each is used.
+struct transfer_ends {
+  int in = -1;
+  bool in_positioned = true;  //!< pread at each segment's offset; else read a stream in order
+  std::string in_name;
+  int out = -1;
+  bool out_sparse = true;     //!< pwrite only non-zero blocks, at the same offsets; else write every byte in order
+  std::string out_name;
+};
+
+//! Move the bytes of `segs` from one end to the other, with progress over
+//! their total; a stream that ends early ends the transfer. Returns the
+//! bytes moved.
+result<std::uint64_t> transfer(const transfer_ends& e, const std::vector<segment>& segs, const std::string& what,
+                               const transfer_progress& progress) {
+  std::unique_ptr<char[]> buf(new char[chunk]);
+  const std::uint64_t total = total_of(segs);
+  std::uint64_t done = 0;
+  if (!progress(0, total)) return cancelled(what);
+  for (const segment& seg : segs) {
+    for (std::uint64_t at = seg.offset, end = seg.offset + seg.length; at < end;) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, end - at));
+      std::size_t got = 0;
+      int err = read_full(e.in, buf.get(), want, e.in_positioned ? std::optional<std::uint64_t>(at) : std::nullopt, got);
+      if (err == ECANCELED) return cancelled(what);
+      if (err) return errno_failure(err, "read " + e.in_name);
+      if (got == 0) return done;  // the end of a stream (or of a file that shrank)
+      err = e.out_sparse ? write_sparse(e.out, buf.get(), got, at) : write_full(e.out, buf.get(), got, std::nullopt);
+      if (err == ECANCELED) return cancelled(what);
+      if (err) return errno_failure(err, "write " + e.out_name);
+      at += got;
+      done += got;
+      if (!progress(std::min(done, total), total)) return cancelled(what);
+    }
+  }
+  return done;
+}
+
 }  // namespace
 
 result<import_source> open_import_source(const std::string& file) {
@@ -177,30 +215,9 @@ result<void> stream_into_image(const import_source& src, const path& image, std:
   if (src.seekable && src.size > size)
     return errno_failure(EFBIG, what + ": " + std::to_string(src.size) + " bytes do not fit in " +
                                     std::to_string(size));
-  std::unique_ptr<char[]> buf(new char[chunk]);
   std::vector<segment> segs = src.regular ? data_segments(src.fd, src.size)
                                           : std::vector<segment>{{0, src.seekable ? src.size : size}};
-  const std::uint64_t total = src.regular ? total_of(segs) : (src.seekable ? src.size : size);
-  std::uint64_t done = 0;
-  if (!progress(0, total)) return cancelled(what);
-  for (const segment& seg : segs) {
-    std::uint64_t at = seg.offset, end = seg.offset + seg.length;
-    while (at < end) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, end - at));
-      std::size_t got = 0;
-      int err = read_full(src.fd, buf.get(), want, src.seekable ? std::optional<std::uint64_t>(at) : std::nullopt, got);
-      if (err == ECANCELED) return cancelled(what);
-      if (err) return errno_failure(err, "read " + src.name);
-      if (got == 0) break;  // end of input
-      if (int e = write_sparse(out.fd, buf.get(), got, at)) {
-        if (e == ECANCELED) return cancelled(what);
-        return errno_failure(e, "write " + q(image.string()));
-      }
-      at += got;
-      done += got;
-      if (!progress(std::min(done, total), total)) return cancelled(what);
-    }
-  }
+  FILE_REFLINK_TRYV(transfer({src.fd, src.seekable, src.name, out.fd, true, q(image.string())}, segs, what, progress));
   if (interrupted()) return cancelled(what);  // Ctrl-C during the last read: nothing is committed
   if (!src.seekable) {
     // A pipe may hold more than the image: one byte more is an error, not a
@@ -227,35 +244,21 @@ result<void> stream_out_of_image(const path& image, const std::string& file, con
   struct stat st;
   if (::fstat(in.fd, &st) != 0) return errno_failure(errno, "stat " + q(image.string()));
   const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
-  std::unique_ptr<char[]> buf(new char[chunk]);
-
   // Every byte, in order: standard output, or a device or pipe that exists.
-  auto stream_all = [&](int out_fd) -> result<void> {
-    std::uint64_t at = 0;
-    if (!progress(0, size)) return cancelled(what);
-    while (at < size) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - at));
-      std::size_t got = 0;
-      int err = read_full(in.fd, buf.get(), want, at, got);
-      if (err == ECANCELED) return cancelled(what);
-      if (err) return errno_failure(err, "read " + q(image.string()));
-      if (got == 0) break;
-      err = write_full(out_fd, buf.get(), got, std::nullopt);
-      if (err == ECANCELED) return cancelled(what);
-      if (err) return errno_failure(err, "write " + target);
-      at += got;
-      if (!progress(at, size)) return cancelled(what);
-    }
-    return success();
+  auto every_byte = [&](int out_fd) {
+    return transfer({in.fd, true, q(image.string()), out_fd, false, target}, {{0, size}}, what, progress);
   };
 
-  if (file == "-") return stream_all(STDOUT_FILENO);
+  if (file == "-") {
+    FILE_REFLINK_TRYV(every_byte(STDOUT_FILENO));
+    return success();
+  }
   struct stat dst;
   if (::stat(file.c_str(), &dst) == 0 && !S_ISREG(dst.st_mode)) {
     if (S_ISDIR(dst.st_mode)) return errno_failure(EISDIR, what);
     Fd out(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
     if (out.fd < 0) return errno_failure(errno, "open " + target);
-    FILE_REFLINK_TRYV(stream_all(out.fd));
+    FILE_REFLINK_TRYV(every_byte(out.fd));
     if (int err = out.close_checked()) return errno_failure(err, "close " + target);
     return success();
   }
@@ -277,27 +280,8 @@ result<void> stream_out_of_image(const path& image, const std::string& file, con
   ::umask(mask);
   if (::fchmod(out.fd, 0666 & ~mask) != 0) return errno_failure(errno, "chmod " + q(tmp));
   if (::ftruncate(out.fd, static_cast<off_t>(size)) != 0) return errno_failure(errno, "truncate " + q(tmp));
-  std::vector<segment> segs = data_segments(in.fd, size);
-  const std::uint64_t total = total_of(segs);
-  std::uint64_t done = 0;
-  if (!progress(0, total)) return cancelled(what);
-  for (const segment& seg : segs) {
-    std::uint64_t at = seg.offset, end = seg.offset + seg.length;
-    while (at < end) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, end - at));
-      std::size_t got = 0;
-      int err = read_full(in.fd, buf.get(), want, at, got);
-      if (err == ECANCELED) return cancelled(what);
-      if (err) return errno_failure(err, "read " + q(image.string()));
-      if (got == 0) break;
-      err = write_sparse(out.fd, buf.get(), got, at);
-      if (err == ECANCELED) return cancelled(what);
-      if (err) return errno_failure(err, "write " + q(tmp));
-      at += got;
-      done += got;
-      if (!progress(done, total)) return cancelled(what);
-    }
-  }
+  FILE_REFLINK_TRYV(transfer({in.fd, true, q(image.string()), out.fd, true, q(tmp)}, data_segments(in.fd, size),
+                             what, progress));
   while (::fsync(out.fd) != 0)
     if (errno != EINTR) return errno_failure(errno, "fsync " + q(tmp));
   if (int err = out.close_checked()) return errno_failure(err, "close " + q(tmp));

@@ -25,12 +25,6 @@ result<std::uint64_t> revision_number(const std::string& text) {
   return std::stoull(text);
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
 //! What list and info show of a volume.
 struct volume_facts {
   volume_config cfg;
