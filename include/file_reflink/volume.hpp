@@ -145,7 +145,7 @@ public:
     return run("start", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(remove_incomplete(h));
       if (cfg().save_on_stop) {
-        FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+        FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
         if (dirty) return success();
       }
       if (snapshots_disabled()) return start_renaming(h);
@@ -159,7 +159,7 @@ public:
   result<void> stop() noexcept {
     return run("stop", [&](const handle& h) -> result<void> {
       if (cfg().save_on_stop) {
-        FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+        FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
         if (!dirty) return success();  // not running
         if (snapshots_disabled()) {
           // The VM's writes are durable before the image is called clean.
@@ -376,7 +376,7 @@ public:
       if (new_size < current)
         return failure(errc::shrink_refused, detail::bytes_text(new_size) + " is smaller than the image's " +
                                                  detail::bytes_text(current));
-      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
       if (dirty) {
         if (new_size != dirty->size) {
           FILE_REFLINK_TRYV(core_->ops.resize(h, p().dirty(), new_size));
@@ -528,7 +528,7 @@ public:
         return failure(errc::out_of_range, "range " + std::to_string(offset) + "+" + std::to_string(length) +
                                                " is beyond the image's " + detail::bytes_text(current));
       if (length == 0) return success();
-      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
       if (dirty) return punch(h, p().dirty(), offset, length);
       if (!cfg().save_on_stop) return failure(errc::volume_not_running, "a stopped volume without save_on_stop has no image");
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
@@ -632,6 +632,20 @@ private:
     FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
     if (dirty) return failure(errc::volume_dirty, "");
     return success();
+  }
+
+  //! The dirty image, if any, checked to be one this volume made: a regular
+  //! file with one name (with snapshots disabled a snapshot's clean name may
+  //! link it too). Another name means a file that is not ours, and a VM, a
+  //! resize or a discard would write into that other file.
+  result<std::optional<file_stat>> stat_dirty(const handle& h) {
+    FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+    if (dirty && dirty->nlink > 1 && !snapshots_disabled())
+      return failure(errc::unexpected_file_type,
+                     core_->abs(h, p().dirty()) + " has " + std::to_string(dirty->nlink) +
+                         " names: another file shares it, so it is not an image this volume made; refusing to "
+                         "use it");
+    return dirty;
   }
 
   result<std::uint64_t> current_size(const handle& h) {
@@ -910,7 +924,10 @@ private:
     bool have_precache = pre && pre.value();
     if (have_precache) {
       const file_stat& ps = *pre.value();
-      if (ps.type == file_type::regular && ps.mtime_ns == clean->mtime_ns && ps.size == clean->size) {
+      // Only a precache with one name: a hard link to another file (another
+      // volume's image, a file outside the pool) with a forged mtime would
+      // make the VM write into that file.
+      if (ps.type == file_type::regular && ps.nlink == 1 && ps.mtime_ns == clean->mtime_ns && ps.size == clean->size) {
         // The precache is a clone of this very clean image: one rename, made
         // durable before the VM runs (its durable writes need a durable name).
         // Its data was not flushed when it was made (work after a commit
