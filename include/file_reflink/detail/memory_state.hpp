@@ -62,12 +62,29 @@ struct FileData {
   std::int64_t durable_mtime = 0;
   std::int64_t durable_ctime = 0;
   bool dirty = false;  //!< live differs from durable
+  mutable bool allocated_known = false;  //!< `allocated_cache` is that of the live list
+  mutable std::uint64_t allocated_cache = 0;
 
   const ExtentList& view() const noexcept { return extents ? *extents : empty_extents(); }
+
+  //! What the live list occupies (`st_blocks * 512`), added up once per
+  //! version of the list: every stat of a 200-extent image would walk it.
+  std::uint64_t allocated() const noexcept {
+    if (!allocated_known) allocated_cache = allocated_bytes(view());
+    allocated_known = true;
+    return allocated_cache;
+  }
+
+  //! Replace the live list (a clone, a truncation to nothing, a crash).
+  void set_extents(std::shared_ptr<ExtentList> list) noexcept {
+    extents = std::move(list);
+    allocated_known = false;
+  }
 
   //! The live list, made this file's own first. Call it before planning a
   //! write: only then does a chunk's use count tell who else holds it.
   ExtentList& edit() {
+    allocated_known = false;  // the caller is about to change it
     if (!extents)
       extents = std::make_shared<ExtentList>();
     else if (extents.use_count() > 1)
@@ -87,14 +104,20 @@ struct Inode {
     }
   }
   kind type;
+  std::uint32_t nlink = 0;
   Filesystem* fs;  //!< every holder of an inode also holds its filesystem
   std::uint64_t ino;
-  std::uint64_t nlink = 0;
   std::int64_t mtime;
   std::int64_t ctime;
   std::unique_ptr<DirData> dir;
   std::unique_ptr<FileData> file;
-  std::string target;  //!< of a symlink
+  std::unique_ptr<std::string> link;  //!< a symlink's target (kept apart: images are most inodes)
+
+  //! A symlink's target ("" for anything else).
+  const std::string& target() const noexcept {
+    static const std::string none;
+    return link ? *link : none;
+  }
 };
 
 //! One mounted (or lazily unmounted) filesystem. `used` is declared first so
@@ -218,6 +241,45 @@ inline int split_beneath(std::string_view rel, std::vector<std::string_view>& pa
   return 0;
 }
 
+//! Whether `rel` is made of plain names only ("vm/work/private.img": no
+//! empty, "." or ".." part, not absolute).
+inline bool plain_path(std::string_view rel) noexcept {
+  if (rel.empty() || rel.front() == '/') return false;
+  std::size_t i = 0;
+  for (;;) {
+    const std::size_t j = rel.find('/', i);
+    const std::string_view part = rel.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (j == std::string_view::npos) return true;
+    i = j + 1;
+  }
+}
+
+//! `locate_beneath` for a path of plain names, walked in place: no part
+//! list, no stack, one reference taken at the end. -1 when `rel` is not
+//! such a path (the general walk handles it).
+inline int walk_plain(const InodePtr& base, std::string_view rel, InodePtr& dir, std::string_view& name) {
+  if (!plain_path(rel)) return -1;
+  const InodePtr* cur = &base;
+  std::size_t i = 0;
+  for (;;) {
+    const std::size_t j = rel.find('/', i);
+    if (j == std::string_view::npos) {
+      dir = *cur;
+      name = rel.substr(i);
+      return 0;
+    }
+    const Inode& d = **cur;
+    auto it = d.dir->entries.find(rel.substr(i, j - i));
+    if (it == d.dir->entries.end()) return ENOENT;
+    if (it->second->type == kind::symlink) return ELOOP;
+    if (it->second->type != kind::directory) return ENOTDIR;
+    cur = &it->second;
+    while ((*cur)->type == kind::directory && (*cur)->dir->mounted) cur = &(*cur)->dir->mounted->root;
+    i = j + 1;
+  }
+}
+
 //! Resolve all of `rel` but its last name beneath `base`, as openat2(
 //! RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) would: a symlink met on the way
 //! gives ELOOP. `name` is empty when `rel` names a directory itself ("",
@@ -228,6 +290,7 @@ inline int locate_beneath(const InodePtr& base, std::string_view rel, InodePtr& 
     name = rel;
     return 0;
   }
+  if (int err = walk_plain(base, rel, dir, name); err != -1) return err;
   std::vector<std::string_view> parts;
   parts.reserve(8);
   if (int err = split_beneath(rel, parts)) return err;
@@ -411,12 +474,12 @@ struct State {
       }
       InodePtr n = it->second;
       if (n->type == kind::symlink && (!is_last || follow_last)) {
-        if (++links > 40 || n->target.empty()) {
-          r.err = n->target.empty() ? ENOENT : ELOOP;
+        if (++links > 40 || n->target().empty()) {
+          r.err = n->target().empty() ? ENOENT : ELOOP;
           return r;
         }
-        if (n->target.front() == '/') stack.resize(1);
-        push(n->target);
+        if (n->target().front() == '/') stack.resize(1);
+        push(n->target());
         continue;
       }
       if (is_last) {
@@ -511,7 +574,7 @@ struct State {
       todo.pop_back();
       if (!n || !seen.insert(n).second) continue;
       total += sizeof(Inode) + node_overhead;
-      if (n->target.capacity() > 15) total += n->target.capacity() + 1;
+      if (n->link) total += sizeof(std::string) + (n->link->capacity() > 15 ? n->link->capacity() + 1 : 0);
       if (n->file) {
         total += sizeof(FileData);
         count_extents(n->file->extents);
@@ -551,7 +614,7 @@ private:
         if (c->type == kind::regular) {
           FileData& f = *c->file;
           f.size = f.durable_size;
-          f.extents = f.durable_extents;
+          f.set_extents(f.durable_extents);
           c->mtime = f.durable_mtime;
           c->ctime = f.durable_ctime;
           f.dirty = false;

@@ -162,7 +162,7 @@ public:
         if (s.node->type == kind::directory) return fail(c, EISDIR);
         if (s.node->type == kind::symlink) return fail(c, ELOOP);
         auto& f = *s.node->file;
-        f.extents.reset();
+        f.set_extents(nullptr);
         f.size = size;
         f.dirty = true;
         detail::memfs::touch(*s.node, now);
@@ -420,7 +420,7 @@ public:
       if (sn->type == kind::directory) return fail(c, EISDIR);
       if (!d.parent->fs->reflink) return fail(c, EOPNOTSUPP);
       InodePtr n = new_file(*d.parent->fs);
-      n->file->extents = sn->file->extents;
+      n->file->set_extents(sn->file->extents);
       n->file->size = sn->file->size;
       n->file->dirty = true;
       link_new(*d.parent, d.name, std::move(n));
@@ -615,7 +615,7 @@ public:
       if (r.parent->nlink == 0) return api_fail("symlink", abs_link, ENOENT);
       InodePtr n = s_->make_inode(*r.parent->fs, kind::symlink);
       n->nlink = 1;
-      n->target = target.native();
+      n->link = std::make_unique<std::string>(target.native());
       link_new(*r.parent, r.name, std::move(n));
       detail::memfs::make_entry_durable(*r.parent->dir, r.name);
       return success();
@@ -648,7 +648,7 @@ public:
             lines.push_back(name + " dir");
             todo.emplace_back(name, n);
             break;
-          case kind::symlink: lines.push_back(name + " symlink -> " + n->target); break;
+          case kind::symlink: lines.push_back(name + " symlink -> " + n->target()); break;
           case kind::regular:
             lines.push_back(name + " file size=" + std::to_string(n->file->size) +
                             " alloc=" + std::to_string(detail::memfs::allocated_bytes(n->file->view())) +
@@ -736,8 +736,19 @@ private:
     std::string second() const { return join(*h2, r2); }
     //! "<op> '<path>'" or "<op> '<src>' -> '<dst>'".
     std::string what() const {
-      std::string w = std::string(word) + " '" + first() + "'";
-      if (two()) w += " -> '" + second() + "'";
+      const std::string a = first();
+      const std::string b = two() ? second() : std::string();
+      std::string w;
+      w.reserve(std::strlen(word) + a.size() + b.size() + 48);  // room for ": <reason>" too
+      w += word;
+      w += " '";
+      w += a;
+      w += '\'';
+      if (two()) {
+        w += " -> '";
+        w += b;
+        w += '\'';
+      }
       return w;
     }
     std::string observed() const { return two() ? first() + " -> " + second() : first(); }
@@ -753,7 +764,31 @@ private:
   //! What a failed call returns before it becomes a `result`.
   using failure_t = decltype(errno_failure(0, std::string()));
 
-  static failure_t fail(const Call& c, int err) { return errno_failure(err, c.what()); }
+  //! "<op> '<path>': <reason>", as `errno_failure` makes it, with the
+  //! reason looked up once per errno: a stat of a missing name is a common
+  //! call (a stopped volume has no dirty image) and its message is built
+  //! every time.
+  static failure_t fail(const Call& c, int err) {
+    std::string what = c.what();
+    const std::string& why = reason(err);
+    what.reserve(what.size() + 2 + why.size());
+    what += ": ";
+    what += why;
+    return BOOST_OUTCOME_V2_NAMESPACE::failure(error(std::error_code(err, std::system_category()), std::move(what)));
+  }
+
+  //! `std::system_category().message(err)`, computed once per errno value.
+  static const std::string& reason(int err) {
+    static const std::vector<std::string> known = [] {
+      std::vector<std::string> v;
+      for (int e = 0; e < 160; ++e) v.push_back(std::system_category().message(e));
+      return v;
+    }();
+    if (err >= 0 && static_cast<std::size_t>(err) < known.size()) return known[static_cast<std::size_t>(err)];
+    thread_local std::string other;
+    other = std::system_category().message(err);
+    return other;
+  }
 
   //! Count the call, then apply a power loss or an armed fault. Returns the
   //! errno the call must fail with, 0 to run it.
@@ -877,10 +912,10 @@ private:
     switch (n.type) {
       case kind::regular:
         st.size = n.file->size;
-        st.allocated = detail::memfs::allocated_bytes(n.file->view());
+        st.allocated = n.file->allocated();
         break;
       case kind::directory: st.size = detail::memfs::block_size; break;
-      case kind::symlink: st.size = n.target.size(); break;
+      case kind::symlink: st.size = n.target().size(); break;
     }
     st.mtime_ns = n.mtime;
     st.ctime_ns = n.ctime;
@@ -1047,9 +1082,20 @@ private:
     const std::uint64_t final_size = opts.size ? *opts.size : sf.size;
     if (final_size > max_file_size) return fail(c, EINVAL);
     const std::uint64_t limit = std::min(final_size, sf.size);  // copy only what fits
-    const std::vector<Segment> segs = data_segments(sf.view(), limit);
+    // The data bytes below the new size; the segments themselves only when
+    // data is copied or reported piece by piece (a clone needs neither).
     std::uint64_t total = 0;
-    for (const Segment& s : segs) total += s.end - s.begin;
+    for (const Extent& e : sf.view()) {
+      if (e.logical >= limit) break;
+      total += std::min(limit, e.end()) - e.logical;
+    }
+    std::vector<Segment> segs;
+    bool have_segs = false;
+    auto segments = [&]() -> const std::vector<Segment>& {
+      if (!have_segs) segs = data_segments(sf.view(), limit);
+      have_segs = true;
+      return segs;
+    };
     ProgressMeter meter(opts.progress, total);
     const auto cancelled = [&] { return failure(errc::cancelled, c.what()); };
 
@@ -1059,9 +1105,9 @@ private:
     // copy_file_range that btrfs and XFS turn into a remap of whole blocks.
     auto share = [&]() -> int {
       if (limit == sf.size)
-        nf.extents = sf.extents;  // the whole list, copy-on-write
+        nf.set_extents(sf.extents);  // the whole list, copy-on-write
       else
-        nf.extents = std::make_shared<ExtentList>(share_below(sf.view(), block_up(limit)));
+        nf.set_extents(std::make_shared<ExtentList>(share_below(sf.view(), block_up(limit))));
       nf.size = limit;
       if (limit < sf.size) {  // the block cut by the new end keeps zeros past it
         const std::uint64_t tail_end = std::min(block_up(limit), sf.size);
@@ -1076,10 +1122,10 @@ private:
     // in-kernel copy without reflinks, or the read/write copy).
     auto copy_data = [&]() -> int {
       std::uint64_t need = 0;
-      for (const Segment& s : segs) need += block_up(s.end) - s.begin;
+      for (const Segment& s : segments()) need += block_up(s.end) - s.begin;
       if (need > dfs.free_bytes()) return ENOSPC;
       const Allocator alloc = s_->allocator(dfs);
-      for (const Segment& s : segs) {
+      for (const Segment& s : segments()) {
         for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes) {
           const std::uint64_t len = std::min<std::uint64_t>(max_chunk_bytes, s.end - pos);
           auto chunk = alloc.make(block_up(len));
@@ -1094,7 +1140,7 @@ private:
     };
     // Progress of a remap, piece by piece as copy_file_range reports it.
     auto report_pieces = [&]() -> bool {
-      for (const Segment& s : segs)
+      for (const Segment& s : segments())
         for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes)
           if (!meter.advance(std::min<std::uint64_t>(max_chunk_bytes, s.end - pos))) return false;
       return true;
@@ -1114,7 +1160,7 @@ private:
     }
     // copy_file_range fails with EXDEV between two filesystems on its first
     // segment; with no data segment it is never called, so never fails.
-    if (limit > 0 && out.method == copy_method::none && opts.try_copy_file_range && (same_fs || segs.empty())) {
+    if (limit > 0 && out.method == copy_method::none && opts.try_copy_file_range && (same_fs || total == 0)) {
       if (same_fs && dfs.reflink) {
         if (int e = share()) return fail(c, e);
         if (!report_pieces()) return cancelled();
