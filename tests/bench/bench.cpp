@@ -1,0 +1,833 @@
+// SPDX-License-Identifier: BSL-1.0
+// file_reflink_bench: the latency of each volume operation on btrfs, XFS and
+// ext4 loop filesystems and on MemoryFsOps, beside its floor (the same
+// system calls issued bare, in the same run, on the same kind of files), the
+// Qubes driver's sequence for start and stop, the fallback copy against
+// `cp --sparse=always`, and 32 volumes started at once from 2 threads.
+//
+//   file_reflink_bench [--short] [--only btrfs,xfs,ext4,memory] [--iterations N]
+//
+// --short is the CI mode: a few iterations, the ~200-extent image only, a
+// smaller copy. It fails (exit 1) only when something is broken: an
+// operation fails, a floor sequence fails or ends otherwise than the
+// operation did, a copy loses its holes. It exits 77 when it cannot make
+// its loop filesystems (after printing the memory part).
+//
+// How one sample of an operation is taken: three pools hold the same
+// volumes: A (ours), C (recording) and T (floor). The operation runs on C
+// through a recording policy (untimed); its recorded calls are replayed bare
+// on T (timed: the floor); the operation runs on A (timed: ours). C and T
+// stay identical (T only ever sees C's calls, names included); A goes
+// through the same operations. The filesystem is synced (syncfs) before
+// each timed part, so each starts from a clean journal.
+
+#include "mounts.hpp"
+#include "qubes.hpp"
+#include "recording.hpp"
+#include "replay.hpp"
+
+#include <file_reflink/file_reflink.hpp>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fr = file_reflink;
+using namespace file_reflink::bench;
+
+namespace {
+
+constexpr std::uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+using clk = std::chrono::steady_clock;
+
+double us_between(clk::time_point a, clk::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); }
+
+//! CPU time of this process, in microseconds: what a loop costs whatever
+//! else the machine runs.
+double cpu_us() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+[[noreturn]] void broken(const std::string& what) {
+  std::fprintf(stderr, "file_reflink_bench: BROKEN: %s\n", what.c_str());
+  std::exit(1);
+}
+
+template <class R>
+void check(const R& r, const std::string& what) {
+  if (!r) broken(what + ": " + r.error().message());
+}
+
+void check_replay(const replay_error& e, const std::string& what) {
+  if (e)
+    broken(what + ": the floor's call " + std::to_string(e.index) + " (" + e.what + ") returned " +
+           (e.now ? std::strerror(e.now) : "success") + ", the operation's " +
+           (e.recorded > 0 ? std::strerror(e.recorded) : e.recorded < 0 ? "a library error" : "success"));
+}
+
+// ---------------------------------------------------------------------------
+// The table
+
+struct row {
+  std::string fs, image, op;
+  std::string vs = "floor";           //!< what the second column is: "floor" or "cp"
+  std::vector<double> ours, other;    //!< microseconds
+  std::vector<double> qubes;          //!< the Qubes driver's sequence, where there is one
+  std::optional<std::size_t> fsyncs;  //!< fsyncs the operation issued
+  std::optional<int> qubes_fsyncs;
+  std::string note;
+};
+
+std::vector<std::unique_ptr<row>> table;
+
+row& row_of(const std::string& fs, const std::string& image, const std::string& op, const std::string& vs = "floor") {
+  for (auto& r : table)
+    if (r->fs == fs && r->image == image && r->op == op) return *r;
+  table.push_back(std::make_unique<row>());
+  row& r = *table.back();
+  r.fs = fs;
+  r.image = image;
+  r.op = op;
+  r.vs = vs;
+  return r;
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const std::size_t i = static_cast<std::size_t>(pos);
+  if (i + 1 >= v.size()) return v.back();
+  return v[i] + (v[i + 1] - v[i]) * (pos - static_cast<double>(i));
+}
+
+std::string fmt_time(double us) {
+  char buf[32];
+  if (us < 1000) std::snprintf(buf, sizeof buf, "%.1f us", us);
+  else if (us < 100000) std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
+  else std::snprintf(buf, sizeof buf, "%.0f ms", us / 1000);
+  return buf;
+}
+
+void print_table(std::ostream& out) {
+  out << "| filesystem | image | operation | ours median (p90) | floor or cp median (p90) | ratio | fsyncs | "
+         "Qubes sequence median (fsyncs) | note |\n";
+  out << "|---|---|---|---|---|---|---|---|---|\n";
+  for (auto& rp : table) {
+    const row& r = *rp;
+    out << "| " << r.fs << " | " << r.image << " | " << r.op << " | ";
+    if (!r.ours.empty()) out << fmt_time(quantile(r.ours, 0.5)) << " (" << fmt_time(quantile(r.ours, 0.9)) << ")";
+    out << " | ";
+    if (!r.other.empty())
+      out << (r.vs == "floor" ? "" : r.vs + " ") << fmt_time(quantile(r.other, 0.5)) << " ("
+          << fmt_time(quantile(r.other, 0.9)) << ")";
+    out << " | ";
+    if (!r.ours.empty() && !r.other.empty()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2fx %s", quantile(r.ours, 0.5) / quantile(r.other, 0.5), r.vs.c_str());
+      out << buf;
+    }
+    out << " | " << (r.fsyncs ? std::to_string(*r.fsyncs) : "") << " | ";
+    if (!r.qubes.empty())
+      out << fmt_time(quantile(r.qubes, 0.5)) << " (" << (r.qubes_fsyncs ? std::to_string(*r.qubes_fsyncs) : "?")
+          << ")";
+    out << " | " << r.note << " |\n";
+  }
+}
+
+//! FILE_REFLINK_BENCH_CALLS=1: print the calls each operation made (once).
+bool dump_calls() {
+  static const bool on = [] {
+    const char* v = std::getenv("FILE_REFLINK_BENCH_CALLS");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
+void dump(const std::string& what, const recording& calls) {
+  std::fprintf(stderr, "%s: %zu calls\n", what.c_str(), calls.size());
+  for (const call& c : calls)
+    std::fprintf(stderr, "  %-13s %s%s%s%s\n", fr::to_string(c.op), c.a.string().c_str(), c.b.empty() ? "" : " -> ",
+                 c.b.string().c_str(), c.err ? (std::string(" = ") + (c.err > 0 ? std::strerror(c.err) : "error")).c_str() : "");
+}
+
+// ---------------------------------------------------------------------------
+// Pools: ours (A), the recorder (C) and the floor (T)
+
+template <class Ops>
+struct side {
+  fr::Pool<Ops> pool;
+  std::map<std::string, fr::Volume<Ops>> vols;
+  typename Ops::dir_handle dir;
+  side(fr::pool_config cfg, Ops ops) : pool(std::move(cfg), std::move(ops)) {}
+  fr::Volume<Ops>& v(const std::string& vid) { return vols.at(vid); }
+  const typename Ops::dir_handle& handle() const { return dir; }
+};
+
+template <class Ops, class Replayer>
+struct trio {
+  side<Ops> ours;
+  side<RecordingFsOps<Ops>> rec;
+  Replayer floor;
+  std::function<void()> settle;
+
+  trio(fr::pool_config a, fr::pool_config c, Ops ops, Replayer&& r, std::function<void()> s)
+      : ours(std::move(a), ops), rec(std::move(c), RecordingFsOps<Ops>(ops)), floor(std::move(r)), settle(std::move(s)) {}
+
+  RecordingFsOps<Ops>& recorder() { return rec.pool.fs_ops(); }
+
+  //! Run `f` on ours, and recorded on C then replayed on T; untimed.
+  template <class F>
+  void both(const std::string& what, F f) {
+    check(f(ours), what + " (ours)");
+    recorder().begin();
+    auto r = f(rec);
+    recording calls = recorder().end();
+    check(r, what + " (recorded)");
+    floor.prepare(calls);
+    check_replay(floor.run(calls), what + " (floor)");
+  }
+
+  //! Record `f` on C only: what the operation would issue.
+  template <class F>
+  recording record(const std::string& what, F f) {
+    recorder().begin();
+    auto r = f(rec);
+    recording calls = recorder().end();
+    check(r, what + " (recorded)");
+    return calls;
+  }
+
+  //! One sample of `f`: ours and its floor, in alternating order. An
+  //! operation that changes nothing can be `repeat`ed within the sample
+  //! (the sample is the mean): a single call of a few microseconds is
+  //! below what one timing resolves well.
+  template <class F>
+  void measure(row& rw, F f, int repeat = 1) {
+    const std::string what = rw.fs + " " + rw.image + " " + rw.op;
+    recording calls = record(what, f);
+    floor.prepare(calls);
+    rw.fsyncs = count(calls, fr::fs_op::fsync);
+    if (dump_calls() && rw.ours.empty()) dump(what, calls);
+    auto run_floor = [&] {
+      settle();
+      replay_error e;
+      const auto t0 = clk::now();
+      for (int i = 0; i < repeat && !e; ++i) e = floor.run(calls);
+      const auto t1 = clk::now();
+      check_replay(e, what);
+      rw.other.push_back(us_between(t0, t1) / repeat);
+    };
+    auto run_ours = [&] {
+      settle();
+      const auto t0 = clk::now();
+      auto r = f(ours);
+      for (int i = 1; i < repeat && r; ++i) r = f(ours);
+      const auto t1 = clk::now();
+      check(r, what);
+      rw.ours.push_back(us_between(t0, t1) / repeat);
+    };
+    if (rw.ours.size() % 2 == 0) {
+      run_floor();
+      run_ours();
+    } else {
+      run_ours();
+      run_floor();
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Images
+
+//! The bytes every image chunk holds (never zero: no copy can skip them).
+const std::vector<char>& chunk_bytes() {
+  static const std::vector<char> bytes = [] {
+    std::vector<char> b(64 * MiB);
+    std::uint32_t x = 2463534242u;
+    for (auto& c : b) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      c = static_cast<char>((x & 0xff) | 1);
+    }
+    return b;
+  }();
+  return bytes;
+}
+
+//! Write `n` chunks of 4 KiB spread evenly over `size` bytes of `rel`.
+template <class S>
+fr::result<void> write_chunks(S& s, const fr::path& rel, std::uint64_t size, std::uint64_t n) {
+  const std::uint64_t step = (size / n) & ~(4 * KiB - 1);
+  for (std::uint64_t i = 0; i < n; ++i)
+    FILE_REFLINK_TRYV(s.pool.fs_ops().write(s.handle(), rel, i * step, chunk_bytes().data() + (i % 1024) * 4 * KiB, 4 * KiB));
+  return fr::success();
+}
+
+//! A template image of 1 GiB with `extents` 4 KiB chunks, imported into `vid`.
+template <class S>
+fr::result<void> import_image(S& s, const std::string& vid, std::uint64_t extents) {
+  auto& v = s.v(vid);
+  FILE_REFLINK_TRYV(v.import_data(GiB));
+  FILE_REFLINK_TRYV(write_chunks(s, fr::path(vid + "-import.img"), GiB, extents));
+  return v.import_data_end(true);
+}
+
+// ---------------------------------------------------------------------------
+// The workload on one filesystem
+
+struct options {
+  bool short_mode = false;
+  int iterations = 0;  // 0: the mode's default
+  std::vector<std::string> only;
+  bool wants(const std::string& fs) const {
+    return only.empty() || std::find(only.begin(), only.end(), fs) != only.end();
+  }
+};
+
+//! What the Qubes sequences run on: absolute directories of T.
+struct qubes_env {
+  bool on = false;
+  std::string root;  // T's pool directory
+};
+
+template <class Ops, class Replayer>
+void run_volume_ops(trio<Ops, Replayer>& t, const std::string& fs, std::uint64_t extents, int iterations,
+                    bool first_image, const qubes_env& q) {
+  const std::string K = extents >= 1000 ? std::to_string(extents / 1000) + "k" : std::to_string(extents);
+  const std::string image = "1 GiB, " + (extents >= 1000 ? std::to_string(extents / 1000) + "k" : "~" + K) + " extents";
+  const std::string tmpl = "tmpl/t" + K + "/root", origin = "appvms/o" + K + "/private",
+                    snap = "appvms/s" + K + "/root", os = "appvms/os" + K + "/root", vol = "appvms/v" + K + "/volatile",
+                    imp = "appvms/i" + K + "/private", qo = "appvms/q" + K + "/private",
+                    qs = "appvms/qs" + K + "/root", qv = "appvms/qv" + K + "/volatile";
+  auto add = [&](const fr::volume_config& c) {
+    t.ours.vols.emplace(c.vid, t.ours.pool.init_volume(c).value());
+    t.rec.vols.emplace(c.vid, t.rec.pool.init_volume(c).value());
+  };
+  add(fr::volume_config::origin(tmpl, GiB));
+  add(fr::volume_config::origin(origin, GiB));
+  add(fr::volume_config::snapshot(snap, tmpl));
+  add(fr::volume_config::origin_snapshot(os, tmpl));
+  add(fr::volume_config::volatile_volume(vol, GiB));
+  add(fr::volume_config::origin(imp, GiB));
+  add(fr::volume_config::origin(qo, GiB));
+  t.both("create " + tmpl, [&](auto& s) { return s.v(tmpl).create(); });
+  t.both("image " + tmpl, [&](auto& s) { return import_image(s, tmpl, extents); });
+  for (const std::string& vid : {origin, imp, qo}) {
+    t.both("create " + vid, [&](auto& s) { return s.v(vid).create(); });
+    t.both("import " + vid, [&](auto& s) -> fr::result<void> {
+      FILE_REFLINK_TRYV(s.v(vid).import_volume(s.v(tmpl)));
+      return fr::success();
+    });
+  }
+  // One commit first: the origin has a precache and a revision, as in use.
+  for (const std::string& vid : {origin, qo}) {
+    t.both("start " + vid, [&](auto& s) { return s.v(vid).start(); });
+    t.both("stop " + vid, [&](auto& s) { return s.v(vid).stop(); });
+  }
+  qubes::volume q_origin{q.root + "/appvms/q" + K, "private"};
+  qubes::volume q_snap{q.root + "/appvms/qs" + K, "root"};
+  qubes::volume q_vol{q.root + "/appvms/qv" + K, "volatile"};
+  qubes::volume q_tmpl{q.root + "/tmpl/t" + K, "root"};
+  if (q.on) {
+    ::mkdir(q_snap.dir.c_str(), 0755);
+    ::mkdir(q_vol.dir.c_str(), 0755);
+  }
+  auto qubes_sample = [&](row& rw, auto seq) {
+    if (!q.on) return;
+    t.settle();
+    const auto t0 = clk::now();
+    const int syncs = seq();
+    const auto t1 = clk::now();
+    if (syncs < 0) broken(rw.fs + " " + rw.op + ": the Qubes sequence failed: " + std::strerror(errno));
+    rw.qubes.push_back(us_between(t0, t1));
+    rw.qubes_fsyncs = syncs;
+  };
+
+  std::uint64_t size = GiB;
+  for (int i = 0; i < iterations; ++i) {
+    if (first_image) {
+      row& vs = row_of(fs, "-", "volatile start");
+      t.measure(vs, [&](auto& s) { return s.v(vol).start(); });
+      qubes_sample(vs, [&] { return qubes::volatile_start(q_vol, GiB); });
+      row& ve = row_of(fs, "-", "volatile stop");
+      t.measure(ve, [&](auto& s) { return s.v(vol).stop(); });
+      qubes_sample(ve, [&] { return qubes::volatile_stop(q_vol); });
+    }
+    row& ss = row_of(fs, image, "snapshot start");
+    t.measure(ss, [&](auto& s) { return s.v(snap).start(); });
+    qubes_sample(ss, [&] { return qubes::snapshot_start(q_snap, q_tmpl); });
+    t.measure(row_of(fs, image, "is_outdated"), [&](auto& s) { return s.v(snap).is_outdated(); }, 10);
+    row& se = row_of(fs, image, "snapshot stop");
+    t.measure(se, [&](auto& s) { return s.v(snap).stop(); });
+    qubes_sample(se, [&] { return qubes::snapshot_stop(q_snap); });
+
+    row& os_ = row_of(fs, image, "origin start");
+    t.measure(os_, [&](auto& s) { return s.v(origin).start(); });
+    qubes_sample(os_, [&] { return qubes::origin_start(q_origin); });
+    row& oe = row_of(fs, image, "origin stop (commit, 1 revision kept)");
+    t.measure(oe, [&](auto& s) { return s.v(origin).stop(); });
+    qubes_sample(oe, [&] { return qubes::origin_stop(q_origin, 1); });
+
+    t.measure(row_of(fs, image, "origin-snapshot start"), [&](auto& s) { return s.v(os).start(); });
+    t.measure(row_of(fs, image, "origin-snapshot stop"), [&](auto& s) { return s.v(os).stop(); });
+
+    t.measure(row_of(fs, image, "revisions"), [&](auto& s) { return s.v(origin).revisions(); }, 10);
+    t.measure(row_of(fs, image, "revert"), [&](auto& s) { return s.v(origin).revert(); });
+    size += MiB;
+    t.measure(row_of(fs, image, "resize (+1 MiB, stopped)"), [&](auto& s) { return s.v(origin).resize(size); });
+
+    // Space: the first call on a new pool walks every extent map; a repeated
+    // call finds them cached.
+    t.measure(row_of(fs, image, "space (first call: FIEMAP walks)"), [&](auto& s) -> fr::result<fr::volume_space> {
+      using pool_t = std::decay_t<decltype(s.pool)>;
+      pool_t fresh(s.pool.config(), s.pool.fs_ops());
+      FILE_REFLINK_TRY(auto v, fresh.init_volume(s.v(origin).config()));
+      return v.space();
+    });
+    t.both("space warm-up", [&](auto& s) { return s.v(origin).space(); });
+    t.measure(row_of(fs, image, "space (repeated: cached)"), [&](auto& s) { return s.v(origin).space(); }, 10);
+
+    if (first_image) {
+      t.measure(row_of(fs, "-", "import_data + 64 MiB + import_data_end"), [&](auto& s) -> fr::result<void> {
+        auto& v = s.v(imp);
+        FILE_REFLINK_TRYV(v.import_data(GiB));
+        FILE_REFLINK_TRYV(
+            s.pool.fs_ops().write(s.handle(), fr::path(imp + "-import.img"), 0, chunk_bytes().data(), 64 * MiB));
+        return v.import_data_end(true);
+      });
+    }
+  }
+}
+
+//! 32 snapshot volumes started at once from 2 threads, against their 32
+//! floors replayed from 2 threads.
+template <class Ops, class Replayer, class MakeReplayer>
+void run_parallel_starts(trio<Ops, Replayer>& t, const std::string& fs, int iterations, MakeReplayer make_replayer) {
+  constexpr int n = 32;
+  std::vector<std::string> vids;
+  for (int i = 0; i < n; ++i) {
+    vids.push_back("appvms/disp" + std::to_string(i) + "/root");
+    auto c = fr::volume_config::snapshot(vids.back(), "tmpl/t200/root");
+    t.ours.vols.emplace(c.vid, t.ours.pool.init_volume(c).value());
+    t.rec.vols.emplace(c.vid, t.rec.pool.init_volume(c).value());
+  }
+  // Once first: the volumes' directories exist from then on, as in use.
+  for (auto& vid : vids) {
+    t.both("start " + vid, [&](auto& s) { return s.v(vid).start(); });
+    t.both("stop " + vid, [&](auto& s) { return s.v(vid).stop(); });
+  }
+  row& rw = row_of(fs, "1 GiB, ~200 extents", "32 snapshot starts, 2 threads (wall)");
+  for (int it = 0; it < iterations; ++it) {
+    std::vector<recording> calls;
+    for (auto& vid : vids) calls.push_back(t.record("start " + vid, [&](auto& s) { return s.v(vid).start(); }));
+    std::size_t syncs = 0;
+    for (auto& c : calls) syncs += count(c, fr::fs_op::fsync);
+    rw.fsyncs = syncs;
+    Replayer r1 = make_replayer(), r2 = make_replayer();
+    for (int i = 0; i < n; ++i) (i % 2 ? r2 : r1).prepare(calls[static_cast<std::size_t>(i)]);
+    t.settle();
+    {
+      replay_error e1, e2;
+      const auto t0 = clk::now();
+      std::thread a([&] {
+        for (int i = 0; i < n && !e1; i += 2) e1 = r1.run(calls[static_cast<std::size_t>(i)]);
+      });
+      std::thread b([&] {
+        for (int i = 1; i < n && !e2; i += 2) e2 = r2.run(calls[static_cast<std::size_t>(i)]);
+      });
+      a.join();
+      b.join();
+      const auto t1 = clk::now();
+      check_replay(e1, fs + " parallel starts");
+      check_replay(e2, fs + " parallel starts");
+      rw.other.push_back(us_between(t0, t1));
+    }
+    t.settle();
+    {
+      std::string err1, err2;
+      const auto t0 = clk::now();
+      std::thread a([&] {
+        for (int i = 0; i < n && err1.empty(); i += 2)
+          if (auto r = t.ours.v(vids[static_cast<std::size_t>(i)]).start(); !r) err1 = r.error().message();
+      });
+      std::thread b([&] {
+        for (int i = 1; i < n && err2.empty(); i += 2)
+          if (auto r = t.ours.v(vids[static_cast<std::size_t>(i)]).start(); !r) err2 = r.error().message();
+      });
+      a.join();
+      b.join();
+      const auto t1 = clk::now();
+      if (!err1.empty() || !err2.empty()) broken(fs + " parallel starts: " + err1 + err2);
+      rw.ours.push_back(us_between(t0, t1));
+    }
+    for (auto& vid : vids) t.both("stop " + vid, [&](auto& s) { return s.v(vid).stop(); });
+  }
+}
+
+fr::pool_config config_of(const std::string& dir, bool reflinks) {
+  fr::pool_config c;
+  c.name = "bench";
+  c.dir_path = dir;
+  c.revisions_to_keep = 1;
+  c.setup_check = reflinks;
+  return c;
+}
+
+void sync_fs(int fd) {
+  if (fd >= 0) ::syncfs(fd);
+}
+
+//! The whole workload on one Linux filesystem mounted at `mnt`.
+void run_linux(const std::string& fs, const std::string& mnt, const options& o) {
+  const bool reflinks = fs != "ext4";
+  const std::string a = mnt + "/a", c = mnt + "/c", t_dir = mnt + "/t";
+  const int mfd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  trio<fr::LinuxFsOps, linux_replayer> t(config_of(a, reflinks), config_of(c, reflinks), fr::LinuxFsOps{},
+                                         linux_replayer(c, t_dir), [mfd] { sync_fs(mfd); });
+  t.both("setup", [](auto& s) { return s.pool.setup(); });
+  t.ours.dir = t.ours.pool.fs_ops().open_dir(a, false).value().handle;
+  t.rec.dir = t.rec.pool.fs_ops().inner().open_dir(c, false).value().handle;
+  const int iterations = o.iterations ? o.iterations : o.short_mode ? 3 : 21;
+  qubes_env q{true, t_dir};
+  run_volume_ops(t, fs, 200, iterations, true, q);
+  if (!o.short_mode) run_volume_ops(t, fs, 10000, std::max(3, iterations / 2), false, q);
+  run_parallel_starts(t, fs, o.short_mode ? 1 : 5, [&] { return linux_replayer(c, t_dir); });
+  ::close(mfd);
+}
+
+// ---------------------------------------------------------------------------
+// The fallback copy against cp --sparse=always
+
+void drop_cache(const std::string& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
+void fsync_file(const std::string& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) broken("open " + p + ": " + std::strerror(errno));
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::uint64_t allocated(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_blocks) * 512 : 0;
+}
+
+//! A source image: `size` bytes, 64 KiB of data every 640 KiB (a tenth).
+void make_copy_source(const std::string& p, std::uint64_t size) {
+  const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(size)) < 0) broken("create " + p + ": " + std::strerror(errno));
+  for (std::uint64_t off = 0; off + 64 * KiB <= size; off += 640 * KiB)
+    if (fr::detail::pwrite_full(fd, chunk_bytes().data() + (off / (640 * KiB) % 512) * 64 * KiB, 64 * KiB, off))
+      broken("write " + p);
+  ::fsync(fd);
+  ::close(fd);
+}
+
+void run_copy(const std::string& label, const std::string& src_dir, const std::string& dst_dir, std::uint64_t size,
+              int iterations, int sync_fd_a, int sync_fd_b) {
+  const std::string src = src_dir + "/copy-source.img";
+  make_copy_source(src, size);
+  char image[64];
+  std::snprintf(image, sizeof image, "%llu MiB, %llu MiB data", static_cast<unsigned long long>(size / MiB),
+                static_cast<unsigned long long>(size / 10 / MiB));
+  row& rw = row_of(label, image, "fallback copy + fsync, cold", "cp");
+  fr::LinuxFsOps ops;
+  auto sh = ops.open_dir(src_dir, false);
+  auto dh = ops.open_dir(dst_dir, false);
+  check(sh, "open " + src_dir);
+  check(dh, "open " + dst_dir);
+  const std::string ours = dst_dir + "/copy-ours.img", theirs = dst_dir + "/copy-cp.img";
+  std::string method;
+  for (int i = 0; i < iterations; ++i) {
+    auto settle = [&](const std::string& dst) {
+      ::unlink(dst.c_str());
+      sync_fs(sync_fd_a);
+      sync_fs(sync_fd_b);
+      drop_cache(src);
+    };
+    auto run_ours = [&] {
+      settle(ours);
+      const auto t0 = clk::now();
+      auto r = ops.copy(sh.value().handle, "copy-source.img", dh.value().handle, "copy-ours.img", fr::copy_options{});
+      check(r, label + " copy");
+      fsync_file(ours);
+      const auto t1 = clk::now();
+      method = fr::to_string(r.value().method);
+      rw.ours.push_back(us_between(t0, t1));
+    };
+    auto run_cp = [&] {
+      settle(theirs);
+      const auto t0 = clk::now();
+      const char* argv[] = {"cp", "--sparse=always", src.c_str(), theirs.c_str(), nullptr};
+      pid_t pid = 0;
+      int status = 0;
+      if (::posix_spawnp(&pid, "cp", nullptr, nullptr, const_cast<char* const*>(argv), environ) != 0 ||
+          ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        broken(label + ": cp --sparse=always failed");
+      fsync_file(theirs);
+      const auto t1 = clk::now();
+      rw.other.push_back(us_between(t0, t1));
+    };
+    if (i % 2 == 0) {
+      run_ours();
+      run_cp();
+    } else {
+      run_cp();
+      run_ours();
+    }
+    const std::uint64_t a = allocated(ours), b = allocated(theirs);
+    if (a != b) broken(label + ": the copy allocates " + std::to_string(a) + " bytes, cp " + std::to_string(b));
+    rw.note = "via " + method + "; allocated bytes equal (" + std::to_string(a / MiB) + " MiB)";
+  }
+  ::unlink(ours.c_str());
+  ::unlink(theirs.c_str());
+  ::unlink(src.c_str());
+}
+
+// ---------------------------------------------------------------------------
+// MemoryFsOps
+
+void run_memory(const options& o) {
+  fr::MemoryFsOps fs;
+  trio<fr::MemoryFsOps, memory_replayer> t(config_of("/bench/a", true), config_of("/bench/c", true), fs,
+                                          memory_replayer(fs, "/bench/c", "/bench/t"), [] {});
+  t.both("setup", [](auto& s) { return s.pool.setup(); });
+  t.ours.dir = fs.open_dir("/bench/a", false).value().handle;
+  t.rec.dir = fs.open_dir("/bench/c", false).value().handle;
+  const int iterations = o.iterations ? o.iterations : o.short_mode ? 5 : 51;
+  run_volume_ops(t, "memory", 200, iterations, true, qubes_env{});
+  if (!o.short_mode) run_volume_ops(t, "memory", 10000, std::max(3, iterations / 2), false, qubes_env{});
+  run_parallel_starts(t, "memory", o.short_mode ? 2 : 11, [&] { return memory_replayer(fs, "/bench/c", "/bench/t"); });
+
+  // The targets of the memory policy itself.
+  {
+    fr::MemoryFsOps m;
+    fr::Pool<fr::MemoryFsOps> pool(config_of("/pool", true), m);
+    check(pool.setup(), "memory setup");
+    auto v = pool.init_volume(fr::volume_config::origin("appvms/work/private", GiB)).value();
+    check(v.create(), "memory create");
+    check(v.start(), "memory start");
+    auto h = m.open_dir("/pool", false).value().handle;
+    for (int i = 0; i < 200; ++i)
+      check(m.write(h, "appvms/work/private-dirty.img", static_cast<std::uint64_t>(i) * 5 * MiB, chunk_bytes().data(), 4 * KiB),
+            "memory write");
+    check(v.stop(), "memory stop");
+    const int cycles = o.short_mode ? 2000 : 50000;
+    row& rw = row_of("memory", "1 GiB, ~200 extents", "origin start+stop cycle (target: >= 100000/s)");
+    std::vector<double> cpu;
+    for (int round = 0; round < (o.short_mode ? 3 : 9); ++round) {
+      const double c0 = cpu_us();
+      const auto t0 = clk::now();
+      for (int i = 0; i < cycles; ++i) {
+        check(v.start(), "memory cycle start");
+        check(v.stop(), "memory cycle stop");
+      }
+      const auto t1 = clk::now();
+      cpu.push_back((cpu_us() - c0) / cycles);
+      rw.ours.push_back(us_between(t0, t1) / cycles);
+    }
+    char note[160];
+    std::snprintf(note, sizeof note, "%.0f cycles/s of CPU time (median %.2f us, best %.2f us); %.0f/s wall",
+                  1e6 / quantile(cpu, 0.5), quantile(cpu, 0.5), quantile(cpu, 0), 1e6 / quantile(rw.ours, 0.5));
+    rw.note = note;
+  }
+  {
+    fr::MemoryFsOps m;
+    auto h = m.open_dir("/", false).value().handle;
+    check(m.create(h, "big", 1ull << 40, fr::create_mode::exclusive), "memory create 1 TiB");
+    for (std::uint64_t i = 0; i < 1000; ++i)
+      check(m.write(h, "big", i << 30, chunk_bytes().data(), 4 * KiB), "memory write 1 TiB");
+    row& rw = row_of("memory", "1 TiB, 1000 extents", "clone (target: < 50 us)");
+    for (int i = 0; i < 101; ++i) {
+      const auto t0 = clk::now();
+      check(m.clone(h, "big", h, "big-clone"), "memory clone");
+      const auto t1 = clk::now();
+      rw.ours.push_back(us_between(t0, t1));
+      check(m.remove(h, "big-clone"), "memory remove");
+    }
+  }
+  // Memory per volume, two ways: an origin volume alone in its directory
+  // (its clean image, precache and one revision), and a Qubes VM's three
+  // volumes sharing one (a stopped snapshot or volatile volume has no file).
+  for (bool qubes_vm : {false, true}) {
+    fr::MemoryFsOps m;
+    fr::Pool<fr::MemoryFsOps> pool(config_of("/pool", true), m);
+    check(pool.setup(), "memory setup");
+    auto tmpl = pool.init_volume(fr::volume_config::origin("vm-templates/debian/root", GiB)).value();
+    check(tmpl.create(), "memory create template");
+    const int n = o.short_mode ? 200 : 2000;
+    const std::size_t before = m.memory_bytes();
+    int volumes = 0;
+    for (int i = 0; i < n; ++i) {
+      const std::string dir = "appvms/vm" + std::to_string(i) + "/";
+      auto v = pool.init_volume(fr::volume_config::origin(dir + "private", GiB)).value();
+      check(v.create(), "memory create");
+      check(v.start(), "memory start");
+      check(v.stop(), "memory stop");
+      ++volumes;
+      if (qubes_vm) {
+        auto root = pool.init_volume(fr::volume_config::snapshot(dir + "root", "vm-templates/debian/root")).value();
+        auto vol = pool.init_volume(fr::volume_config::volatile_volume(dir + "volatile", GiB)).value();
+        for (auto* x : {&root, &vol}) {
+          check(x->start(), "memory start");
+          check(x->stop(), "memory stop");
+        }
+        volumes += 2;
+      }
+    }
+    const std::size_t after = m.memory_bytes();
+    row& rw = row_of("memory", "1 GiB, no data",
+                     qubes_vm ? "memory per volume, Qubes VM layout (target: <= 1 KiB)"
+                              : "memory per origin volume alone in its directory (target: <= 1 KiB)");
+    char note[200];
+    std::snprintf(note, sizeof note, "%.0f bytes (MemoryFsOps::memory_bytes over %d volumes)%s",
+                  static_cast<double>(after - before) / volumes, volumes,
+                  qubes_vm ? ": private (origin), root (snapshot), volatile per VM directory"
+                           : ": its directory, clean image, precache, 1 revision, unflushed names");
+    rw.note = note;
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+std::string first_line_of(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (line.compare(0, key.size(), key) == 0) return line;
+  return "";
+}
+
+//! The device and filesystem that hold /tmp (where the loop images live).
+std::string disk_of_tmp() {
+  std::ifstream in("/proc/mounts");
+  std::string best_dir, best;
+  for (std::string dev, dir, type, rest; in >> dev >> dir >> type && std::getline(in, rest);) {
+    const bool covers = dir == "/" || std::string("/tmp").compare(0, dir.size(), dir) == 0;
+    if (covers && dir.size() >= best_dir.size() && type != "rootfs") {
+      best_dir = dir;
+      best = dev + ", " + type;
+    }
+  }
+  return best;
+}
+
+void describe_machine(std::ostream& out, bool direct_io) {
+  struct utsname u;
+  ::uname(&u);
+  std::string cpu = first_line_of("/proc/cpuinfo", "model name");
+  if (auto p = cpu.find(':'); p != std::string::npos) cpu = cpu.substr(p + 2);
+  std::string mem = first_line_of("/proc/meminfo", "MemTotal");
+  double load[3] = {0, 0, 0};
+  ::getloadavg(load, 3);
+  out << "machine: " << cpu << ", " << std::thread::hardware_concurrency() << " CPUs; " << mem << "; kernel "
+      << u.release << "; loop images on /tmp (" << disk_of_tmp() << "; loop " << (direct_io ? "direct I/O" : "buffered")
+      << "); load "
+      << load[0] << " " << load[1] << " " << load[2] << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--short") {
+      o.short_mode = true;
+    } else if (a == "--only" && i + 1 < argc) {
+      std::stringstream ss(argv[++i]);
+      for (std::string x; std::getline(ss, x, ',');) o.only.push_back(x);
+    } else if (a == "--iterations" && i + 1 < argc) {
+      o.iterations = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: %s [--short] [--only btrfs,xfs,ext4,memory] [--iterations N]\n", argv[0]);
+      return 2;
+    }
+  }
+  // mkfs lives in sbin.
+  std::string path_env = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", (path_env + ":/usr/sbin:/sbin:/usr/bin:/bin").c_str(), 1);
+
+  if (o.wants("memory")) run_memory(o);
+
+  std::string skipped;
+  scratch_mounts mounts;
+  std::map<std::string, std::string> mnt;
+  const bool want_linux = o.wants("btrfs") || o.wants("xfs") || o.wants("ext4");
+  if (want_linux) {
+    if (std::string why = mounts.enter(); !why.empty()) {
+      skipped = "cannot make loop filesystems: " + why;
+    } else {
+      // ext4 is the destination of the copy from btrfs too.
+      for (const char* fs : {"ext4", "btrfs", "xfs"}) {
+        if (!o.wants(fs) && !(std::string(fs) == "ext4" && o.wants("btrfs"))) continue;
+        std::string why2;
+        std::string m = mounts.make(fs, 8 * GiB, why2);
+        if (m.empty()) {
+          skipped += std::string(skipped.empty() ? "" : "; ") + fs + ": " + why2;
+          continue;
+        }
+        mnt[fs] = m;
+      }
+    }
+  }
+  for (const char* fs : {"btrfs", "xfs", "ext4"})
+    if (o.wants(fs) && mnt.count(fs)) run_linux(fs, mnt[fs], o);
+
+  if (mnt.count("ext4")) {
+    const std::uint64_t size = o.short_mode ? 256 * MiB : GiB;
+    const int iterations = o.short_mode ? 2 : 7;
+    const std::string e4 = mnt["ext4"] + "/copies";
+    ::mkdir(e4.c_str(), 0755);
+    const int fd_e4 = ::open(mnt["ext4"].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (o.wants("ext4")) run_copy("ext4 to ext4", e4, e4, size, iterations, fd_e4, -1);
+    if (mnt.count("btrfs") && o.wants("btrfs")) {
+      const std::string b = mnt["btrfs"] + "/copies";
+      ::mkdir(b.c_str(), 0755);
+      const int fd_b = ::open(mnt["btrfs"].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      run_copy("btrfs to ext4", b, e4, size, iterations, fd_b, fd_e4);
+      ::close(fd_b);
+    }
+    ::close(fd_e4);
+  }
+
+  std::cout << "\nfile_reflink_bench" << (o.short_mode ? " --short" : "") << "\n";
+  describe_machine(std::cout, mounts.direct_io());
+  std::cout << "\n";
+  print_table(std::cout);
+  std::cout.flush();
+  if (!skipped.empty()) {
+    std::fprintf(stderr, "skipped: %s\n", skipped.c_str());
+    if (want_linux && mnt.empty()) return 77;
+  }
+  return 0;
+}
