@@ -53,18 +53,17 @@ std::string errno_text(const std::string& what) { return what + ": " + std::stre
 // ---- a scratch btrfs ----------------------------------------------------------
 
 //! A btrfs on a sparse image, attached to a loop device that detaches itself
-//! (LO_FLAGS_AUTOCLEAR) and mounted in this process's private mount
-//! namespace: when the process ends, however it ends, the mount, the device
-//! and the image's space are gone.
+//! (LO_FLAGS_AUTOCLEAR), mounted where nobody else sees it: in this
+//! process's private mount namespace, or, where that cannot be made private
+//! (in a chroot, "/" is no mount point), nowhere at all: a detached mount
+//! reached through its descriptor, /proc/self/fd/N, which the commands the
+//! demo runs inherit. When the process ends, however it ends, the mount, the
+//! device and the image's space are gone.
 class ScratchBtrfs {
 public:
   //! "" on success, else why not.
   std::string make(const std::string& workspace) {
     if (::geteuid() != 0) return "not root";
-    if (::unshare(CLONE_NEWNS) != 0) return errno_text("unshare(CLONE_NEWNS)");
-    // Private: our mounts never propagate to the rest of the system.
-    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-      return errno_text("making / private in a new mount namespace (a chroot?)");
     std::string image = workspace + "/btrfs.img";
     int fd = ::open(image.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return errno_text("create " + image);
@@ -79,28 +78,53 @@ public:
     ::close(fd);
     ::unlink(image.c_str());  // the loop device holds it; its space goes with the device
     if (!why.empty()) return why;
-    mount_point_ = workspace + "/btrfs";
-    if (::mkdir(mount_point_.c_str(), 0755) != 0) return errno_text("mkdir " + mount_point_);
-    if (::mount(device.c_str(), mount_point_.c_str(), "btrfs", 0, nullptr) != 0) {
-      why = errno_text("mount " + device);
-      ::close(loop_fd_);  // autoclear: the device detaches
-      loop_fd_ = -1;
-      return why;
-    }
-    ::close(loop_fd_);  // the mount holds the device now
+    why = private_namespace() ? mount_in(workspace + "/btrfs", device) : mount_detached(device);
+    ::close(loop_fd_);  // the mount holds the device now, or (failed) autoclear detaches it
     loop_fd_ = -1;
-    mounted_ = true;
-    return "";
+    return why;
   }
 
   const std::string& mount_point() const { return mount_point_; }
+  //! Mounted nowhere: reached through /proc/self/fd.
+  bool detached() const { return mount_fd_ >= 0; }
 
   ~ScratchBtrfs() {
     if (mounted_ && ::umount2(mount_point_.c_str(), 0) != 0) ::umount2(mount_point_.c_str(), MNT_DETACH);
+    if (mount_fd_ >= 0) ::close(mount_fd_);  // the last reference: the detached mount goes
     if (loop_fd_ >= 0) ::close(loop_fd_);
   }
 
 private:
+  //! A mount namespace of our own whose mounts never propagate elsewhere.
+  static bool private_namespace() {
+    return ::unshare(CLONE_NEWNS) == 0 && ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+  }
+
+  std::string mount_in(const std::string& dir, const std::string& device) {
+    if (::mkdir(dir.c_str(), 0755) != 0) return errno_text("mkdir " + dir);
+    if (::mount(device.c_str(), dir.c_str(), "btrfs", 0, nullptr) != 0) return errno_text("mount " + device);
+    mount_point_ = dir;
+    mounted_ = true;
+    return "";
+  }
+
+  std::string mount_detached(const std::string& device) {
+    int fs = ::fsopen("btrfs", FSOPEN_CLOEXEC);
+    if (fs < 0) return errno_text("fsopen btrfs");
+    std::string why;
+    if (::fsconfig(fs, FSCONFIG_SET_STRING, "source", device.c_str(), 0) != 0 ||
+        ::fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+      why = errno_text("fsconfig btrfs on " + device);
+    // Not close-on-exec: the commands reach the pool through this descriptor.
+    int m = why.empty() ? ::fsmount(fs, 0, 0) : -1;
+    if (why.empty() && m < 0) why = errno_text("fsmount");
+    ::close(fs);
+    if (!why.empty()) return why;
+    mount_fd_ = m;
+    mount_point_ = "/proc/self/fd/" + std::to_string(m);
+    return "";
+  }
+
   static std::string run_quietly(const std::vector<std::string>& argv) {
     pid_t pid = ::fork();
     if (pid < 0) return errno_text("fork");
@@ -156,6 +180,7 @@ private:
 
   std::string mount_point_;
   int loop_fd_ = -1;
+  int mount_fd_ = -1;
   bool mounted_ = false;
 };
 
@@ -356,8 +381,13 @@ int main(int argc, char** argv) {
     std::vector<std::string> init{"pool", "init", ""};
     if (on_btrfs) {
       pool_dir = btrfs.mount_point() + "/pool";
-      say("A btrfs of its own: a 2 GiB sparse image on a loop device, mounted in a private mount\n"
-          "namespace (it vanishes with this process).\n");
+      if (btrfs.detached())
+        say("A btrfs of its own: a 2 GiB sparse image on a loop device, mounted nowhere (this looks like a\n"
+            "chroot): reached through the demo's descriptor %s, it vanishes with the process.\n",
+            btrfs.mount_point().c_str());
+      else
+        say("A btrfs of its own: a 2 GiB sparse image on a loop device, mounted in a private mount\n"
+            "namespace (it vanishes with this process).\n");
     } else {
       pool_dir = workspace + "/pool";
       init.push_back("--no-setup-check");
