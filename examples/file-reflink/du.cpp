@@ -117,7 +117,7 @@ std::vector<std::string> draw_du(const std::vector<du_row>& rows, const space_us
   out.push_back(pad_right("total", label_width) + "  " + pad_right("", static_cast<std::size_t>(bar_width)) +
                 numbers(total));
   out.push_back(std::string(excl_cell) + " exclusive: freed by removing it   " + shared_cell +
-                " shared: also in another volume's file (a volume line) or another file (a file line)");
+                " shared: with another volume (volume lines), another file (file lines)");
   return out;
 }
 
