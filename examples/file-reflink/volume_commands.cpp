@@ -10,6 +10,7 @@
 #include "transfer.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace file_reflink::cli {
@@ -21,8 +22,12 @@ bool all_digits(const std::string& s) {
 }
 
 result<std::uint64_t> revision_number(const std::string& text) {
-  if (!all_digits(text) || text.size() > 19) return failure(usage_error("revision " + text + " is not a number"));
-  return std::stoull(text);
+  std::uint64_t n = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(text.data(), end, n);
+  if (!all_digits(text) || ec != std::errc() || stop != end)
+    return failure(usage_error("revision '" + text + "' is not a revision number"));
+  return n;
 }
 
 //! What list and info show of a volume.
