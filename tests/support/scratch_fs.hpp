@@ -105,8 +105,13 @@ private:
       return ns_error_;
     }
     // Private: our mounts never propagate out, and vanish with the process.
-    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-      ns_error_ = "cannot run (" + errno_text("mount --make-rprivate /", errno) + ")";
+    // In a chroot "/" is no mount point (EINVAL): then the temporary
+    // directory itself becomes a private mount (a bind of itself), below
+    // which everything is mounted.
+    bool root_private = ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+    int root_err = errno;
+    if (!root_private && root_err != EINVAL) {
+      ns_error_ = "cannot run (" + errno_text("mount --make-rprivate /", root_err) + ")";
       return ns_error_;
     }
     remove_stale_dirs();
@@ -116,6 +121,14 @@ private:
       return ns_error_;
     }
     temp_ = tmpl;
+    if (!root_private) {
+      if (::mount(temp_.c_str(), temp_.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+          ::mount("none", temp_.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
+        ns_error_ = "cannot run (" + errno_text("mount --make-private " + temp_, errno) + ")";
+        return ns_error_;
+      }
+      mounted_.push_back(temp_);
+    }
     std::string other = temp_ + "/other";
     if (::mkdir(other.c_str(), 0755) != 0 ||
         ::mount("file_reflink_tests", other.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=0755") != 0) {
