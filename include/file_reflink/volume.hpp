@@ -658,7 +658,7 @@ private:
   result<std::uint64_t> current_size(const handle& h) {
     FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
     if (dirty) return dirty->size;
-    if (cfg().save_on_stop && !cfg().snap_on_start) {
+    if (cfg().save_on_stop) {  // an origin-snapshot commits its own image too
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (clean) return clean->size;
     }
