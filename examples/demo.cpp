@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -192,14 +193,21 @@ struct ran {
   double ms = 0;
 };
 
+//! Set by Ctrl-C (which the command being run sees too, and cancels),
+//! SIGTERM or SIGHUP: no further command runs, and the demo cleans up.
+volatile std::sig_atomic_t stopping = 0;
+extern "C" void on_stop(int) { stopping = 1; }
+
 //! Run file-reflink with `args`, its stdout captured, its stderr shown.
 ran file_reflink(const std::vector<std::string>& args) {
   ran r;
+  if (stopping) return r;
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return r;
   auto t0 = clock_type::now();
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
     ::dup2(pipefd[1], 1);
     std::vector<char*> argv{const_cast<char*>(FILE_REFLINK_COMMAND)};
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -231,7 +239,9 @@ std::string pool_dir;  // printed as $POOL
 
 int failures = 0;
 
+//! Narrate; nothing once stopping (the story has ended).
 void say(const char* fmt, ...) {
+  if (stopping) return;
   va_list ap;
   va_start(ap, fmt);
   std::vprintf(fmt, ap);
@@ -240,6 +250,10 @@ void say(const char* fmt, ...) {
 }
 
 void check(bool ok, const std::string& claim) {
+  if (stopping) {
+    ++failures;
+    return;
+  }
   say("    %s %s\n", ok ? "ok:    " : "FAILED:", claim.c_str());
   if (!ok) ++failures;
 }
@@ -254,7 +268,7 @@ std::string shown(const std::vector<std::string>& args) {
 //! indented when `show_output`. A failed command is a failed claim.
 ran step(const std::vector<std::string>& args, bool show_output = false) {
   ran r = file_reflink(args);
-  say("  %8.1f ms  $ %s\n", r.ms, shown(args).c_str());
+  if (!stopping) say("  %8.1f ms  $ %s\n", r.ms, shown(args).c_str());
   if (show_output) {
     std::size_t start = 0;
     while (start < r.out.size()) {
@@ -355,18 +369,18 @@ std::uint64_t get_u64(const json& j, std::initializer_list<const char*> keys) {
   return p->is_number_unsigned() ? p->get<std::uint64_t>() : 0;
 }
 
-extern "C" void on_interrupt(int) {}  // the command being run sees Ctrl-C and stops; we clean up
 
 }  // namespace
 
 int main(int argc, char** argv) {
   // --no-btrfs: show the fallback a machine without btrfs gets.
   bool try_btrfs = !(argc > 1 && std::strcmp(argv[1], "--no-btrfs") == 0);
-  // Ctrl-C goes to the command that runs (it cancels and cleans up); the
-  // demo then fails its step and cleans up too.
+  // Stopped, the demo still cleans up: a signal only sets `stopping`, and a
+  // reader that went away (| head) makes writes fail, not kill.
   struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  ::sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = on_stop;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
 
   char tmpl[] = "/var/tmp/file-reflink-demo.XXXXXX";
   if (!::mkdtemp(tmpl)) return std::perror("mkdtemp"), 1;
@@ -477,8 +491,12 @@ int main(int argc, char** argv) {
     step({"volume", "list", pool_dir}, true);
 
     double total_s = ms_since(t_all) / 1000;
-    say("\n%s in %.1f s.\n", failures ? "Some claims did not hold" : "Every claim above was checked and held", total_s);
-    status = failures ? 1 : 0;
+    if (stopping)
+      std::printf("\nStopped; cleaning up.\n");
+    else
+      say("\n%s in %.1f s.\n", failures ? "Some claims did not hold" : "Every claim above was checked and held",
+          total_s);
+    status = stopping ? 130 : failures ? 1 : 0;
   }  // unmounted here (and by the kernel if we were killed)
   std::error_code ec;
   std::filesystem::remove_all(workspace, ec);
