@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -70,9 +71,19 @@ double cpu_us() {
   return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
 }
 
+void print_table(std::ostream& out);
+
+//! A progress line on stderr, with the seconds since the start.
+void progress(const std::string& what) {
+  static const clk::time_point start = clk::now();
+  std::fprintf(stderr, "file_reflink_bench: %6.1f s: %s\n", us_between(start, clk::now()) / 1e6, what.c_str());
+}
+
 [[noreturn]] void broken(const std::string& what) {
+  print_table(std::cout);  // what was measured so far
+  std::cout.flush();
   std::fprintf(stderr, "file_reflink_bench: BROKEN: %s\n", what.c_str());
-  std::exit(1);
+  std::exit(1);  // runs the destructor of main's static scratch_mounts: nothing stays mounted
 }
 
 template <class R>
@@ -503,6 +514,7 @@ void sync_fs(int fd) {
 
 //! The whole workload on one Linux filesystem mounted at `mnt`.
 void run_linux(const std::string& fs, const std::string& mnt, const options& o) {
+  progress(fs);
   const bool reflinks = fs != "ext4";
   const std::string a = mnt + "/a", c = mnt + "/c", t_dir = mnt + "/t";
   const int mfd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -514,7 +526,8 @@ void run_linux(const std::string& fs, const std::string& mnt, const options& o) 
   const int iterations = o.iterations ? o.iterations : o.short_mode ? 3 : 21;
   qubes_env q{true, t_dir};
   run_volume_ops(t, fs, 200, iterations, true, q);
-  if (!o.short_mode) run_volume_ops(t, fs, 10000, std::max(3, iterations / 2), false, q);
+  if (!o.short_mode) run_volume_ops(t, fs, 10000, std::max(3, iterations / 4), false, q);
+  progress(fs + ": 32 starts");
   run_parallel_starts(t, fs, o.short_mode ? 1 : 5, [&] { return linux_replayer(c, t_dir); });
   ::close(mfd);
 }
@@ -542,6 +555,26 @@ std::uint64_t allocated(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_blocks) * 512 : 0;
 }
 
+//! Where a file holds data (SEEK_DATA/SEEK_HOLE), to compare two copies' holes.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> data_map(const std::string& p) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) broken("open " + p + ": " + std::strerror(errno));
+  std::vector<fr::detail::linux_impl::segment> segments;
+  struct stat st;
+  ::fstat(fd, &st);
+  if (fr::detail::linux_impl::data_segments(fd, static_cast<std::uint64_t>(st.st_size), segments))
+    broken("SEEK_DATA " + p + ": " + std::strerror(errno));
+  ::close(fd);
+  for (const auto& s : segments) {
+    if (!out.empty() && out.back().second == s.offset)
+      out.back().second += s.length;
+    else
+      out.emplace_back(s.offset, s.offset + s.length);
+  }
+  return out;
+}
+
 //! A source image: `size` bytes, 64 KiB of data every 640 KiB (a tenth).
 void make_copy_source(const std::string& p, std::uint64_t size) {
   const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -555,6 +588,7 @@ void make_copy_source(const std::string& p, std::uint64_t size) {
 
 void run_copy(const std::string& label, const std::string& src_dir, const std::string& dst_dir, std::uint64_t size,
               int iterations, int sync_fd_a, int sync_fd_b) {
+  progress("copy, " + label);
   const std::string src = src_dir + "/copy-source.img";
   make_copy_source(src, size);
   char image[64];
@@ -605,9 +639,14 @@ void run_copy(const std::string& label, const std::string& src_dir, const std::s
       run_cp();
       run_ours();
     }
+    // Holes kept: data exactly where cp --sparse=always puts it. (st_blocks
+    // also counts ext4's extent tree blocks, which differ by a few KiB.)
+    if (data_map(ours) != data_map(theirs)) broken(label + ": the copy's data and holes differ from cp's");
     const std::uint64_t a = allocated(ours), b = allocated(theirs);
-    if (a != b) broken(label + ": the copy allocates " + std::to_string(a) + " bytes, cp " + std::to_string(b));
-    rw.note = "via " + method + "; allocated bytes equal (" + std::to_string(a / MiB) + " MiB)";
+    char note[200];
+    std::snprintf(note, sizeof note, "via %s; same data segments as cp; allocated %.2f MiB, cp %.2f MiB",
+                  method.c_str(), static_cast<double>(a) / MiB, static_cast<double>(b) / MiB);
+    rw.note = note;
   }
   ::unlink(ours.c_str());
   ::unlink(theirs.c_str());
@@ -618,6 +657,7 @@ void run_copy(const std::string& label, const std::string& src_dir, const std::s
 // MemoryFsOps
 
 void run_memory(const options& o) {
+  progress("memory");
   fr::MemoryFsOps fs;
   trio<fr::MemoryFsOps, memory_replayer> t(config_of("/bench/a", true), config_of("/bench/c", true), fs,
                                           memory_replayer(fs, "/bench/c", "/bench/t"), [] {});
@@ -629,6 +669,7 @@ void run_memory(const options& o) {
   if (!o.short_mode) run_volume_ops(t, "memory", 10000, std::max(3, iterations / 2), false, qubes_env{});
   run_parallel_starts(t, "memory", o.short_mode ? 2 : 11, [&] { return memory_replayer(fs, "/bench/c", "/bench/t"); });
 
+  progress("memory: targets");
   // The targets of the memory policy itself.
   {
     fr::MemoryFsOps m;
@@ -727,12 +768,13 @@ std::string first_line_of(const std::string& file, const std::string& key) {
   return "";
 }
 
-//! The device and filesystem that hold /tmp (where the loop images live).
-std::string disk_of_tmp() {
+//! The device and filesystem that hold `where` (where the loop images live).
+std::string disk_of(const std::string& where) {
   std::ifstream in("/proc/mounts");
   std::string best_dir, best;
   for (std::string dev, dir, type, rest; in >> dev >> dir >> type && std::getline(in, rest);) {
-    const bool covers = dir == "/" || std::string("/tmp").compare(0, dir.size(), dir) == 0;
+    const bool covers = dir == "/" || (where.compare(0, dir.size(), dir) == 0 &&
+                                       (where.size() == dir.size() || where[dir.size()] == '/'));
     if (covers && dir.size() >= best_dir.size() && type != "rootfs") {
       best_dir = dir;
       best = dev + ", " + type;
@@ -741,7 +783,7 @@ std::string disk_of_tmp() {
   return best;
 }
 
-void describe_machine(std::ostream& out, bool direct_io) {
+void describe_machine(std::ostream& out, const std::string& images, bool direct_io) {
   struct utsname u;
   ::uname(&u);
   std::string cpu = first_line_of("/proc/cpuinfo", "model name");
@@ -750,7 +792,8 @@ void describe_machine(std::ostream& out, bool direct_io) {
   double load[3] = {0, 0, 0};
   ::getloadavg(load, 3);
   out << "machine: " << cpu << ", " << std::thread::hardware_concurrency() << " CPUs; " << mem << "; kernel "
-      << u.release << "; loop images on /tmp (" << disk_of_tmp() << "; loop " << (direct_io ? "direct I/O" : "buffered")
+      << u.release << "; loop images in " << (images.empty() ? "-" : images) << " (" << disk_of(images)
+      << "; loop " << (direct_io ? "direct I/O" : "buffered")
       << "); load "
       << load[0] << " " << load[1] << " " << load[2] << "\n";
 }
@@ -780,18 +823,25 @@ int main(int argc, char** argv) {
   if (o.wants("memory")) run_memory(o);
 
   std::string skipped;
-  scratch_mounts mounts;
+  // Static: its destructor (unmount, remove the directories) runs at exit too.
+  static scratch_mounts mounts;
   std::map<std::string, std::string> mnt;
   const bool want_linux = o.wants("btrfs") || o.wants("xfs") || o.wants("ext4");
   if (want_linux) {
-    if (std::string why = mounts.enter(); !why.empty()) {
+    // The full run puts the images on the disk (/tmp); the short one in
+    // memory where it can (/dev/shm): it only checks that nothing is broken,
+    // and freeing disk images costs tens of seconds where /tmp discards.
+    struct statvfs shm {};
+    const bool in_memory = o.short_mode && ::statvfs("/dev/shm", &shm) == 0 &&
+                           static_cast<std::uint64_t>(shm.f_bavail) * shm.f_frsize > 4 * GiB;
+    if (std::string why = mounts.enter(in_memory ? "/dev/shm" : "/tmp"); !why.empty()) {
       skipped = "cannot make loop filesystems: " + why;
     } else {
       // ext4 is the destination of the copy from btrfs too.
       for (const char* fs : {"ext4", "btrfs", "xfs"}) {
         if (!o.wants(fs) && !(std::string(fs) == "ext4" && o.wants("btrfs"))) continue;
         std::string why2;
-        std::string m = mounts.make(fs, 8 * GiB, why2);
+        std::string m = mounts.make(fs, o.short_mode ? 2 * GiB : 6 * GiB, !o.short_mode, why2);
         if (m.empty()) {
           skipped += std::string(skipped.empty() ? "" : "; ") + fs + ": " + why2;
           continue;
@@ -821,7 +871,7 @@ int main(int argc, char** argv) {
   }
 
   std::cout << "\nfile_reflink_bench" << (o.short_mode ? " --short" : "") << "\n";
-  describe_machine(std::cout, mounts.direct_io());
+  describe_machine(std::cout, mounts.dir(), mounts.direct_io());
   std::cout << "\n";
   print_table(std::cout);
   std::cout.flush();

@@ -3,10 +3,11 @@
 //! The benchmark's filesystems: btrfs, XFS (reflink=1) and ext4, each on a
 //! sparse image on a loop device, mounted in a private mount namespace of
 //! this process, as the test rig makes them (tests/support/scratch_fs.hpp),
-//! but larger (the images are 1 GiB each) and with the loop device in
-//! direct-I/O mode, so that the loop filesystem's page cache is the only
-//! one: a cold read is a read from the disk, not from the page cache of the
-//! file the loop device sits on. Everything vanishes with the process.
+//! but larger (the volumes' images are 1 GiB each) and with the loop device in
+//! direct-I/O mode where the images' filesystem allows it, so that the loop
+//! filesystem's page cache is the only one: a cold read is a read from the
+//! disk, not from the page cache of the file the loop device sits on.
+//! Everything vanishes with the process.
 #pragma once
 
 #include "../support/loop_device.hpp"
@@ -47,22 +48,26 @@ public:
     if (!temp_.empty()) ::rmdir(temp_.c_str());
   }
 
-  //! The private namespace and the temporary directory; "" or why not.
-  std::string enter() {
+  //! The private namespace and the temporary directory under `base`; ""
+  //! or why not.
+  std::string enter(const std::string& base) {
     if (::unshare(CLONE_NEWNS) != 0)
       return std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno) + (errno == EPERM ? " (needs root)" : "");
     if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
       return std::string("mount --make-rprivate /: ") + std::strerror(errno);
-    remove_stale_dirs();
-    std::string tmpl = "/tmp/file_reflink_bench." + std::to_string(::getpid()) + ".XXXXXX";
+    remove_stale_dirs(base);
+    std::string tmpl = base + "/file_reflink_bench." + std::to_string(::getpid()) + ".XXXXXX";
     if (!::mkdtemp(tmpl.data())) return "mkdtemp " + tmpl + ": " + std::strerror(errno);
     temp_ = tmpl;
     return "";
   }
 
   //! Make and mount a filesystem of type `type` ("btrfs", "xfs", "ext4") on
-  //! an image of `size` bytes; its mount point, or "" and `why`.
-  std::string make(const std::string& type, std::uint64_t size, std::string& why) {
+  //! an image of `size` bytes; its mount point, or "" and `why`. `quiet`:
+  //! ext4's inode tables and journal are written now, not by a background
+  //! thread during the measurements (slower to make, and to remove: the
+  //! image's blocks are freed, and discarded, when it is unmounted).
+  std::string make(const std::string& type, std::uint64_t size, bool quiet, std::string& why) {
     const std::string image = temp_ + "/" + type + ".img";
     const std::string mnt = temp_ + "/" + type;
     {
@@ -76,7 +81,8 @@ public:
     std::vector<std::string> mkfs;
     if (type == "btrfs") mkfs = {"mkfs.btrfs", "-q", "-f", image};
     else if (type == "xfs") mkfs = {"mkfs.xfs", "-q", "-f", "-m", "reflink=1", image};
-    else mkfs = {"mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image};
+    else if (quiet) mkfs = {"mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image};
+    else mkfs = {"mkfs.ext4", "-q", "-F", image};
     if (std::string e = run(mkfs); !e.empty()) return fail(why, image, e);
     const int fd = ::open(image.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) return fail(why, image, "open " + image + ": " + std::strerror(errno));
@@ -99,6 +105,8 @@ public:
 
   //! Every loop device took direct I/O.
   bool direct_io() const noexcept { return direct_io_; }
+  //! Where the images are.
+  const std::string& dir() const noexcept { return temp_; }
 
 private:
   static std::string fail(std::string& why, const std::string& image, const std::string& what) {
@@ -108,16 +116,16 @@ private:
   }
 
   //! Empty directories that a killed benchmark left (its mounts went with it).
-  static void remove_stale_dirs() {
+  static void remove_stale_dirs(const std::string& base) {
     const std::string prefix = "file_reflink_bench.";
-    DIR* tmp = ::opendir("/tmp");
+    DIR* tmp = ::opendir(base.c_str());
     if (!tmp) return;
     while (const dirent* e = ::readdir(tmp)) {
       const std::string name = e->d_name;
       if (name.compare(0, prefix.size(), prefix) != 0) continue;
       const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
       if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
-      const std::string dir = "/tmp/" + name;
+      const std::string dir = base + "/" + name;
       for (const char* sub : {"btrfs", "xfs", "ext4"}) ::rmdir((dir + "/" + sub).c_str());
       ::rmdir(dir.c_str());
     }
