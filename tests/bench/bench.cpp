@@ -394,10 +394,10 @@ void run_volume_ops(trio<Ops, Replayer>& t, const std::string& fs, std::uint64_t
   std::uint64_t size = GiB;
   for (int i = 0; i < iterations; ++i) {
     if (q.on) {
-      // References for the floors: one FICLONE of the template, one fsync of
-      // a directory with nothing to write.
+      // References for the floors: one FICLONE of the template; two renames
+      // and the fsync of their directory (what makes a name durable).
       row& fc = row_of(fs, image, "reference: FICLONE of the template alone");
-      row& fd = row_of(fs, image, "reference: fsync of a clean directory");
+      row& fd = row_of(fs, image, "reference: 2 renames + fsync of the directory");
       const std::string src = q_tmpl.clean(), dst = q_tmpl.dir + "/reference-clone";
       const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
       const int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -413,11 +413,14 @@ void run_volume_ops(trio<Ops, Replayer>& t, const std::string& fs, std::uint64_t
       else if (err != EOPNOTSUPP) broken(fs + ": FICLONE: " + std::strerror(err));
       else fc.note = "no reflinks";
       const int dfd = ::open(q_tmpl.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const std::string moved_name = q_tmpl.clean() + "~reference";
       t.settle();
       const auto t2 = clk::now();
+      const bool renamed = ::rename(src.c_str(), moved_name.c_str()) == 0 && ::rename(moved_name.c_str(), src.c_str()) == 0;
       ::fsync(dfd);
       const auto t3 = clk::now();
       ::close(dfd);
+      if (!renamed) broken(fs + ": rename " + src + ": " + std::strerror(errno));
       fd.ours.push_back(us_between(t2, t3));
     }
     if (first_image) {
