@@ -56,7 +56,7 @@ result<volume_facts> facts_of(PoolSession& s, volume_type& v) {
   if (f.running) {
     FILE_REFLINK_TRY(auto dev, v.block_device());
     f.image = dev.device_path;
-  } else if (f.cfg.snap_on_start && f.cfg.source) {
+  } else if (f.cfg.kind() == volume_kind::snapshot && f.cfg.source) {
     // A stopped snapshot has no image: its next start is its source's size.
     if (auto src = s.volume(*f.cfg.source))
       if (auto sz = src.value().size()) f.size = sz.value();
@@ -203,7 +203,7 @@ result<void> volume_list(const std::string& dir, const common_options& o) {
       continue;
     }
     std::string state = f.state();
-    if (f.outdated) state += " (outdated)";
+    if (f.running && f.outdated) state += " (outdated)";
     t.add({f.cfg.vid, to_string(f.cfg.kind()), format_size(f.size), state,
            f.cfg.save_on_stop ? std::to_string(f.revisions.size()) : "-",
            f.cfg.source.value_or("")});
@@ -239,7 +239,7 @@ result<void> volume_info(const volume_args& a, const common_options& o) {
   out.push_back({"size", size_and_bytes(f.size) + (f.cfg.rw ? "" : ", read-only")});
   std::string state = f.state();
   if (f.running) state += ": attach " + f.image->string();
-  if (f.outdated) state += " (outdated: its source committed since it started)";
+  if (f.running && f.outdated) state += " (outdated: its source committed since it started)";
   out.push_back({"state", state});
   out.push_back({"space", format_size(own.allocated) + " on disk: " + format_size(own.exclusive) +
                               " its own (freed by removing it), " + format_size(own.shared) +
