@@ -11,11 +11,13 @@
 //!    directory is fsynced after it: that fsync is the commit point;
 //!  - an image that is discarded at stop and after a crash (volatile,
 //!    snapshot) is never flushed;
-//!  - work after the commit point (pruning revisions, refreshing the
-//!    precache, removing a temporary) is not flushed: if a crash loses it,
-//!    the next commit prunes again, a precache that does not match the clean
-//!    image's mtime and size is stale and ignored, and a temporary
-//!    ("<name>~<random>") is removed by the next start, remove or recover;
+//!  - work after the commit point (pruning revisions, naming the precache,
+//!    removing a temporary) is not flushed: if a crash loses it, the next
+//!    commit prunes again, a missing precache or one that does not match the
+//!    clean image's mtime and size is ignored (the start clones), and a
+//!    temporary ("<name>~<random>") is removed by the next start, remove or
+//!    recover. The precache's data is flushed before it is named, because a
+//!    start makes it the running image with one rename;
 //!  - on failure an operation undoes what it did, so the volume's files are
 //!    as before and no temporary file stays behind.
 #pragma once
@@ -689,8 +691,9 @@ private:
   result<std::map<std::uint64_t, rev_entry>> list_revisions(const handle& h) {
     FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
     std::map<std::uint64_t, rev_entry> out;
+    const std::string prefix = p().base + ".img.";  // every revision's and pin's name starts so
     for (const dir_entry& e : entries) {
-      if (e.type != file_type::regular) continue;
+      if (e.type != file_type::regular || e.name.compare(0, prefix.size(), prefix) != 0) continue;
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base) continue;
       if (info.kind != layout::file_kind::revision && info.kind != layout::file_kind::pin) continue;
@@ -937,11 +940,9 @@ private:
       if (ps.type == file_type::regular && ps.nlink == 1 && ps.mtime_ns == clean->mtime_ns && ps.size == clean->size) {
         // The precache is a clone of this very clean image: one rename, made
         // durable before the VM runs (its durable writes need a durable name).
-        // Its data was not flushed when it was made (work after a commit
-        // point): flush it before the rename makes it the running image, or a
-        // crash could leave a durable dirty name over data that never reached
-        // the disk, and the next stop would commit that as the volume's image.
-        FILE_REFLINK_TRYV(core_->sync_file(h, p().precache()));
+        // Its data was flushed when it was made (refresh_precache), before it
+        // got its name: a durable dirty name never points at data that did
+        // not reach the disk, so the start's only flush is the directory's.
         FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), p().dirty()));
         if (auto r = core_->sync_dir(h, p().dir); !r) {
           (void)core_->rename_file(h, p().dirty(), p().precache());
@@ -1087,10 +1088,14 @@ private:
   }
 
   //! A precache: a clone of the clean image with its mtime, so that the next
-  //! start is one rename. An optimisation after a commit point: not flushed
-  //! when it is a clone (a clone either completes or leaves a file whose size
-  //! or mtime differ: stale, and ignored); flushed when it is a data copy
-  //! (there a crash could leave the right size and mtime over missing data).
+  //! start is one rename and one directory flush. Made after a commit point,
+  //! so its name is not flushed (lost in a crash, the next start clones),
+  //! but its data and mtime are, before the rename that names it: a start
+  //! renames it to the running image, and a crash after that start must not
+  //! find a durable dirty name over data that never reached the disk (size
+  //! and mtime cannot tell such a file from a good one; the next stop would
+  //! commit it over the volume's data). Flushing here, at stop, rather than
+  //! at start keeps the flush off the path a VM waits on to boot.
   //! Failure only warns: the commit stands.
   void refresh_precache(const handle& h) {
     if (snapshots_disabled() || !cfg().save_on_stop) return;
@@ -1098,10 +1103,9 @@ private:
     if (!clean || !clean.value()) return;
     path tmp = layout::temp_name(p().precache());
     auto r = [&]() -> result<void> {
-      FILE_REFLINK_TRY(auto cr, core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
-      if (cr.method != copy_method::clone && cr.method != copy_method::none)
-        FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
+      FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
       FILE_REFLINK_TRYV(core_->ops.set_mtime(h, tmp, clean.value()->mtime_ns));
+      FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
       return core_->rename_file(h, tmp, p().precache());
     }();
     if (!r) {

@@ -169,6 +169,8 @@ public:
 
   // ---- logging ------------------------------------------------------------
 
+  //! Callers test `cfg.log` first where the message costs something to
+  //! build: without a callback an operation builds no message at all.
   void log(log_level level, const std::string& message) const {
     if (cfg.log) {
       try {
@@ -184,7 +186,7 @@ public:
   //! The fallback is announced once: when setup's probe or the first copy
   //! finds the filesystem without reflinks (later copies do not try again).
   void warn_no_reflinks(const handle& h) const {
-    log(log_level::warning, "The filesystem of " + q(ops.path_of(h, path())) +
+    if (cfg.log) log(log_level::warning, "The filesystem of " + q(ops.path_of(h, path())) +
                                 " does not support reflinks: volume copies are full copies from now on (slow, and "
                                 "they take space)");
   }
@@ -220,7 +222,7 @@ public:
       if (r.error() == std::errc::no_such_file_or_directory) return false;
       return failure(r.error());
     }
-    log(log_level::info, "Removed file: " + abs(h, rel));
+    if (cfg.log) log(log_level::info, "Removed file: " + abs(h, rel));
     return true;
   }
 
@@ -228,7 +230,7 @@ public:
     auto r = ops.rename(h, from, to);
     spaces.bump();
     FILE_REFLINK_TRYV(r);
-    log(log_level::info, "Renamed file: " + abs(h, from) + " -> " + abs(h, to));
+    if (cfg.log) log(log_level::info, "Renamed file: " + abs(h, from) + " -> " + abs(h, to));
     return success();
   }
 
@@ -236,7 +238,7 @@ public:
     auto r = ops.link(h, from, to);
     spaces.bump();
     FILE_REFLINK_TRYV(r);
-    log(log_level::info, "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to));
+    if (cfg.log) log(log_level::info, "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to));
     return success();
   }
 
@@ -244,7 +246,7 @@ public:
     auto r = ops.create(h, rel, size, mode);
     spaces.bump();
     FILE_REFLINK_TRYV(r);
-    log(log_level::info, "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")");
+    if (cfg.log) log(log_level::info, "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")");
     return success();
   }
 
@@ -256,6 +258,7 @@ public:
     spaces.bump();
     FILE_REFLINK_TRY(auto r, std::move(copied));
     if (r.reflink_unsupported_noticed) warn_no_reflinks(dst_h);
+    if (!cfg.log) return r;
     if (r.method == copy_method::clone)
       log(log_level::info, "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst));
     else
@@ -267,7 +270,7 @@ public:
   //! Flush a file's data: new data is durable before its name is.
   result<void> sync_file(const handle& h, const path& rel) {
     FILE_REFLINK_TRYV(ops.fsync(h, rel));
-    log(log_level::debug, "Synced file: " + abs(h, rel));
+    if (cfg.log) log(log_level::debug, "Synced file: " + abs(h, rel));
     return success();
   }
 
@@ -275,7 +278,7 @@ public:
   //! directory is.
   result<void> sync_dir(const handle& h, const path& rel) {
     FILE_REFLINK_TRYV(ops.fsync(h, rel));
-    log(log_level::debug, "Synced directory: " + abs(h, rel));
+    if (cfg.log) log(log_level::debug, "Synced directory: " + abs(h, rel));
     return success();
   }
 
@@ -295,7 +298,7 @@ public:
       if (r.error() != std::errc::file_exists) return failure(r.error());
       return ensure_dir(h, rel);  // made concurrently: check what it is
     }
-    log(log_level::info, "Created directory: " + abs(h, rel));
+    if (cfg.log) log(log_level::info, "Created directory: " + abs(h, rel));
     return sync_dir(h, rel.parent_path());
   }
 
@@ -309,7 +312,7 @@ public:
         return false;
       return failure(r.error());
     }
-    log(log_level::info, "Removed empty directory: " + abs(h, rel));
+    if (cfg.log) log(log_level::info, "Removed empty directory: " + abs(h, rel));
     FILE_REFLINK_TRYV(sync_dir(h, rel.parent_path()));
     return true;
   }
