@@ -693,7 +693,7 @@ private:
     std::map<std::uint64_t, rev_entry> out;
     const std::string prefix = p().base + ".img.";  // every revision's and pin's name starts so
     for (const dir_entry& e : entries) {
-      if (e.type != file_type::regular || e.name.compare(0, prefix.size(), prefix) != 0) continue;
+      if (e.type != file_type::regular || !layout::detail::starts_with(e.name, prefix)) continue;
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base) continue;
       if (info.kind != layout::file_kind::revision && info.kind != layout::file_kind::pin) continue;
@@ -766,17 +766,14 @@ private:
   result<std::size_t> remove_incomplete(const handle& h) {
     FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
     std::size_t removed = 0;
-    const std::string_view import_suffix = layout::import_suffix;
     for (const dir_entry& e : entries) {
       if (e.type == file_type::directory) continue;
       // Only a temporary ("<name>~<random>") or an import can be incomplete,
       // and only a name that starts with the vid's last component can be
       // this volume's: the rest are not classified at all.
-      const std::string_view n = e.name;
-      const bool candidate = n.find('~') != std::string_view::npos ||
-                             (n.size() >= import_suffix.size() &&
-                              n.compare(n.size() - import_suffix.size(), import_suffix.size(), import_suffix) == 0);
-      if (!candidate || n.compare(0, p().base.size(), p().base) != 0) continue;
+      const bool candidate =
+          e.name.find('~') != std::string::npos || layout::detail::ends_with(e.name, layout::import_suffix);
+      if (!candidate || !layout::detail::starts_with(e.name, p().base)) continue;
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base) continue;
       bool stale_import = info.kind == layout::file_kind::import && !st_->importing;
