@@ -11,6 +11,7 @@
 #pragma once
 
 #include "../support/loop_device.hpp"
+#include "../support/private_mounts.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -53,24 +54,14 @@ public:
   std::string enter(const std::string& base) {
     if (::unshare(CLONE_NEWNS) != 0)
       return std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno) + (errno == EPERM ? " (needs root)" : "");
-    // In a chroot "/" is no mount point (EINVAL): then the temporary
-    // directory itself becomes a private mount (a bind of itself), below
-    // which everything is mounted.
-    const bool root_private = ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-    const int root_err = errno;
-    if (!root_private && root_err != EINVAL)
-      return std::string("mount --make-rprivate /: ") + std::strerror(root_err);
     remove_stale_dirs(base);
     std::string tmpl = base + "/file_reflink_bench." + std::to_string(::getpid()) + ".XXXXXX";
     if (!::mkdtemp(tmpl.data())) return "mkdtemp " + tmpl + ": " + std::strerror(errno);
     temp_ = tmpl;
-    if (!root_private) {
-      if (::mount(temp_.c_str(), temp_.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
-          ::mount("none", temp_.c_str(), nullptr, MS_PRIVATE, nullptr) != 0)
-        return "mount --make-private " + temp_ + ": " + std::strerror(errno);
-      mounted_.push_back(temp_);
-    }
-    return "";
+    bool bound = false;
+    std::string why = test::make_mounts_private(temp_, bound);
+    if (bound) mounted_.push_back(temp_);
+    return why;
   }
 
   //! Make and mount a filesystem of type `type` ("btrfs", "xfs", "ext4") on

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "loop_device.hpp"
+#include "private_mounts.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -104,16 +105,6 @@ private:
       ns_error_ = (err == EPERM ? "needs root (" : "cannot run (") + errno_text("unshare", err) + ")";
       return ns_error_;
     }
-    // Private: our mounts never propagate out, and vanish with the process.
-    // In a chroot "/" is no mount point (EINVAL): then the temporary
-    // directory itself becomes a private mount (a bind of itself), below
-    // which everything is mounted.
-    bool root_private = ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-    int root_err = errno;
-    if (!root_private && root_err != EINVAL) {
-      ns_error_ = "cannot run (" + errno_text("mount --make-rprivate /", root_err) + ")";
-      return ns_error_;
-    }
     remove_stale_dirs();
     std::string tmpl = "/tmp/file_reflink_tests." + std::to_string(::getpid()) + ".XXXXXX";
     if (!::mkdtemp(tmpl.data())) {
@@ -121,13 +112,12 @@ private:
       return ns_error_;
     }
     temp_ = tmpl;
-    if (!root_private) {
-      if (::mount(temp_.c_str(), temp_.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
-          ::mount("none", temp_.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
-        ns_error_ = "cannot run (" + errno_text("mount --make-private " + temp_, errno) + ")";
-        return ns_error_;
-      }
-      mounted_.push_back(temp_);
+    bool bound = false;
+    std::string why = make_mounts_private(temp_, bound);
+    if (bound) mounted_.push_back(temp_);
+    if (!why.empty()) {
+      ns_error_ = "cannot run (" + why + ")";
+      return ns_error_;
     }
     std::string other = temp_ + "/other";
     if (::mkdir(other.c_str(), 0755) != 0 ||
