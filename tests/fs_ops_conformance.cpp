@@ -474,8 +474,8 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: stat reports type, size, allocation and ident
   CHECK(a.ino != b.ino);
   CHECK(a.dev == self.dev);
   CHECK(a.dev == d.dev);
-  CHECK(a.mtime_ns > 0);
-  CHECK(a.ctime_ns > 0);
+  CHECK(a.mtime.sec > 0);
+  CHECK(a.ctime.sec > 0);
   CHECK(b.size == 0);
   CHECK(b.allocated == 0);
   CHECK(d.type == file_type::directory);
@@ -488,36 +488,36 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: stat reports type, size, allocation and ident
 }
 
 FILE_REFLINK_FIXTURE_TEST("fs_ops: mtime and ctime change on write and resize") {
-  const std::int64_t old = 1'000'000'000'000'000'000;  // 2001
+  const file_time old = file_time::from_ns(1'000'000'000'000'000'000);  // 2001
   make_file(fx, fx.dir(), "a", 0, {{0, "x"}});
   REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "a", old));
-  const auto ctime0 = stat_of(fx, fx.dir(), "a").ctime_ns;
-  REQUIRE(stat_of(fx, fx.dir(), "a").mtime_ns == old);
+  const auto ctime0 = stat_of(fx, fx.dir(), "a").ctime;
+  REQUIRE(stat_of(fx, fx.dir(), "a").mtime == old);
   write_bytes(fx, fx.dir(), "a", 0, "y");
   auto st = stat_of(fx, fx.dir(), "a");
-  CHECK(st.mtime_ns > old);
-  CHECK(st.ctime_ns >= ctime0);
+  CHECK(st.mtime > old);
+  CHECK(st.ctime >= ctime0);
   REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "a", old));
   REQUIRE_OK(fx.ops.resize(fx.dir(), "a", 1 * MiB));
-  CHECK(stat_of(fx, fx.dir(), "a").mtime_ns > old);
+  CHECK(stat_of(fx, fx.dir(), "a").mtime > old);
   REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "a", old));
   REQUIRE_OK(fx.ops.create(fx.dir(), "a", 0, create_mode::truncate));
-  CHECK(stat_of(fx, fx.dir(), "a").mtime_ns > old);
+  CHECK(stat_of(fx, fx.dir(), "a").mtime > old);
 }
 
 FILE_REFLINK_FIXTURE_TEST("fs_ops: set_mtime is read back to the nanosecond") {
   make_file(fx, fx.dir(), "a", 0);
   for (std::int64_t t : {std::int64_t(1'700'000'000'123'456'789), std::int64_t(946'684'800'000'000'001),
                          std::int64_t(1'234'567'890'999'999'999)}) {
-    REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "a", t));
-    CHECK(stat_of(fx, fx.dir(), "a").mtime_ns == t);
+    REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "a", file_time::from_ns(t)));
+    CHECK(stat_of(fx, fx.dir(), "a").mtime == file_time::from_ns(t));
   }
   REQUIRE_OK(fx.ops.mkdir(fx.dir(), "d"));
-  REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "d", 1'600'000'000'000'000'007));
-  CHECK(stat_of(fx, fx.dir(), "d").mtime_ns == 1'600'000'000'000'000'007);
+  REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "d", file_time::from_ns(1'600'000'000'000'000'007)));
+  CHECK(stat_of(fx, fx.dir(), "d").mtime == file_time::from_ns(1'600'000'000'000'000'007));
   // The size and the data are not touched.
   CHECK(stat_of(fx, fx.dir(), "a").size == 0);
-  CHECK_ERR(fx.ops.set_mtime(fx.dir(), "missing", 1), std::errc::no_such_file_or_directory);
+  CHECK_ERR(fx.ops.set_mtime(fx.dir(), "missing", file_time{1, 0}), std::errc::no_such_file_or_directory);
 }
 
 FILE_REFLINK_FIXTURE_TEST("fs_ops: list gives names and types without . and ..") {
@@ -1026,7 +1026,7 @@ void check_every_op_refuses(Fx& fx, const path& rel, std::errc code) {
   CHECK_ERR(fx.ops.punch_hole(h, rel, 0, 4096), code);
   CHECK_ERR(fx.ops.fsync(h, rel), code);
   CHECK_ERR(fx.ops.stat(h, rel), code);
-  CHECK_ERR(fx.ops.set_mtime(h, rel, 1), code);
+  CHECK_ERR(fx.ops.set_mtime(h, rel, file_time{1, 0}), code);
   CHECK_ERR(fx.ops.extents(h, rel), code);
   CHECK_ERR(fx.ops.remove(h, rel), code);
   CHECK_ERR(fx.ops.rename(h, rel, "renamed"), code);
@@ -1144,10 +1144,10 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: stat, remove, rename and link act on a symlin
   CHECK(stat_of(fx, fx.dir(), "lsecret").type == file_type::symlink);
 
   // set_mtime sets the link's own time, not its target's.
-  const auto target_mtime = stat_of(fx, fx.dir(), "file").mtime_ns;
-  REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "lfile", 1'500'000'000'000'000'000));
-  CHECK(stat_of(fx, fx.dir(), "lfile").mtime_ns == 1'500'000'000'000'000'000);
-  CHECK(stat_of(fx, fx.dir(), "file").mtime_ns == target_mtime);
+  const auto target_mtime = stat_of(fx, fx.dir(), "file").mtime;
+  REQUIRE_OK(fx.ops.set_mtime(fx.dir(), "lfile", file_time{1'500'000'000, 0}));
+  CHECK(stat_of(fx, fx.dir(), "lfile").mtime == file_time{1'500'000'000, 0});
+  CHECK(stat_of(fx, fx.dir(), "file").mtime == target_mtime);
 
   // link makes a second name for the link, not for its target.
   REQUIRE_OK(fx.ops.link(fx.dir(), "lfile", "lfile2"));

@@ -20,6 +20,7 @@
 using file_reflink::copy_method;
 using file_reflink::copy_options;
 using file_reflink::create_mode;
+using file_reflink::file_time;
 using file_reflink::fs_op;
 using file_reflink::MemoryFsOps;
 using file_reflink::path;
@@ -437,13 +438,13 @@ TEST_CASE("memory: crash keeps only durable names and durable data") {
   SUBCASE("both fsynced: the file survives with its data and mtime") {
     MEM_REQUIRE_OK(fs.create(h, "f", 0, create_mode::exclusive));
     put(fs, h, "f", 0, "data");
-    MEM_REQUIRE_OK(fs.set_mtime(h, "f", 1234567890123456789));
+    MEM_REQUIRE_OK(fs.set_mtime(h, "f", file_time::from_ns(1234567890123456789)));
     MEM_REQUIRE_OK(fs.fsync(h, "f"));
     MEM_REQUIRE_OK(fs.fsync(h, ""));
     put(fs, h, "f", 0, "DATA");  // not durable
     fs.crash();
     CHECK(fs.read_file("/pool/f").value() == "data");
-    CHECK(fs.stat(h, "f").value().mtime_ns == 1234567890123456789);
+    CHECK(fs.stat(h, "f").value().mtime == file_time::from_ns(1234567890123456789));
   }
   SUBCASE("a rename without an fsync of the directory is lost") {
     fs.write_file("/pool/clean", "old").value();
@@ -731,25 +732,32 @@ TEST_CASE("memory: punch_hole frees whole blocks and zeroes partial ones") {
 TEST_CASE("memory: timestamps come from the injectable clock; ctime always moves") {
   MemoryFsOps fs;
   std::int64_t now = 1000;
-  fs.set_clock([&] { return now; });
+  fs.set_clock([&] { return file_time::from_ns(now); });
   auto h = open(fs, "/p");
   MEM_REQUIRE_OK(fs.create(h, "f", 0, create_mode::exclusive));
   auto s1 = fs.stat(h, "f").value();
-  CHECK(s1.mtime_ns == 1000);
-  CHECK(s1.ctime_ns == 1000);
+  CHECK(s1.mtime == file_time::from_ns(1000));
+  CHECK(s1.ctime == file_time::from_ns(1000));
   put(fs, h, "f", 0, "x");
   auto s2 = fs.stat(h, "f").value();
-  CHECK(s2.mtime_ns == 1000);
-  CHECK(s2.ctime_ns > s1.ctime_ns);
+  CHECK(s2.mtime == file_time::from_ns(1000));
+  CHECK(s2.ctime > s1.ctime);
   now = 5000;
   MEM_REQUIRE_OK(fs.rename(h, "f", "g"));
   auto s3 = fs.stat(h, "g").value();
-  CHECK(s3.mtime_ns == 1000);
-  CHECK(s3.ctime_ns == 5000);
-  CHECK(fs.stat(h, "").value().mtime_ns == 5000);
-  CHECK(fs.now_ns() == 5000);
+  CHECK(s3.mtime == file_time::from_ns(1000));
+  CHECK(s3.ctime == file_time::from_ns(5000));
+  CHECK(fs.stat(h, "").value().mtime == file_time::from_ns(5000));
+  CHECK(fs.now() == file_time::from_ns(5000));
+  // Any year: before 1970 and after 2262 (where nanoseconds overflow int64).
+  fs.set_clock([] { return file_time{-62167219200, 5}; });
+  MEM_REQUIRE_OK(fs.create(h, "old", 0, create_mode::exclusive));
+  CHECK(fs.stat(h, "old").value().mtime == file_time{-62167219200, 5});
+  fs.set_clock([] { return file_time{253402300799, 999999999}; });
+  MEM_REQUIRE_OK(fs.create(h, "late", 0, create_mode::exclusive));
+  CHECK(fs.stat(h, "late").value().mtime == file_time{253402300799, 999999999});
   fs.set_clock(nullptr);
-  CHECK(fs.now_ns() > 1'600'000'000'000'000'000);
+  CHECK(fs.now().sec > 1'600'000'000);
 }
 
 TEST_CASE("memory: copies of the handle share one filesystem, across threads") {

@@ -155,7 +155,7 @@ FILE_REFLINK_FIXTURE_TEST("pool: scan sorts what is on disk into volumes and for
   CHECK_FALSE(p.dirty);
   CHECK(p.precache == precache_state::current);
   REQUIRE(p.revisions.size() == 1);
-  CHECK(p.revisions.at(1).labels == std::vector<std::string>{"base"});
+  CHECK(at(p.revisions, 1).labels == std::vector<std::string>{"base"});
   CHECK(p.temporary == std::vector<path>{"appvms/work/private.img~a1b2c3d4"});
   const auto& q = scanned(r, "appvms/work/root");
   CHECK(q.dirty);
@@ -179,7 +179,7 @@ FILE_REFLINK_FIXTURE_TEST("pool: recover removes incomplete files, reports the r
   make_file(fx, env.h, "appvms/work/foo.img.bar", 10);
   // A stale precache for the other volume.
   REQUIRE_OK(w.stop());
-  REQUIRE_OK(fx.ops.set_mtime(env.h, "appvms/other/private-precache.img", 1000000000));
+  REQUIRE_OK(fx.ops.set_mtime(env.h, "appvms/other/private-precache.img", file_time{1, 0}));
   REQUIRE_OK(w.start());
   // Unregistered volumes' garbage is found too (another process's crash).
   REQUIRE_OK(fx.ops.mkdir(env.h, "vm"));
@@ -200,7 +200,7 @@ FILE_REFLINK_FIXTURE_TEST("pool: recover removes incomplete files, reports the r
   CHECK(env.has(env.dirty("appvms/other/private")));
   REQUIRE_OK(w.stop());
   // The stale precache: reported by a recover while stopped.
-  REQUIRE_OK(fx.ops.set_mtime(env.h, "appvms/other/private-precache.img", 1000000000));
+  REQUIRE_OK(fx.ops.set_mtime(env.h, "appvms/other/private-precache.img", file_time{1, 0}));
   rep = REQUIRE_VALUE(env.pool.recover());
   CHECK(rep.stale_precache == std::vector<std::string>{"appvms/other/private"});
   CHECK(rep.removed.empty());

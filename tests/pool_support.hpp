@@ -143,6 +143,15 @@ struct pool_env {
   }
 };
 
+//! The one entry numbered `n` of a revision multimap (`revisions()`,
+//! `space().revisions`, a scan's revisions); the test stops unless there is
+//! exactly one.
+template <class Multimap>
+const typename Multimap::mapped_type& at(const Multimap& m, std::uint64_t n) {
+  REQUIRE_MESSAGE(m.count(n) == 1, "revision " << n << " appears " << m.count(n) << " times");
+  return m.find(n)->second;
+}
+
 //! The names that look like temporary files ("...~random").
 inline std::vector<std::string> temporaries(const std::set<std::string>& names) {
   std::vector<std::string> out;

@@ -14,7 +14,7 @@ const std::string V = "appvms/work/private";
 template <class Env>
 std::string revision_file(Env& env, std::uint64_t n) {
   auto revs = env.pool.get_volume(V).value().revisions().value();
-  return V + ".img." + std::to_string(n) + "@" + revs.at(n).timestamp;
+  return V + ".img." + std::to_string(n) + "@" + at(revs, n).timestamp;
 }
 }  // namespace
 
@@ -69,7 +69,7 @@ FILE_REFLINK_FIXTURE_TEST("revisions: revert brings back the bytes and keeps the
   REQUIRE(revs.count(4) == 1);
   CHECK(env.read(path(revision_file(env, 4)), 0, c.size()) == c);
   // The precache follows the new clean image.
-  CHECK(env.st(env.precache(V)).mtime_ns == env.st(env.clean(V)).mtime_ns);
+  CHECK(env.st(env.precache(V)).mtime == env.st(env.clean(V)).mtime);
   CHECK(env.read(env.precache(V)) == env.read(env.clean(V)));
   // Default: the newest revision.
   REQUIRE_OK(v.revert());
@@ -91,7 +91,7 @@ FILE_REFLINK_FIXTURE_TEST("revisions: a pinned revision survives rotation and re
   for (int i = 0; i < 3; ++i) env.commit_data(v, 0, pattern(8 * KiB, 7 + i));
   auto revs = REQUIRE_VALUE(v.revisions());
   REQUIRE(revs.count(2) == 1);
-  CHECK(revs.at(2).labels == std::vector<std::string>{"known-good"});
+  CHECK(at(revs, 2).labels == std::vector<std::string>{"known-good"});
   CHECK(revs.size() == 2);  // the pinned one and the newest unpinned one
   // The pin is a file another process sees, named so that a Qubes glob
   // ("V.img.*@????-??-??T??:??:??Z") does not take it for a revision.
@@ -108,7 +108,7 @@ FILE_REFLINK_FIXTURE_TEST("revisions: a pinned revision survives rotation and re
   REQUIRE_OK(v.keep_revision(newest, "before-upgrade"));
   // unkeep: the revision stays but rotates again.
   REQUIRE_OK(v.unkeep_revision("before-upgrade"));
-  CHECK(REQUIRE_VALUE(v.revisions()).at(newest).labels.empty());
+  CHECK(at(REQUIRE_VALUE(v.revisions()), newest).labels.empty());
   // drop by label removes the revision and its pins.
   REQUIRE_OK(v.drop_revision("known-good"));
   CHECK(REQUIRE_VALUE(v.revisions()).count(2) == 0);
@@ -161,9 +161,9 @@ FILE_REFLINK_FIXTURE_TEST("revisions: a pool written by the Qubes driver is read
   auto v = env.add(volume_config::origin(V, MiB));
   auto revs = REQUIRE_VALUE(v.revisions());
   REQUIRE(revs.size() == 2);
-  CHECK(revs.at(3).timestamp == "2018-01-02T03:04:05Z");
-  CHECK(revs.at(3).time == 1514862245);
-  CHECK(revs.at(7).timestamp == "2018-01-02T04:05:06Z");
+  CHECK(at(revs, 3).timestamp == "2018-01-02T03:04:05Z");
+  CHECK(at(revs, 3).time == 1514862245);
+  CHECK(at(revs, 7).timestamp == "2018-01-02T04:05:06Z");
   // No precache: start clones; stop commits revision 8 and prunes 3.
   REQUIRE_OK(v.start());
   CHECK(env.read(env.dirty(V), 0, cur.size()) == cur);

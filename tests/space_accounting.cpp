@@ -32,7 +32,7 @@ FILE_REFLINK_FIXTURE_TEST("space: a repeated call answers the same, and a commit
   auto after = REQUIRE_VALUE(v.space());
   REQUIRE(after.clean);
   REQUIRE(after.revisions.count(2) == 1);
-  const space_usage& rev = after.revisions.at(2);
+  const space_usage& rev = at(after.revisions, 2);
   CHECK(rev.exclusive + rev.shared >= 256 * KiB);
   if constexpr (is_memory<Fx>) CHECK(rev.shared == 0);
   if constexpr (Fx::reflinks) CHECK(after.clean->shared >= 256 * KiB);

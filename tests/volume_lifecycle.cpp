@@ -22,7 +22,7 @@ FILE_REFLINK_FIXTURE_TEST("volume: origin create writes a sparse clean image and
   CHECK(env.read(env.clean(V)) == std::string(4 * MiB, '\0'));
   auto pre = env.st(env.precache(V));
   CHECK(pre.size == clean.size);
-  CHECK(pre.mtime_ns == clean.mtime_ns);
+  CHECK(pre.mtime == clean.mtime);
   CHECK(pre.ino != clean.ino);
   CHECK(REQUIRE_VALUE(v.size()) == 4 * MiB);
   CHECK(REQUIRE_VALUE(v.usage()) == 0);
@@ -47,12 +47,12 @@ FILE_REFLINK_FIXTURE_TEST("volume: origin keeps what the VM wrote, and the old i
   auto revs = REQUIRE_VALUE(v.revisions());
   REQUIRE(revs.size() == 1);
   CHECK(revs.begin()->first == 1);
-  CHECK(revs.begin()->second.timestamp == layout::format_timestamp(before.mtime_ns / 1000000000));
+  CHECK(revs.begin()->second.timestamp == layout::format_timestamp(before.mtime.sec));
   path rev = path(V + ".img.1@" + revs.begin()->second.timestamp);
   CHECK(env.read(rev) == std::string(MiB, '\0'));
   // The precache is back, matching the new clean image.
   auto clean = env.st(env.clean(V)), pre = env.st(env.precache(V));
-  CHECK(pre.mtime_ns == clean.mtime_ns);
+  CHECK(pre.mtime == clean.mtime);
   CHECK(pre.size == clean.size);
   CHECK(env.read(env.precache(V)) == env.read(env.clean(V)));
   CHECK(temporaries(env.files()).empty());
@@ -249,7 +249,11 @@ FILE_REFLINK_FIXTURE_TEST("volume: remove deletes every file, revisions and pins
   REQUIRE_OK(v.start());
   // Leftover garbage of this vid goes too.
   make_file(fx, env.h, path(V + ".img~leftover"), 10);
-  REQUIRE_OK(v.remove());
+  // Running: refused unless forced, and nothing changes.
+  const auto before = env.snapshot();
+  CHECK_ERR(v.remove(), errc::volume_running);
+  CHECK(env.snapshot() == before);
+  REQUIRE_OK(v.remove(true));
   CHECK(env.files() == std::set<std::string>{"appvms", "appvms/other", "appvms/other/private.img",
                                              "appvms/other/private-precache.img"});
   CHECK_ERR(env.pool.get_volume(V), errc::volume_not_found);

@@ -126,8 +126,13 @@ struct revision_info {
   std::vector<std::string> labels;  //!< pins (keep_revision): rotation never prunes a labelled revision
 };
 
-//! Revisions by number, oldest first.
-using revision_map = std::map<std::uint64_t, revision_info>;
+//! Revisions by number, oldest first. A multimap: a revision is its number
+//! and its stamp together, and a Qubes driver sharing the pool reuses
+//! numbers (its `remove` leaves this library's pins behind, and its next
+//! volume numbers from 1 again), so one number may name two revisions with
+//! different stamps. Those are ordered by stamp; `find(n)` and `count(n)`
+//! work as on a map.
+using revision_map = std::multimap<std::uint64_t, revision_info>;
 
 //! Space of one file. `shared` bytes are in extents that another file also
 //! references (a clone, a revision, a snapshot); `exclusive` bytes are what
@@ -149,7 +154,7 @@ struct volume_space {
   std::optional<space_usage> clean;
   std::optional<space_usage> dirty;
   std::optional<space_usage> precache;
-  std::map<std::uint64_t, space_usage> revisions;
+  std::multimap<std::uint64_t, space_usage> revisions;  //!< in the order of `revisions()`
   space_usage total;
 };
 

@@ -44,6 +44,9 @@ enum class errc {
   unexpected_file_type,     //!< a symlink, directory or device where an image was expected
   cancelled,                //!< a progress callback asked to stop
   out_of_range,             //!< an offset or length beyond the image
+  volume_running,           //!< the volume's image is attached to a VM (remove refuses it unless forced)
+  source_in_use,            //!< registered snapshot volumes start from this volume (remove refuses unless forced)
+  revision_ambiguous,       //!< a number or label names more than one revision: use the other one
 };
 
 namespace detail {
@@ -75,6 +78,9 @@ public:
       case errc::unexpected_file_type: return "unexpected file type";
       case errc::cancelled: return "cancelled";
       case errc::out_of_range: return "offset or length out of range";
+      case errc::volume_running: return "volume is running";
+      case errc::source_in_use: return "volume is the source of other volumes";
+      case errc::revision_ambiguous: return "more than one revision matches";
     }
     return "unknown file_reflink error";
   }
@@ -93,7 +99,10 @@ public:
       case errc::pool_directory_replaced: return std::errc::no_such_file_or_directory;
       case errc::volume_exists: return std::errc::file_exists;
       case errc::volume_dirty:
+      case errc::volume_running:
+      case errc::source_in_use:
       case errc::import_in_progress: return std::errc::device_or_resource_busy;
+      case errc::revision_ambiguous: return std::errc::invalid_argument;
       case errc::volume_not_running:
       case errc::no_import_in_progress:
       case errc::not_exported:

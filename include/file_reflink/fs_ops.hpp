@@ -32,7 +32,7 @@
 //! | `result<void> remove(H, P)` | unlink a file or symlink (never follows it) |
 //! | `result<void> fsync(H, P)` | flush a file's data and metadata, or a directory's entries (`""` is the handle's directory) |
 //! | `result<file_stat> stat(H, P)` | lstat: a symlink is reported, not followed |
-//! | `result<void> set_mtime(H, P, int64_t ns)` | set the modification time |
+//! | `result<void> set_mtime(H, P, file_time)` | set the modification time |
 //! | `result<std::vector<dir_entry>> list(H, P)` | the entries of a directory, without `.` and `..` |
 //! | `result<fs_space> statvfs(H)` | size and free space of the handle's filesystem |
 //! | `result<std::vector<extent>> extents(H, P)` | the file's data extents, with the shared flag |
@@ -63,15 +63,51 @@ using path = boost::filesystem::path;
 //! What `stat` found at a name.
 enum class file_type : std::uint8_t { regular, directory, symlink, other };
 
+//! A timestamp as a filesystem keeps it: whole seconds since the epoch
+//! (negative before 1970) and nanoseconds in [0, 1e9). Two fields, not one
+//! count of nanoseconds: a signed 64-bit count ends in 2262 and begins in
+//! 1677, and a file may carry any mtime of years 0000-9999.
+struct file_time {
+  std::int64_t sec = 0;
+  std::uint32_t nsec = 0;
+
+  //! A time given in nanoseconds since the epoch (any int64 value).
+  static constexpr file_time from_ns(std::int64_t ns) noexcept {
+    std::int64_t s = ns / 1000000000;
+    std::int64_t n = ns % 1000000000;
+    if (n < 0) {
+      n += 1000000000;
+      --s;
+    }
+    return file_time{s, static_cast<std::uint32_t>(n)};
+  }
+  //! One nanosecond later (the same at the end of time).
+  constexpr file_time next() const noexcept {
+    if (nsec + 1 < 1000000000u) return file_time{sec, nsec + 1};
+    if (sec == INT64_MAX) return *this;
+    return file_time{sec + 1, 0};
+  }
+  friend constexpr bool operator==(const file_time& a, const file_time& b) noexcept {
+    return a.sec == b.sec && a.nsec == b.nsec;
+  }
+  friend constexpr bool operator!=(const file_time& a, const file_time& b) noexcept { return !(a == b); }
+  friend constexpr bool operator<(const file_time& a, const file_time& b) noexcept {
+    return a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec);
+  }
+  friend constexpr bool operator>(const file_time& a, const file_time& b) noexcept { return b < a; }
+  friend constexpr bool operator<=(const file_time& a, const file_time& b) noexcept { return !(b < a); }
+  friend constexpr bool operator>=(const file_time& a, const file_time& b) noexcept { return !(a < b); }
+};
+
 //! A stat. `allocated` is what the file occupies (`st_blocks * 512`);
-//! `ctime_ns` changes on any change to the file, which makes
-//! (`dev`, `ino`, `ctime_ns`) a cache key for its extent map.
+//! `ctime` changes on any change to the file, which makes (`dev`, `ino`,
+//! `ctime`) a cache key for its extent map.
 struct file_stat {
   file_type type = file_type::other;
   std::uint64_t size = 0;
   std::uint64_t allocated = 0;
-  std::int64_t mtime_ns = 0;
-  std::int64_t ctime_ns = 0;
+  file_time mtime;
+  file_time ctime;
   std::uint64_t ino = 0;
   std::uint64_t dev = 0;
   std::uint64_t nlink = 0;
@@ -225,7 +261,7 @@ FILE_REFLINK_FS_OP_TRAIT(link, result<void>, FILE_REFLINK_H_, FILE_REFLINK_P_, F
 FILE_REFLINK_FS_OP_TRAIT(remove, result<void>, FILE_REFLINK_H_, FILE_REFLINK_P_)
 FILE_REFLINK_FS_OP_TRAIT(fsync, result<void>, FILE_REFLINK_H_, FILE_REFLINK_P_)
 FILE_REFLINK_FS_OP_TRAIT(stat, result<file_stat>, FILE_REFLINK_H_, FILE_REFLINK_P_)
-FILE_REFLINK_FS_OP_TRAIT(set_mtime, result<void>, FILE_REFLINK_H_, FILE_REFLINK_P_, std::declval<std::int64_t>())
+FILE_REFLINK_FS_OP_TRAIT(set_mtime, result<void>, FILE_REFLINK_H_, FILE_REFLINK_P_, std::declval<file_time>())
 FILE_REFLINK_FS_OP_TRAIT(list, result<std::vector<dir_entry>>, FILE_REFLINK_H_, FILE_REFLINK_P_)
 FILE_REFLINK_FS_OP_TRAIT(statvfs, result<fs_space>, FILE_REFLINK_H_)
 FILE_REFLINK_FS_OP_TRAIT(extents, result<std::vector<extent>>, FILE_REFLINK_H_, FILE_REFLINK_P_)
@@ -283,7 +319,7 @@ struct check_fs_ops {
   static_assert(has_remove_v<O>, "file_reflink: the FsOps policy lacks remove: result<void> remove(const dir_handle&, const path& rel) noexcept");
   static_assert(has_fsync_v<O>, "file_reflink: the FsOps policy lacks fsync: result<void> fsync(const dir_handle&, const path& rel) noexcept");
   static_assert(has_stat_v<O>, "file_reflink: the FsOps policy lacks stat: result<file_stat> stat(const dir_handle&, const path& rel) noexcept");
-  static_assert(has_set_mtime_v<O>, "file_reflink: the FsOps policy lacks set_mtime: result<void> set_mtime(const dir_handle&, const path& rel, std::int64_t mtime_ns) noexcept");
+  static_assert(has_set_mtime_v<O>, "file_reflink: the FsOps policy lacks set_mtime: result<void> set_mtime(const dir_handle&, const path& rel, file_time mtime) noexcept");
   static_assert(has_list_v<O>, "file_reflink: the FsOps policy lacks list: result<std::vector<dir_entry>> list(const dir_handle&, const path& rel) noexcept");
   static_assert(has_statvfs_v<O>, "file_reflink: the FsOps policy lacks statvfs: result<fs_space> statvfs(const dir_handle&) noexcept");
   static_assert(has_extents_v<O>, "file_reflink: the FsOps policy lacks extents: result<std::vector<extent>> extents(const dir_handle&, const path& rel) noexcept");

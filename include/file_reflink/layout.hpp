@@ -10,8 +10,9 @@
 
 #include <boost/filesystem/path.hpp>
 
+#include <algorithm>
 #include <cstdint>
-#include <ctime>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <string>
@@ -138,18 +139,77 @@ inline result<void> validate_label(std::string_view label) {
   return success();
 }
 
-//! "YYYY-MM-DDTHH:MM:SSZ" for a time in seconds since the epoch (UTC).
+//! The range of a revision stamp: 0000-01-01T00:00:00Z to
+//! 9999-12-31T23:59:59Z (proleptic Gregorian calendar, UTC), in seconds
+//! since the epoch. Every mtime in it round-trips through a stamp.
+inline constexpr std::int64_t min_stamp_seconds = -62167219200;
+inline constexpr std::int64_t max_stamp_seconds = 253402300799;
+
+namespace detail {
+//! Days since 1970-01-01 of a date of the proleptic Gregorian calendar
+//! (valid for every year of a stamp). Eras of 400 years repeat exactly.
+constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);                   // [0, 399]
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;     // [0, 365]
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;              // [0, 146096]
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+struct civil_date {
+  std::int64_t year;
+  unsigned month, day;
+};
+//! The date of a day counted from 1970-01-01 (the inverse of days_from_civil).
+constexpr civil_date civil_from_days(std::int64_t z) noexcept {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);                      // [0, 146096]
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;    // [0, 399]
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                  // [0, 365]
+  const unsigned mp = (5 * doy + 2) / 153;                                       // [0, 11]
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;                               // [1, 31]
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;                                  // [1, 12]
+  return {static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2), m, d};
+}
+constexpr bool is_leap(std::int64_t y) noexcept { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
+constexpr unsigned days_in_month(std::int64_t y, unsigned m) noexcept {
+  constexpr unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+}  // namespace detail
+
+//! Whether a time (seconds since the epoch) has a stamp of its own, or is
+//! clamped to the first or last one.
+constexpr bool stamp_in_range(std::int64_t seconds) noexcept {
+  return seconds >= min_stamp_seconds && seconds <= max_stamp_seconds;
+}
+
+//! "YYYY-MM-DDTHH:MM:SSZ" for a time in seconds since the epoch (UTC), for
+//! every year 0000-9999; earlier and later times are clamped to the first
+//! and the last stamp (callers warn: see `stamp_in_range`).
 inline std::string format_timestamp(std::int64_t seconds) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  seconds = std::min(std::max(seconds, min_stamp_seconds), max_stamp_seconds);
+  // Floor division: a time before 1970 belongs to the day that starts before it.
+  std::int64_t days = seconds / 86400;
+  std::int64_t rest = seconds % 86400;
+  if (rest < 0) {
+    rest += 86400;
+    --days;
+  }
+  const detail::civil_date c = detail::civil_from_days(days);
+  const auto h = static_cast<unsigned>(rest / 3600), mi = static_cast<unsigned>(rest / 60 % 60),
+             se = static_cast<unsigned>(rest % 60);
+  char buf[64];  // 21 bytes, but the compiler cannot tell the fields' ranges
+  std::snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02uZ", static_cast<unsigned>(c.year), c.month, c.day, h,
+                mi, se);
   return buf;
 }
 
 //! Seconds since the epoch for "YYYY-MM-DDTHH:MM:SSZ", or nothing when the
-//! text is not exactly such a stamp of a real date and time.
+//! text is not exactly such a stamp of a date and time that exist (no
+//! February 30th, no second 60: a stamp is made from an mtime, and no mtime
+//! formats to a leap second).
 inline std::optional<std::int64_t> parse_timestamp(std::string_view s) {
   if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
     return std::nullopt;
@@ -161,20 +221,12 @@ inline std::optional<std::int64_t> parse_timestamp(std::string_view s) {
     }
     return v;
   };
-  int y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), se = num(17, 2);
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60)
+  const int y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), se = num(17, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59)
     return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = se;
-  std::time_t t = timegm(&tm);
-  // Reject dates that timegm normalised (Feb 30th and the like).
-  if (format_timestamp(t) != s && se != 60) return std::nullopt;
-  return static_cast<std::int64_t>(t);
+  if (static_cast<unsigned>(d) > detail::days_in_month(y, static_cast<unsigned>(mo))) return std::nullopt;
+  return detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+         mi * 60 + se;
 }
 
 //! The files of one volume, relative to the pool directory.

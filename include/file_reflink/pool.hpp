@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,8 +55,9 @@ public:
   //! `setup_check` on, remove the directory if setup created it and fail
   //! with `errc::reflink_unsupported`.
   result<void> setup() noexcept {
-    std::string what = "setup pool " + detail::q(name());
-    return detail::no_throw<result<void>>(what, [&]() -> result<void> {
+    const auto what_of = [&] { return "setup pool " + detail::q(name()); };
+    return detail::no_throw<result<void>>(what_of, [&]() -> result<void> {
+      const std::string what = what_of();
       auto opened = core_->ops.open_dir(dir_path(), true);
       if (!opened) return failure(std::move(opened).error().context(what));
       auto h = opened.value().handle;
@@ -87,8 +89,9 @@ public:
   //! changes (see `Volume::create`). A missing source is reported by
   //! `start`/`verify`, when it matters.
   result<volume_type> init_volume(volume_config cfg) noexcept {
-    std::string what = "init_volume " + detail::q(cfg.vid);
-    return detail::no_throw<result<volume_type>>(what, [&]() -> result<volume_type> {
+    const auto what_of = [&] { return "init_volume " + detail::q(cfg.vid); };
+    return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
+      const std::string what = what_of();
       if (auto r = validate(cfg); !r) return failure(std::move(r).error().context(what));
       if (cfg.name.empty()) cfg.name = layout::paths_of(cfg.vid).base;
       if (!cfg.revisions_to_keep) cfg.revisions_to_keep = core_->cfg.revisions_to_keep;
@@ -102,8 +105,9 @@ public:
 
   //! The registered volume `vid`.
   result<volume_type> get_volume(const std::string& vid) const noexcept {
-    std::string what = "get_volume " + detail::q(vid);
-    return detail::no_throw<result<volume_type>>(what, [&]() -> result<volume_type> {
+    const auto what_of = [&] { return "get_volume " + detail::q(vid); };
+    return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
+      const std::string what = what_of();
       std::lock_guard<std::mutex> lk(core_->mu);
       auto it = core_->volumes.find(vid);
       if (it == core_->volumes.end()) return failure(errc::volume_not_found, what);
@@ -123,8 +127,9 @@ public:
   //! Forget the pool: refused while any volume has files in it; otherwise
   //! remove the pool marker and the directory (if nothing else is in it).
   result<void> destroy() noexcept {
-    std::string what = "destroy pool " + detail::q(name());
-    return detail::no_throw<result<void>>(what, [&]() -> result<void> {
+    const auto what_of = [&] { return "destroy pool " + detail::q(name()); };
+    return detail::no_throw<result<void>>(what_of, [&]() -> result<void> {
+      const std::string what = what_of();
       auto h = core_->dir();
       if (!h) return failure(std::move(h).error().context(what));
       auto report = scan_dir(h.value());
@@ -168,8 +173,9 @@ public:
 
   //! Whether a clone works in the pool directory now.
   result<bool> reflinks_supported() noexcept {
-    std::string what = "reflinks_supported pool " + detail::q(name());
-    return detail::no_throw<result<bool>>(what, [&]() -> result<bool> {
+    const auto what_of = [&] { return "reflinks_supported pool " + detail::q(name()); };
+    return detail::no_throw<result<bool>>(what_of, [&]() -> result<bool> {
+      const std::string what = what_of();
       FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
       FILE_REFLINK_TRY_CTX(bool ok, what, core_->ops.probe_reflink(h));
       return ok;
@@ -179,8 +185,9 @@ public:
   //! The volumes present on disk and their state, and the files that belong
   //! to no volume. Reads only.
   result<scan_report> scan() noexcept {
-    std::string what = "scan pool " + detail::q(name());
-    return detail::no_throw<result<scan_report>>(what, [&]() -> result<scan_report> {
+    const auto what_of = [&] { return "scan pool " + detail::q(name()); };
+    return detail::no_throw<result<scan_report>>(what_of, [&]() -> result<scan_report> {
+      const std::string what = what_of();
       FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
       FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
       return report;
@@ -192,8 +199,9 @@ public:
   //! committed data. Run it when no other process works on the pool (for
   //! example at boot): another process's temporary file looks incomplete.
   result<recover_report> recover() noexcept {
-    std::string what = "recover pool " + detail::q(name());
-    return detail::no_throw<result<recover_report>>(what, [&]() -> result<recover_report> {
+    const auto what_of = [&] { return "recover pool " + detail::q(name()); };
+    return detail::no_throw<result<recover_report>>(what_of, [&]() -> result<recover_report> {
+      const std::string what = what_of();
       FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
       FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
       recover_report out;
@@ -256,8 +264,9 @@ private:
 
   template <class F>
   result<std::uint64_t> space(const char* op, F&& pick) noexcept {
-    std::string what = std::string(op) + " of pool " + detail::q(name());
-    return detail::no_throw<result<std::uint64_t>>(what, [&]() -> result<std::uint64_t> {
+    const auto what_of = [&] { return std::string(op) + " of pool " + detail::q(name()); };
+    return detail::no_throw<result<std::uint64_t>>(what_of, [&]() -> result<std::uint64_t> {
+      const std::string what = what_of();
       FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
       FILE_REFLINK_TRY_CTX(auto s, what, core_->ops.statvfs(h));
       return pick(s);
@@ -267,7 +276,7 @@ private:
   //! The marker tells a pool from an empty mount point. Written durably,
   //! once: a temporary, flushed, renamed, and the directory flushed.
   result<void> write_marker(const handle& h) {
-    path marker(std::string(layout::pool_marker));
+    const path marker{std::string(layout::pool_marker)};
     FILE_REFLINK_TRY(auto st, core_->stat_if(h, marker));
     if (st) return success();
     static constexpr char text[] = "file_reflink pool: do not remove (it tells this pool from an empty mount point)\n";
@@ -287,7 +296,9 @@ private:
   //! name into a volume's files or the foreign ones.
   result<scan_report> scan_dir(const handle& h) {
     std::map<std::string, volume_scan> vols;
-    std::map<std::string, std::map<std::uint64_t, std::string>> pins;  // vid -> N -> stamp of pins
+    // vid -> (N, stamp) -> the revision: a revision is its number and stamp.
+    std::map<std::string, std::map<std::pair<std::uint64_t, std::string>, revision_info>> revs;
+    std::map<std::string, std::set<std::pair<std::uint64_t, std::string>>> files;  // revisions with a file of their own
     scan_report out;
     std::vector<path> todo{path()};
     while (!todo.empty()) {
@@ -321,22 +332,16 @@ private:
           case layout::file_kind::dirty: v.dirty = true; break;
           case layout::file_kind::precache: v.precache = precache_state::current; break;
           case layout::file_kind::import: v.import = true; break;
-          case layout::file_kind::revision: {
-            revision_info& r = v.revisions[info.revision];
+          case layout::file_kind::revision:
+          case layout::file_kind::pin: {
+            revision_info& r = revs[vid][{info.revision, info.stamp}];
             r.number = info.revision;
             r.timestamp = info.stamp;
             r.time = layout::parse_timestamp(info.stamp).value_or(0);
-            break;
-          }
-          case layout::file_kind::pin: {
-            pins[vid][info.revision] = info.stamp;
-            revision_info& r = v.revisions[info.revision];
-            r.number = info.revision;
-            if (r.timestamp.empty()) {
-              r.timestamp = info.stamp;
-              r.time = layout::parse_timestamp(info.stamp).value_or(0);
-            }
-            r.labels.push_back(info.label);
+            if (info.kind == layout::file_kind::pin)
+              r.labels.push_back(info.label);
+            else
+              files[vid].insert({info.revision, info.stamp});
             break;
           }
           case layout::file_kind::temporary: v.temporary.push_back(rel); break;
@@ -348,18 +353,16 @@ private:
     // the pin). Precaches: current only if they match the clean image.
     for (auto& [vid, v] : vols) {
       layout::volume_paths p = layout::paths_of(vid);
-      for (auto& [n, r] : v.revisions) {
+      for (auto& [key, r] : revs[vid]) {
         std::sort(r.labels.begin(), r.labels.end());
-        if (!r.labels.empty()) {
-          FILE_REFLINK_TRY(auto st, core_->stat_if(h, p.revision(n, r.timestamp)));
-          if (!st)
-            for (auto& l : r.labels) v.orphan_pins.push_back(l);
-        }
+        if (!files[vid].count(key))
+          for (auto& l : r.labels) v.orphan_pins.push_back(l);
+        v.revisions.emplace_hint(v.revisions.end(), key.first, std::move(r));
       }
       if (v.precache != precache_state::none) {
         FILE_REFLINK_TRY(auto clean, core_->stat_if(h, p.clean()));
         FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p.precache()));
-        bool current = clean && pre && clean->mtime_ns == pre->mtime_ns && clean->size == pre->size;
+        bool current = clean && pre && clean->mtime == pre->mtime && clean->size == pre->size;
         v.precache = current ? precache_state::current : precache_state::stale;
       }
     }

@@ -35,6 +35,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -125,9 +127,30 @@ public:
   }
 
   //! Remove every file of the volume (revisions and pins included),
-  //! unregister it, and remove its directory if that became empty.
-  result<void> remove() noexcept {
+  //! unregister it, and remove its directory if that became empty. Refused,
+  //! unless `force`, while the volume runs (a running image exists: a VM may
+  //! have it attached, or crashed with unsaved data: `errc::volume_running`)
+  //! and while registered volumes start from it (`errc::source_in_use`).
+  result<void> remove(bool force = false) noexcept {
     return run("remove", [&](const handle& h) -> result<void> {
+      if (!force) {
+        FILE_REFLINK_TRY(auto dirty, core_->stat_if(h, p().dirty()));
+        if (dirty)
+          return failure(errc::volume_running,
+                         "its running image " + core_->abs(h, p().dirty()) +
+                             " exists (a VM may have it attached, or crashed with data not yet committed): stop "
+                             "the volume first, or force the removal");
+        std::string users;
+        {
+          std::lock_guard<std::mutex> lk(core_->mu);  // after the volume's own lock, as everywhere
+          for (auto& [other, st] : core_->volumes)
+            if (st != st_ && st->cfg.source && *st->cfg.source == vid()) users += (users.empty() ? "" : ", ") + detail::q(other);
+        }
+        if (!users.empty())
+          return failure(errc::source_in_use, "volume(s) " + users +
+                                                  " start from it: remove them or change their source first, or "
+                                                  "force the removal");
+      }
       FILE_REFLINK_TRYV(remove_all_files(h));
       (void)core_->remove_empty_dir(h, p().dir);
       st_->removed = true;
@@ -232,7 +255,7 @@ public:
     return run("revisions", [&](const handle& h) -> result<revision_map> {
       FILE_REFLINK_TRY(auto revs, list_revisions(h));
       revision_map out;
-      for (auto& [n, e] : revs) out.emplace(n, e.info());
+      for (auto& [key, e] : revs) out.emplace_hint(out.end(), e.n, e.info());  // equal numbers stay in stamp order
       return out;
     });
   }
@@ -275,10 +298,10 @@ public:
         FILE_REFLINK_TRYV(one(p().precache(), out.precache));
       }
       FILE_REFLINK_TRY(auto revs, list_revisions(h));
-      for (auto& [n, e] : revs) {
+      for (auto& [key, e] : revs) {
         std::optional<space_usage> s;
         FILE_REFLINK_TRYV(one(e.file(p()), s));
-        if (s) out.revisions.emplace(n, *s);
+        if (s) out.revisions.emplace_hint(out.revisions.end(), e.n, *s);
       }
       return out;
     });
@@ -296,41 +319,50 @@ public:
   }
 
   // ---- revisions ----------------------------------------------------------------
+  //
+  // A revision is its number and its stamp together: "V.img.N@STAMP" and
+  // its pins "V.img.N@STAMP.LABEL.pin". A number alone names the revision
+  // file with that number (where a Qubes driver reused the number, a pin of
+  // another stamp is reached by its label); a label names the pinned bytes.
 
-  //! Make revision `n` (default: the newest) the committed image; the current
-  //! one becomes a new revision. Refused while dirty.
-  result<void> revert(std::optional<std::uint64_t> n = std::nullopt) noexcept {
-    return run("revert", [&](const handle& h) -> result<void> { return revert_to(h, n, std::string()); });
+  //! Make the newest revision (the highest number) the committed image; the
+  //! current one becomes a new revision. Refused while dirty. A revert
+  //! never removes a revision.
+  result<void> revert() noexcept {
+    return run("revert", [&](const handle& h) -> result<void> { return revert_to(h, selector{}); });
   }
-
+  //! Revert to revision `n`.
+  result<void> revert(std::uint64_t n) noexcept {
+    return run("revert", [&](const handle& h) -> result<void> { return revert_to(h, selector::number(n)); });
+  }
   //! Revert to the revision pinned under `label`.
-  result<void> revert(const std::string& label) noexcept {
+  result<void> revert(std::string_view label) noexcept {
     return run("revert", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(layout::validate_label(label));
-      return revert_to(h, std::nullopt, label);
+      return revert_to(h, selector::label_of(label));
     });
   }
-  result<void> revert(const char* label) noexcept { return revert(std::string(label)); }
+  //! `revert(nullptr)` does not compile (a null label is no label), while
+  //! `revert(0)` is revision 0, never a null pointer.
+  template <class T, std::enable_if_t<std::is_null_pointer_v<T>, int> = 0>
+  result<void> revert(T) = delete;
 
   //! Pin revision `n` under `label`: rotation never prunes it, and revert
   //! accepts the label. Stored as a hard link "V.img.N@STAMP.LABEL.pin" that
   //! another process sees and a Qubes driver's revision glob ignores (and
   //! which keeps the data even if such a driver prunes the revision).
-  result<void> keep_revision(std::uint64_t n, const std::string& label) noexcept {
+  result<void> keep_revision(std::uint64_t n, std::string_view label) noexcept {
     return run("keep_revision", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(layout::validate_label(label));
       FILE_REFLINK_TRY(auto revs, list_revisions(h));
-      for (auto& [m, e] : revs)
-        for (auto& pin : e.pins)
-          if (pin.first == label) {
-            if (m == n) return success();
-            return failure(errc::invalid_revision_label,
-                           "label " + detail::q(label) + " already pins revision " + std::to_string(m));
-          }
-      auto it = revs.find(n);
-      if (it == revs.end()) return no_revision(n);
-      path pin = p().pin(n, it->second.stamp, label);
-      FILE_REFLINK_TRYV(core_->link_file(h, it->second.file(p()), pin));
+      FILE_REFLINK_TRY(const rev_entry* e, find_revision(revs, selector::number(n)));
+      if (const rev_entry* other = find_label(revs, label)) {
+        if (other == e) return success();
+        return failure(errc::invalid_revision_label,
+                       "label " + detail::q(std::string(label)) + " already pins revision " + other->name());
+      }
+      path pin = p().pin(e->n, e->stamp, label);
+      FILE_REFLINK_TRYV(core_->link_file(h, e->file(p()), pin));
       // A pin protects a revision from rotation: make it durable at once.
       if (auto r = core_->sync_dir(h, p().dir); !r) {
         (void)core_->remove_file(h, pin);
@@ -339,32 +371,38 @@ public:
       return success();
     });
   }
+  template <class T, std::enable_if_t<std::is_null_pointer_v<T>, int> = 0>
+  result<void> keep_revision(std::uint64_t, T) = delete;
 
-  //! Remove the pin `label` (the revision stays, and rotates normally).
-  result<void> unkeep_revision(const std::string& label) noexcept {
+  //! Remove the pin `label` (the revision stays, and rotates normally; a
+  //! revision whose file is gone goes with its last pin).
+  result<void> unkeep_revision(std::string_view label) noexcept {
     return run("unkeep_revision", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(layout::validate_label(label));
       FILE_REFLINK_TRY(auto revs, list_revisions(h));
-      for (auto& [m, e] : revs)
-        for (auto& pin : e.pins)
-          if (pin.first == label) return remove_names(h, {pin.second});
-      return failure(errc::revision_not_found, "label " + detail::q(label));
+      FILE_REFLINK_TRY(const rev_entry* e, find_revision(revs, selector::label_of(label)));
+      for (auto& pin : e->pins)
+        if (pin.first == label) return remove_names(h, {pin.second});
+      return failure(errc::revision_not_found, "label " + detail::q(std::string(label)));
     });
   }
+  template <class T, std::enable_if_t<std::is_null_pointer_v<T>, int> = 0>
+  result<void> unkeep_revision(T) = delete;
 
   //! Remove revision `n` and its pins.
   result<void> drop_revision(std::uint64_t n) noexcept {
-    return run("drop_revision", [&](const handle& h) -> result<void> { return drop(h, n, std::string()); });
+    return run("drop_revision", [&](const handle& h) -> result<void> { return drop(h, selector::number(n)); });
   }
 
   //! Remove the revision pinned under `label`, and its pins.
-  result<void> drop_revision(const std::string& label) noexcept {
+  result<void> drop_revision(std::string_view label) noexcept {
     return run("drop_revision", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(layout::validate_label(label));
-      return drop(h, std::nullopt, label);
+      return drop(h, selector::label_of(label));
     });
   }
-  result<void> drop_revision(const char* label) noexcept { return drop_revision(std::string(label)); }
+  template <class T, std::enable_if_t<std::is_null_pointer_v<T>, int> = 0>
+  result<void> drop_revision(T) = delete;
 
   // ---- resize -----------------------------------------------------------------
 
@@ -495,9 +533,8 @@ public:
   //! (default: the pool's) sees the copy and can cancel it; a cancelled or
   //! failed import leaves nothing behind.
   result<copy_method> import_volume(const Volume& src, progress_callback progress = nullptr) noexcept {
-    if (src.st_ == st_)
-      return failure(errc::invalid_config, "import_volume volume " + detail::q(vid()) + ": source is the volume itself");
     return run("import_volume", [&](const handle& h) -> result<copy_method> {
+      if (src.st_ == st_) return failure(errc::invalid_config, "source is the volume itself");
       FILE_REFLINK_TRYV(require_importable(h));
       if (!src.cfg().save_on_stop)
         return failure(errc::not_save_on_stop, "source volume " + detail::q(src.vid()));
@@ -604,17 +641,18 @@ private:
 
   //! Every public operation: the volume's lock, the pool directory's check,
   //! the operation's name and vid in front of any error, and no exception.
+  //! The description, "<op> volume '<vid>'", is made only for an error.
   template <class F>
   auto run(const char* op, F&& f) noexcept -> decltype(f(std::declval<const handle&>())) {
     using R = decltype(f(std::declval<const handle&>()));
-    std::string what = std::string(op) + " volume " + detail::q(vid());
+    const auto what = [&] { return std::string(op) + " volume " + detail::q(vid()); };
     return detail::no_throw<R>(what, [&]() -> R {
       std::lock_guard<std::mutex> lk(st_->mu);
-      if (st_->removed) return failure(errc::volume_removed, what);
+      if (st_->removed) return failure(errc::volume_removed, what());
       auto h = core_->dir();
-      if (!h) return failure(std::move(h).error().context(what));
+      if (!h) return failure(std::move(h).error().context(what()));
       auto r = f(h.value());
-      if (!r) return failure(std::move(r).error().context(what));
+      if (!r) return failure(std::move(r).error().context(what()));
       return r;
     });
   }
@@ -669,6 +707,8 @@ private:
 
   // ---- revisions on disk ---------------------------------------------------------
 
+  //! One revision: its number and stamp, whether its own file exists, and
+  //! its pins (hard links of the same data).
   struct rev_entry {
     std::uint64_t n = 0;
     std::string stamp;
@@ -676,6 +716,8 @@ private:
     std::vector<std::pair<std::string, path>> pins;      // label, relative path
     //! The file holding the revision's data: its own, or a pin (a hard link).
     path file(const layout::volume_paths& p) const { return has_file ? p.revision(n, stamp) : pins.front().second; }
+    //! "N (STAMP)", for messages.
+    std::string name() const { return std::to_string(n) + " (" + stamp + ")"; }
     revision_info info() const {
       revision_info i;
       i.number = n;
@@ -685,19 +727,30 @@ private:
       return i;
     }
   };
+  //! Revisions by (number, stamp): the order of `revisions()`, oldest first.
+  using rev_list = std::map<std::pair<std::uint64_t, std::string>, rev_entry>;
+
+  //! Which revision an operation names: the newest, a number, or a label.
+  struct selector {
+    enum class by : std::uint8_t { newest, number, label } how = by::newest;
+    std::uint64_t n = 0;
+    std::string_view label;
+    static selector number(std::uint64_t v) { return selector{by::number, v, {}}; }
+    static selector label_of(std::string_view l) { return selector{by::label, 0, l}; }
+  };
 
   //! Revisions and pins of this volume, from its directory. Names that are
   //! not regular files are never taken for revisions.
-  result<std::map<std::uint64_t, rev_entry>> list_revisions(const handle& h) {
+  result<rev_list> list_revisions(const handle& h) {
     FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
-    std::map<std::uint64_t, rev_entry> out;
+    rev_list out;
     const std::string prefix = p().base + ".img.";  // every revision's and pin's name starts so
     for (const dir_entry& e : entries) {
       if (e.type != file_type::regular || !layout::detail::starts_with(e.name, prefix)) continue;
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base) continue;
       if (info.kind != layout::file_kind::revision && info.kind != layout::file_kind::pin) continue;
-      rev_entry& r = out[info.revision];
+      rev_entry& r = out[{info.revision, std::string()}];
       r.n = info.revision;
       if (r.stamp.empty()) r.stamp = info.stamp;
       if (info.kind == layout::file_kind::revision) {
@@ -707,17 +760,66 @@ private:
         r.pins.emplace_back(info.label, p().dir / e.name);
       }
     }
-    for (auto& [n, r] : out) std::sort(r.pins.begin(), r.pins.end());
+    for (auto& [key, r] : out) std::sort(r.pins.begin(), r.pins.end());
     return out;
   }
 
-  result<void> no_revision(std::uint64_t n) const {
-    return failure(errc::revision_not_found, "revision " + std::to_string(n));
+  //! The revision pinned under `label`, or null.
+  static const rev_entry* find_label(const rev_list& revs, std::string_view label) {
+    for (auto& [key, r] : revs)
+      for (auto& pin : r.pins)
+        if (pin.first == label) return &r;
+    return nullptr;
+  }
+
+  //! The revision `sel` names. A number names the revision file with that
+  //! number, or, where no file has it, the one revision with that number
+  //! that only pins keep; where two revisions would do, none is guessed.
+  result<const rev_entry*> find_revision(const rev_list& revs, const selector& sel) const {
+    switch (sel.how) {
+      case selector::by::newest:
+        if (revs.empty()) return failure(errc::revision_not_found, "the volume has no revisions");
+        return &revs.rbegin()->second;
+      case selector::by::label: {
+        if (const rev_entry* e = find_label(revs, sel.label)) return e;
+        return failure(errc::revision_not_found, "label " + detail::q(std::string(sel.label)) + available(revs));
+      }
+      case selector::by::number: break;
+    }
+    std::vector<const rev_entry*> all, with_file;
+    for (auto it = revs.lower_bound({sel.n, std::string()}); it != revs.end() && it->first.first == sel.n; ++it) {
+      all.push_back(&it->second);
+      if (it->second.has_file) with_file.push_back(&it->second);
+    }
+    if (all.empty()) return failure(errc::revision_not_found, "revision " + std::to_string(sel.n) + available(revs));
+    if (all.size() == 1) return all.front();
+    if (with_file.size() == 1) return with_file.front();
+    std::string names;
+    for (const rev_entry* e : all) {
+      names += names.empty() ? "" : ", ";
+      names += e->name();
+      for (auto& pin : e->pins) names += " [" + pin.first + "]";
+    }
+    return failure(errc::revision_ambiguous, "revision " + std::to_string(sel.n) + " names " +
+                                                 std::to_string(all.size()) + " revisions: " + names +
+                                                 "; name the one you mean by a label");
+  }
+
+  //! " (the volume has revisions 1, 2 and 3)" or " (the volume has no revisions)".
+  static std::string available(const rev_list& revs) {
+    if (revs.empty()) return " (the volume has no revisions)";
+    std::string list;
+    std::size_t i = 0;
+    for (auto& [key, r] : revs) {
+      if (i++) list += i == revs.size() ? " and " : ", ";
+      list += std::to_string(r.n);
+    }
+    return std::string(" (the volume has revision") + (revs.size() > 1 ? "s " : " ") + list + ")";
   }
 
   //! The next revision number: one more than any revision or pin.
-  static std::uint64_t next_number(const std::map<std::uint64_t, rev_entry>& revs) {
-    return revs.empty() ? 1 : revs.rbegin()->first + 1;
+  static std::uint64_t next_number(const rev_list& revs) {
+    return revs.empty() ? 1 : revs.rbegin()->first.first + 1;
   }
 
   //! Remove the oldest unpinned revisions beyond revisions_to_keep. Runs after
@@ -730,7 +832,7 @@ private:
       return;
     }
     std::vector<const rev_entry*> unpinned;
-    for (auto& [n, e] : revs.value())
+    for (auto& [key, e] : revs.value())
       if (e.pins.empty() && e.has_file) unpinned.push_back(&e);
     std::uint64_t k = keep();
     for (std::size_t i = 0; i + k < unpinned.size(); ++i) {
@@ -739,19 +841,9 @@ private:
     }
   }
 
-  result<void> drop(const handle& h, std::optional<std::uint64_t> n, const std::string& label) {
+  result<void> drop(const handle& h, const selector& sel) {
     FILE_REFLINK_TRY(auto revs, list_revisions(h));
-    const rev_entry* e = nullptr;
-    if (n) {
-      auto it = revs.find(*n);
-      if (it == revs.end()) return no_revision(*n);
-      e = &it->second;
-    } else {
-      for (auto& [m, r] : revs)
-        for (auto& pin : r.pins)
-          if (pin.first == label) e = &r;
-      if (!e) return failure(errc::revision_not_found, "label " + detail::q(label));
-    }
+    FILE_REFLINK_TRY(const rev_entry* e, find_revision(revs, sel));
     std::vector<path> names;
     for (auto& pin : e->pins) names.push_back(pin.second);
     if (e->has_file) names.push_back(p().revision(e->n, e->stamp));
@@ -943,7 +1035,7 @@ private:
       // Only a precache with one name: a hard link to another file (another
       // volume's image, a file outside the pool) with a forged mtime would
       // make the VM write into that file.
-      if (ps.type == file_type::regular && ps.nlink == 1 && ps.mtime_ns == clean->mtime_ns && ps.size == clean->size) {
+      if (ps.type == file_type::regular && ps.nlink == 1 && ps.mtime == clean->mtime && ps.size == clean->size) {
         // The precache is a clone of this very clean image: one rename, made
         // durable before the VM runs (its durable writes need a durable name).
         // Its data was flushed when it was made (refresh_precache), before it
@@ -1017,10 +1109,15 @@ private:
       if (with_revision && keep() > 0) {
         auto revs = list_revisions(h);
         if (!revs) return undo(), failure(revs.error());
-        if (!revs.value().empty() && revs.value().rbegin()->first == UINT64_MAX)
+        if (!revs.value().empty() && revs.value().rbegin()->first.first == UINT64_MAX)
           return undo(), failure(errc::out_of_range, "revision numbers are exhausted (revision " +
                                                          std::to_string(UINT64_MAX) + " exists)");
-        std::string stamp = layout::format_timestamp(floor_seconds(clean->mtime_ns));
+        if (!layout::stamp_in_range(clean->mtime.sec))
+          core_->log(log_level::warning, "The mtime of " + core_->abs(h, p().clean()) + " (" +
+                                             std::to_string(clean->mtime.sec) +
+                                             " s since 1970) is outside the years 0000-9999 that a revision's "
+                                             "name can hold: the revision is stamped with the nearest one");
+        std::string stamp = layout::format_timestamp(clean->mtime.sec);
         old = p().revision(next_number(revs.value()), stamp);
         old_is_revision = true;
       } else {
@@ -1058,26 +1155,13 @@ private:
     return r;
   }
 
-  //! Revert: the clean image becomes a new revision, revision N (or the one
-  //! labelled) becomes clean; a pinned revision is cloned, not consumed.
-  result<void> revert_to(const handle& h, std::optional<std::uint64_t> n, const std::string& label) {
+  //! Revert: the clean image becomes a new revision, the revision `sel`
+  //! names becomes clean; a pinned revision is cloned, not consumed.
+  result<void> revert_to(const handle& h, const selector& sel) {
     FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
     if (dirty) return failure(errc::volume_dirty, "");
     FILE_REFLINK_TRY(auto revs, list_revisions(h));
-    const rev_entry* e = nullptr;
-    if (!label.empty()) {
-      for (auto& [m, r] : revs)
-        for (auto& pin : r.pins)
-          if (pin.first == label) e = &r;
-      if (!e) return failure(errc::revision_not_found, "label " + detail::q(label));
-    } else if (n) {
-      auto it = revs.find(*n);
-      if (it == revs.end()) return no_revision(*n);
-      e = &it->second;
-    } else {
-      if (revs.empty()) return failure(errc::revision_not_found, "the volume has no revisions");
-      e = &revs.rbegin()->second;
-    }
+    FILE_REFLINK_TRY(const rev_entry* e, find_revision(revs, sel));
     path src = e->file(p());
     if (!e->pins.empty()) {
       // Keep the pinned revision: commit a durable clone of it instead.
@@ -1110,7 +1194,7 @@ private:
     path tmp = layout::temp_name(p().precache());
     auto r = [&]() -> result<void> {
       FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
-      FILE_REFLINK_TRYV(core_->ops.set_mtime(h, tmp, clean.value()->mtime_ns));
+      FILE_REFLINK_TRYV(core_->ops.set_mtime(h, tmp, clean.value()->mtime));
       FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
       return core_->rename_file(h, tmp, p().precache());
     }();
@@ -1174,9 +1258,6 @@ private:
     return freed;
   }
 
-  static std::int64_t floor_seconds(std::int64_t ns) noexcept {
-    return ns >= 0 ? ns / 1000000000 : -((-ns + 999999999) / 1000000000);
-  }
 
   std::shared_ptr<core_type> core_;
   std::shared_ptr<detail::volume_state> st_;

@@ -27,7 +27,7 @@ struct call {
   path a, b;               //!< relative paths (absolute for open_dir, stat_path, remove_dir)
   std::uint64_t x = 0;     //!< size, offset
   std::uint64_t y = 0;     //!< length
-  std::int64_t t = 0;      //!< mtime
+  file_time t;            //!< mtime
   create_mode mode = create_mode::exclusive;
   bool create = false;     //!< open_dir
   copy_options copy;       //!< without the progress callback
@@ -138,7 +138,7 @@ public:
   result<file_stat> stat(const dir_handle& h, const path& rel) const noexcept {
     return done(push(one(fs_op::stat, h, rel)), inner_.stat(h, rel));
   }
-  result<void> set_mtime(const dir_handle& h, const path& rel, std::int64_t ns) const noexcept {
+  result<void> set_mtime(const dir_handle& h, const path& rel, file_time ns) const noexcept {
     call c = one(fs_op::set_mtime, h, rel);
     c.t = ns;
     return done(push(std::move(c)), inner_.set_mtime(h, rel, ns));

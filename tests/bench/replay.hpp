@@ -248,8 +248,8 @@ private:
         struct timespec times[2];
         times[0].tv_sec = 0;
         times[0].tv_nsec = UTIME_OMIT;
-        times[1].tv_sec = static_cast<time_t>(c.t / 1000000000);
-        times[1].tv_nsec = static_cast<long>(c.t % 1000000000);
+        times[1].tv_sec = static_cast<time_t>(c.t.sec);
+        times[1].tv_nsec = static_cast<long>(c.t.nsec);
         return ::utimensat(w.dir, w.name, times, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
       }
       case fs_op::statvfs: {

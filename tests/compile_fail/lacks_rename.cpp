@@ -30,7 +30,7 @@ struct PolicyWithoutRename {
   result<void> remove(const dir_handle&, const path&) noexcept;
   result<void> fsync(const dir_handle&, const path&) noexcept;
   result<file_stat> stat(const dir_handle&, const path&) noexcept;
-  result<void> set_mtime(const dir_handle&, const path&, std::int64_t) noexcept;
+  result<void> set_mtime(const dir_handle&, const path&, file_time) noexcept;
   result<std::vector<dir_entry>> list(const dir_handle&, const path&) noexcept;
   result<fs_space> statvfs(const dir_handle&) noexcept;
   result<std::vector<extent>> extents(const dir_handle&, const path&) noexcept;

@@ -12,6 +12,7 @@ FILE_REFLINK_FAULT_SWEEP("create")
 FILE_REFLINK_FAULT_SWEEP("create over leftovers")
 FILE_REFLINK_FAULT_SWEEP("verify")
 FILE_REFLINK_FAULT_SWEEP("remove")
+FILE_REFLINK_FAULT_SWEEP("remove while running (forced)")
 FILE_REFLINK_FAULT_SWEEP("start")
 FILE_REFLINK_FAULT_SWEEP("start while dirty")
 FILE_REFLINK_FAULT_SWEEP("stop")
@@ -44,5 +45,5 @@ FILE_REFLINK_FAULT_SWEEP("sparsify")
 
 TEST_CASE("fault sweep: every operation of the list is swept<memory>") {
   // The macro list above and operations() must not drift apart.
-  CHECK(file_reflink::reliability::operations().size() == 33);
+  CHECK(file_reflink::reliability::operations().size() == 34);
 }

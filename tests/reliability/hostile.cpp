@@ -30,12 +30,12 @@ template <class Fx>
 struct guarded {
   Fx& fx;
   std::string base;
-  std::map<std::string, std::pair<std::string, std::int64_t>> files;  // rel to root -> bytes, mtime
+  std::map<std::string, std::pair<std::string, file_time>> files;  // rel to root -> bytes, mtime
   std::set<std::string> outside_names;
 
   guarded(Fx& f, std::string b) : fx(f), base(std::move(b)) {}
   void add(const std::string& rel) {
-    files[rel] = {read_all(fx, fx.dir(), path(rel)), stat_of(fx, fx.dir(), path(rel)).mtime_ns};
+    files[rel] = {read_all(fx, fx.dir(), path(rel)), stat_of(fx, fx.dir(), path(rel)).mtime};
   }
   //! Everything under the fixture's root that is not this case's pool.
   std::set<std::string> outside() {
@@ -55,7 +55,7 @@ struct guarded {
         continue;
       }
       if (read_all(fx, fx.dir(), path(rel)) != v.first) out += rel + " bytes changed; ";
-      if (st.value().mtime_ns != v.second) out += rel + " mtime changed; ";
+      if (st.value().mtime != v.second) out += rel + " mtime changed; ";
     }
     if (outside() != outside_names) out += "names outside the pool changed; ";
     return out;
@@ -240,7 +240,7 @@ FILE_REFLINK_FIXTURE_TEST_ON("hostile: a forged precache hard link is never rena
   REQUIRE_OK(fx.ops.remove(env.h, env.precache(V)));
   REQUIRE_OK(fx.ops.link(env.h, env.clean(W), env.precache(V)));
   auto clean = env.st(env.clean(V));
-  REQUIRE_OK(fx.ops.set_mtime(env.h, env.precache(V), clean.mtime_ns));
+  REQUIRE_OK(fx.ops.set_mtime(env.h, env.precache(V), clean.mtime));
   REQUIRE_OK(v.start());
   CHECK(env.st(env.dirty(V)).nlink == 1);
   env.vm_write(V, 0, pattern(4 * KiB, 5));

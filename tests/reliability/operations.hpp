@@ -44,6 +44,7 @@ inline const std::vector<operation>& operations() {
       {"create over leftovers", "create", false, nothing, [](world& w) { return w.vol().create(); }},
       {"verify", "verify", false, nothing, [](world& w) { return w.vol().verify(); }},
       {"remove", "remove", false, nothing, [](world& w) { return w.vol().remove(); }},
+      {"remove while running (forced)", "remove", false, running, [](world& w) { return w.vol().remove(true); }},
       {"start", "start", false, nothing, [](world& w) { return w.vol().start(); }},
       {"start while dirty", "start", false, running, [](world& w) { return w.vol().start(); }},
       {"stop", "stop", false, running, [](world& w) { return w.vol().stop(); }},

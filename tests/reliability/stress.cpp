@@ -117,7 +117,7 @@ void stress(Fx& fx, int threads, int owned, int rounds) {
           FILE_REFLINK_STRESS_OK("sparsify", v.sparsify());
           break;
         case 7: {  // remove and create again
-          FILE_REFLINK_STRESS_OK("remove", v.remove());
+          FILE_REFLINK_STRESS_OK("remove", v.remove(true));  // the source of running snapshots
           auto again = env.pool.init_volume(volume_config::origin(v.vid(), size));
           if (!again) {
             bad("init_volume", again.error());

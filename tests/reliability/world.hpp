@@ -155,7 +155,7 @@ inline std::unique_ptr<world> make_world(kind_id kind, bool fresh) {
   w->kind = kind;
   // One millisecond per reading: mtimes differ, stamps are reproducible.
   auto t = std::make_shared<std::int64_t>(1700000000LL * 1000000000LL);
-  w->fs.set_clock([t] { return *t += 1000000; });
+  w->fs.set_clock([t] { return file_time::from_ns(*t += 1000000); });
   mount_options mo;
   mo.capacity = 256 * 1024 * KiB;
   REQUIRE(w->fs.mount(mount_point, mo));
@@ -192,7 +192,7 @@ inline std::unique_ptr<world> make_world(kind_id kind, bool fresh) {
 struct file_rec {
   bool regular = false;
   std::string bytes;
-  std::int64_t mtime = 0;
+  file_time mtime;
   std::uint64_t nlink = 0;
 };
 
@@ -230,7 +230,7 @@ inline pool_files capture(world& w) {
       file_rec r;
       auto st = w.fs.stat(h, rel);
       REQUIRE_MESSAGE(st, st.error().message());
-      r.mtime = st.value().mtime_ns;
+      r.mtime = st.value().mtime;
       r.nlink = st.value().nlink;
       if (e.type == file_type::regular) {
         r.regular = true;
@@ -249,7 +249,7 @@ inline pool_files capture(world& w) {
 //! One volume's files, by role.
 struct vol_view {
   std::optional<std::string> clean, dirty, precache, import;
-  std::optional<std::int64_t> clean_mtime, precache_mtime;
+  std::optional<file_time> clean_mtime, precache_mtime;
   std::map<std::uint64_t, std::string> revisions;  //!< N -> bytes (of the revision file, or its pin)
   std::map<std::string, std::uint64_t> pins;       //!< label -> N
   std::vector<std::string> temporaries;

@@ -7,6 +7,7 @@
 
 #include <file_reflink/detail/memory_extents.hpp>
 #include <file_reflink/detail/memory_types.hpp>
+#include <file_reflink/fs_ops.hpp>
 
 #include <array>
 #include <atomic>
@@ -59,8 +60,8 @@ struct FileData {
   std::shared_ptr<ExtentList> extents;  //!< null: no data
   std::uint64_t durable_size = 0;
   std::shared_ptr<ExtentList> durable_extents;
-  std::int64_t durable_mtime = 0;
-  std::int64_t durable_ctime = 0;
+  file_time durable_mtime;
+  file_time durable_ctime;
   bool dirty = false;  //!< live differs from durable
   mutable bool allocated_known = false;  //!< `allocated_cache` is that of the live list
   mutable std::uint64_t allocated_cache = 0;
@@ -94,7 +95,7 @@ struct FileData {
 };
 
 struct Inode {
-  Inode(kind k, Filesystem* owner, std::uint64_t number, std::int64_t now)
+  Inode(kind k, Filesystem* owner, std::uint64_t number, file_time now)
       : type(k), fs(owner), ino(number), mtime(now), ctime(now) {
     if (k == kind::directory) dir = std::make_unique<DirData>();
     if (k == kind::regular) {
@@ -107,8 +108,8 @@ struct Inode {
   std::uint32_t nlink = 0;
   Filesystem* fs;  //!< every holder of an inode also holds its filesystem
   std::uint64_t ino;
-  std::int64_t mtime;
-  std::int64_t ctime;
+  file_time mtime;
+  file_time ctime;
   std::unique_ptr<DirData> dir;
   std::unique_ptr<FileData> file;
   std::unique_ptr<std::string> link;  //!< a symlink's target (kept apart: images are most inodes)
@@ -144,19 +145,19 @@ struct LoopDevice {
   std::uint64_t capacity = 0;
 };
 
-inline std::int64_t real_now_ns() noexcept {
+inline file_time real_now() noexcept {
   using namespace std::chrono;
-  return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+  return file_time::from_ns(duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count());
 }
 
 //! The modification and change time after a change: ctime also moves on by
 //! at least a nanosecond, so (dev, ino, ctime) stays a valid cache key even
 //! with a frozen clock.
-inline void touch(Inode& n, std::int64_t now) noexcept {
+inline void touch(Inode& n, file_time now) noexcept {
   n.mtime = now;
-  n.ctime = std::max(now, n.ctime + 1);
+  n.ctime = std::max(now, n.ctime.next());
 }
-inline void touch_ctime(Inode& n, std::int64_t now) noexcept { n.ctime = std::max(now, n.ctime + 1); }
+inline void touch_ctime(Inode& n, file_time now) noexcept { n.ctime = std::max(now, n.ctime.next()); }
 
 //! Follow mounts stacked on a directory to the topmost filesystem's root.
 inline InodePtr through_mounts(InodePtr n) {
@@ -370,7 +371,7 @@ using observer_fn = std::function<void(fs_op, const std::string&)>;
 //! (recursive: a progress callback may call back into the filesystem).
 struct State {
   mutable std::recursive_mutex mutex;
-  std::function<std::int64_t()> clock;
+  std::function<file_time()> clock;
   std::uint64_t next_dev = 42;
   std::uint64_t next_physical = 1ull << 20;
   std::vector<std::weak_ptr<Filesystem>> filesystems;
@@ -390,7 +391,7 @@ struct State {
 
   State() { root_fs = make_fs(mount_options{}); }
 
-  std::int64_t now() const { return clock ? clock() : real_now_ns(); }
+  file_time now() const { return clock ? clock() : real_now(); }
 
   bool powered_off() const noexcept { return power_off_at && seq >= *power_off_at; }
 

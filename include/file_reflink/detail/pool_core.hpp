@@ -46,18 +46,35 @@ inline std::string bytes_text(std::uint64_t n) {
   return buf;
 }
 
+//! An error with `code` and the message `what()` + `detail`, or with the
+//! code alone when even that message cannot be built (memory exhausted):
+//! it never throws, so a `noexcept` operation never terminates the process.
+template <class What>
+error error_nothrow(std::error_code code, What& what, const char* detail = nullptr) noexcept {
+  try {
+    std::string m = what();
+    m += ": ";
+    m += detail ? detail : code.message();
+    return error(code, std::move(m));
+  } catch (...) {
+    return error(code, std::string());
+  }
+}
+
 //! Run `f` and turn an escaping exception (only allocation failure is
 //! expected) into an error, so that no exception leaves the library.
-template <class R, class F>
-R no_throw(const std::string& what, F&& f) noexcept {
+//! `what` makes the operation's description, only when it is needed:
+//! nothing is allocated outside the `try`.
+template <class R, class What, class F>
+R no_throw(What&& what, F&& f) noexcept {
   try {
     return f();
   } catch (const std::bad_alloc&) {
-    return errno_failure(ENOMEM, what);
+    return failure(error_nothrow(std::error_code(ENOMEM, std::system_category()), what));
   } catch (const std::exception& e) {
-    return failure(error(std::make_error_code(std::errc::io_error), what + ": " + e.what()));
+    return failure(error_nothrow(std::make_error_code(std::errc::io_error), what, e.what()));
   } catch (...) {
-    return errno_failure(EIO, what);
+    return failure(error_nothrow(std::error_code(EIO, std::system_category()), what));
   }
 }
 

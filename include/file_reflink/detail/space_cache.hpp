@@ -67,17 +67,18 @@ private:
   struct key {
     std::uint64_t dev;
     std::uint64_t ino;
-    std::int64_t ctime_ns;
+    file_time ctime;
     std::uint64_t size;
     bool operator==(const key& o) const noexcept {
-      return dev == o.dev && ino == o.ino && ctime_ns == o.ctime_ns && size == o.size;
+      return dev == o.dev && ino == o.ino && ctime == o.ctime && size == o.size;
     }
   };
   struct key_hash {
     std::size_t operator()(const key& k) const noexcept {
       std::uint64_t h = k.ino * 0x9e3779b97f4a7c15ull;
       h ^= (k.dev + 0x632be59bd9b4e019ull) + (h << 6) + (h >> 2);
-      h ^= static_cast<std::uint64_t>(k.ctime_ns) + (h << 6) + (h >> 2);
+      h ^= static_cast<std::uint64_t>(k.ctime.sec) + (h << 6) + (h >> 2);
+      h ^= static_cast<std::uint64_t>(k.ctime.nsec) + (h << 6) + (h >> 2);
       h ^= k.size + (h << 6) + (h >> 2);
       return static_cast<std::size_t>(h);
     }
@@ -88,7 +89,7 @@ private:
     clock::time_point made;
   };
 
-  static key key_of(const file_stat& st) noexcept { return key{st.dev, st.ino, st.ctime_ns, st.size}; }
+  static key key_of(const file_stat& st) noexcept { return key{st.dev, st.ino, st.ctime, st.size}; }
 
   mutable std::mutex mu_;
   std::unordered_map<key, entry, key_hash> entries_;

@@ -229,9 +229,9 @@ inline int open_beneath(const dir_state* s, const path& rel, int flags, unique_f
   return open_at(loc, flags, 0, out);
 }
 
-//! A timestamp in ns since the epoch.
-inline std::int64_t to_ns(const struct timespec& t) noexcept {
-  return static_cast<std::int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+//! A timestamp as the contract reports it (any year the kernel keeps).
+inline file_time to_file_time(const struct timespec& t) noexcept {
+  return file_time{static_cast<std::int64_t>(t.tv_sec), static_cast<std::uint32_t>(t.tv_nsec)};
 }
 
 //! The contract's file type of a `st_mode`.
@@ -248,8 +248,8 @@ inline file_stat to_file_stat(const struct stat& st) noexcept {
   s.type = type_of(st.st_mode);
   s.size = static_cast<std::uint64_t>(st.st_size);
   s.allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
-  s.mtime_ns = to_ns(st.st_mtim);
-  s.ctime_ns = to_ns(st.st_ctim);
+  s.mtime = to_file_time(st.st_mtim);
+  s.ctime = to_file_time(st.st_ctim);
   s.ino = st.st_ino;
   s.dev = st.st_dev;
   s.nlink = st.st_nlink;
@@ -450,7 +450,7 @@ inline int probe_file(int dir, unique_fd& out) {
     if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
       struct timespec now;
       ::clock_gettime(CLOCK_MONOTONIC, &now);
-      r = static_cast<std::uint64_t>(to_ns(now)) ^ (static_cast<std::uint64_t>(::getpid()) << 32) ^
+      r = (static_cast<std::uint64_t>(now.tv_sec) * 1000000000u + static_cast<std::uint64_t>(now.tv_nsec)) ^ (static_cast<std::uint64_t>(::getpid()) << 32) ^
           static_cast<std::uint64_t>(attempt);
     }
     char hex[17];
@@ -749,21 +749,16 @@ public:
 
   //! Sets the modification time (ns since the epoch) and leaves the access
   //! time alone; a symlink's own time, if it is one.
-  result<void> set_mtime(const dir_handle& h, const path& rel, std::int64_t mtime_ns) const noexcept try {
+  result<void> set_mtime(const dir_handle& h, const path& rel, file_time mtime) const noexcept try {
     using namespace detail::linux_impl;
     location loc;
     if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "set_mtime", h, rel);
     struct timespec times[2];
     times[0].tv_sec = 0;
     times[0].tv_nsec = UTIME_OMIT;
-    std::int64_t sec = mtime_ns / 1000000000;
-    std::int64_t nsec = mtime_ns % 1000000000;
-    if (nsec < 0) {  // before 1970: tv_nsec must still be in [0, 1e9)
-      nsec += 1000000000;
-      --sec;
-    }
-    times[1].tv_sec = static_cast<time_t>(sec);
-    times[1].tv_nsec = static_cast<long>(nsec);
+    if (mtime.nsec >= 1000000000u) return fail(EINVAL, "set_mtime", h, rel);
+    times[1].tv_sec = static_cast<time_t>(mtime.sec);
+    times[1].tv_nsec = static_cast<long>(mtime.nsec);
     if (loc.name.empty()) {  // the directory itself: through a descriptor that may change it
       detail::unique_fd fd;
       if (int err = open_at(loc, O_RDONLY | O_DIRECTORY, 0, fd)) return fail(err, "set_mtime", h, rel);

@@ -156,7 +156,7 @@ public:
       Slot s;
       if (int err = locate(h, rel, s)) return fail(c, err);
       if (size > detail::memfs::max_file_size) return fail(c, EINVAL);
-      const std::int64_t now = s_->now();
+      const file_time now = s_->now();
       if (s.node) {
         if (mode == create_mode::exclusive) return fail(c, EEXIST);
         if (s.node->type == kind::directory) return fail(c, EISDIR);
@@ -265,7 +265,7 @@ public:
         if (dst_dir && !dst->dir->entries.empty()) return fail(c, ENOTEMPTY);
       }
       if (src_dir && contains(*src, b.parent.get())) return fail(c, EINVAL);
-      const std::int64_t now = s_->now();
+      const file_time now = s_->now();
       if (dst) {
         if (dst->type == kind::directory) {
           dst->nlink = 0;
@@ -300,7 +300,7 @@ public:
       if (a.parent->fs != b.parent->fs) return fail(c, EXDEV);
       if (a.node->type == kind::directory) return fail(c, EPERM);
       if (b.parent->nlink == 0) return fail(c, ENOENT);
-      const std::int64_t now = s_->now();
+      const file_time now = s_->now();
       detail::memfs::set_entry(*b.parent, b.name, a.node);
       ++a.node->nlink;
       detail::memfs::touch_ctime(*a.node, now);
@@ -317,7 +317,7 @@ public:
       if (int err = find_slot(h, rel, s)) return fail(c, err);
       if (!s.node) return fail(c, ENOENT);
       if (s.node->type == kind::directory) return fail(c, EISDIR);
-      const std::int64_t now = s_->now();
+      const file_time now = s_->now();
       detail::memfs::erase_entry(*s.parent, s.name);
       --s.node->nlink;
       detail::memfs::touch_ctime(*s.node, now);
@@ -353,14 +353,15 @@ public:
   }
 
   //! Set the modification time (of a symlink itself, never its target).
-  result<void> set_mtime(const dir_handle& h, const path& rel, std::int64_t mtime_ns) const noexcept {
+  result<void> set_mtime(const dir_handle& h, const path& rel, file_time mtime) const noexcept {
     const Call c(fs_op::set_mtime, "set_mtime", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
       if (int err = locate(h, rel, s)) return fail(c, err);
       if (!s.node) return fail(c, ENOENT);
       InodePtr n = detail::memfs::through_mounts(s.node);
-      n->mtime = mtime_ns;
+      if (mtime.nsec >= 1000000000u) return fail(c, EINVAL);
+      n->mtime = mtime;
       detail::memfs::touch_ctime(*n, s_->now());
       if (n->file) n->file->dirty = true;
       return success();
@@ -670,13 +671,14 @@ public:
     return detail::memfs::share_storage(ra.node->file->view(), rb.node->file->view());
   }
 
-  //! The clock every timestamp comes from, in ns since the epoch.
-  std::int64_t now_ns() const {
+  //! The clock every timestamp comes from.
+  file_time now() const {
     std::lock_guard<std::recursive_mutex> lock(s_->mutex);
     return s_->now();
   }
-  //! Replace the clock (an empty function: real time again).
-  void set_clock(std::function<std::int64_t()> clock) const {
+  //! Replace the clock (an empty function: real time again). Any time of
+  //! any year, before 1970 and after 2262 too.
+  void set_clock(std::function<file_time()> clock) const {
     std::lock_guard<std::recursive_mutex> lock(s_->mutex);
     s_->clock = std::move(clock);
   }
@@ -917,8 +919,8 @@ private:
       case kind::directory: st.size = detail::memfs::block_size; break;
       case kind::symlink: st.size = n.target().size(); break;
     }
-    st.mtime_ns = n.mtime;
-    st.ctime_ns = n.ctime;
+    st.mtime = n.mtime;
+    st.ctime = n.ctime;
     st.ino = n.ino;
     st.dev = n.fs->dev;
     st.nlink = n.nlink;
@@ -942,7 +944,7 @@ private:
     if (node->type != kind::directory) return ENOTDIR;
     if (node->dir->mounted) return EBUSY;
     if (!node->dir->entries.empty()) return ENOTEMPTY;
-    const std::int64_t now = s_->now();
+    const file_time now = s_->now();
     detail::memfs::erase_entry(parent, name);
     --parent.nlink;
     node->nlink = 0;
