@@ -30,7 +30,7 @@ FILE_REFLINK_FIXTURE_TEST("errors: invalid vids are refused before anything happ
   const std::vector<std::string> bad = {
       "",  "/abs",  "a//b",  "a/",  ".",  "..",  "a/../b",  "a/./b",  "../escape",  "~root",  "a~b",  "a@b",
       std::string("nul\0byte", 8),  "x-dirty",  "x-precache",  "x-import",  "vm/x-dirty",  "dir-dirty/../x",
-      ".hidden",  "vm/.hidden",  "x.img",  "x.img.1",  "a.img/b",  "line\nbreak",  std::string(129, 'n'),
+      ".hidden",  "vm/.hidden",  "x.img",  "x.img.1",  "a/b.img", "line\nbreak",  std::string(129, 'n'),
       std::string(256, 'd') + "/x"};
   for (const auto& vid : bad) {
     CAPTURE(vid);
@@ -42,9 +42,33 @@ FILE_REFLINK_FIXTURE_TEST("errors: invalid vids are refused before anything happ
   CHECK_ERR(env.pool.init_volume(volume_config::snapshot("vm/root", "../etc")), errc::invalid_vid);
   CHECK(env.pool.list_volumes().empty());
   CHECK(env.files().empty());
-  // Valid ones, for contrast: nested, 128-byte names, dots inside.
-  for (const std::string& vid : std::vector<std::string>{"a", "appvms/work/private", "x.y/z.img2", std::string(128, 'n'), "a-b_c.d"})
+  // Valid ones, for contrast: nested, 128-byte names, dots inside, and
+  // every name the Qubes driver accepts for a VM as a directory.
+  for (const std::string& vid :
+       std::vector<std::string>{"a", "appvms/work/private", "x.y/z.img2", std::string(128, 'n'), "a-b_c.d",
+                                "appvms/sys-import/private", "appvms/work-dirty/private", "x-precache/root",
+                                "appvms/backup.img/private", "appvms/a.img.b/root", "vm-templates/t-import/root"})
     REQUIRE_VALUE(env.pool.init_volume(volume_config::origin(vid, MiB)));
+}
+
+FILE_REFLINK_FIXTURE_TEST("errors: a vid whose directory is another volume's file is refused, naming both") {
+  pool_env<Fx> env(fx);
+  auto backup = env.origin("appvms/backup");
+  // The directory 'appvms/backup.img' would be the file of 'appvms/backup'.
+  auto r = env.pool.init_volume(volume_config::origin("appvms/backup.img/private", MiB));
+  REQUIRE_ERR(r, errc::invalid_vid);
+  CHECK(r.error().message().find("'appvms/backup.img/private'") != std::string::npos);
+  CHECK(r.error().message().find("'appvms/backup'") != std::string::npos);
+  // The other way round, and for the running image's name too.
+  auto vm = env.origin("appvms/work-dirty.img/private");
+  CHECK_ERR(env.pool.init_volume(volume_config::origin("appvms/work", MiB)), errc::invalid_vid);
+  // Names that only look alike do not collide: 'work-dirty' is a directory, 'work-dirty.img' a file.
+  auto work = REQUIRE_VALUE(env.pool.init_volume(volume_config::origin("appvms/work-dirty/private", MiB)));
+  REQUIRE_OK(work.create());
+  REQUIRE_OK(vm.create());
+  CHECK(env.has(path("appvms/backup.img")));
+  CHECK(env.has(path("appvms/work-dirty.img/private.img")));
+  CHECK(env.has(path("appvms/work-dirty/private.img")));
 }
 
 FILE_REFLINK_FIXTURE_TEST("errors: contradictory configurations are refused") {

@@ -76,9 +76,53 @@ inline std::string quoted(std::string_view s) {
 }
 }  // namespace detail
 
+namespace detail {
+//! What every component of a vid must be: a plain file name that can name
+//! nothing but itself, whatever the directory.
+inline std::optional<std::string> component_problem(std::string_view c, std::size_t max_bytes) {
+  if (c.empty()) return std::string("it has an empty component");
+  if (c == "." || c == "..") return "it has a '" + std::string(c) + "' component";
+  if (c.front() == '.') return "component " + quoted(c) + " starts with '.'";
+  for (char ch : c) {
+    if (ch == '~' || ch == '@') return "it contains '" + std::string(1, ch) + "'";
+    if (ch == '\0') return std::string("it contains a NUL byte");
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) return std::string("it contains a control character");
+  }
+  if (c.size() > max_bytes)
+    return "component " + quoted(c.substr(0, 32)) + "... is longer than " + std::to_string(max_bytes) + " bytes";
+  return std::nullopt;
+}
+}  // namespace detail
+
+//! Why `name` cannot be the last component of a vid (the one that names the
+//! volume's files), or nothing. Its files are "<name>.img",
+//! "<name>-dirty.img", "<name>.img.N@STAMP", ...: a name ending in ".img" or
+//! containing ".img." would read as another volume's file, one ending in
+//! "-dirty", "-precache" or "-import" as another volume's running image,
+//! precache or import.
+inline std::optional<std::string> name_problem(std::string_view name) {
+  if (auto why = detail::component_problem(name, max_name_bytes)) return why;
+  if (detail::ends_with(name, ".img") || name.find(".img.") != std::string_view::npos)
+    return "its last component " + detail::quoted(name) + " contains '.img' where a volume's file names put it";
+  for (std::string_view bad : {std::string_view("-dirty"), std::string_view("-precache"), std::string_view("-import")})
+    if (detail::ends_with(name, bad)) return "its last component " + detail::quoted(name) + " ends in '" + std::string(bad) + "'";
+  return std::nullopt;
+}
+
+//! Why `name` cannot be a directory component of a vid, or nothing. Only
+//! the last component names files, so a directory accepts every name the
+//! Qubes driver accepts for a VM ("sys-import", "work-dirty", "backup.img",
+//! "a.img.b"); a directory that collides with a volume's file is refused
+//! when that volume is registered (see `vid_collision`).
+inline std::optional<std::string> dir_component_problem(std::string_view name) {
+  return detail::component_problem(name, max_component_bytes);
+}
+
 //! Why a vid is refused, or an empty optional when it is valid. A valid vid
 //! names files strictly inside the pool that no other valid vid's files can
-//! be mistaken for (by this library or by a Qubes driver sharing the pool).
+//! be mistaken for (by this library or by a Qubes driver sharing the pool);
+//! what remains is a directory of one vid that has the name of another's
+//! file, which `vid_collision` finds among the registered volumes.
 inline std::optional<std::string> vid_problem(std::string_view vid) {
   if (vid.empty()) return std::string("it is empty");
   if (vid.size() > max_vid_bytes) return "it is longer than " + std::to_string(max_vid_bytes) + " bytes";
@@ -86,29 +130,43 @@ inline std::optional<std::string> vid_problem(std::string_view vid) {
   std::size_t start = 0;
   while (true) {
     std::size_t end = vid.find('/', start);
-    bool last = end == std::string_view::npos;
-    std::string_view c = vid.substr(start, last ? std::string_view::npos : end - start);
-    if (c.empty()) return std::string("it has an empty component");
-    if (c == "." || c == "..") return "it has a '" + std::string(c) + "' component";
-    if (c.front() == '.') return "component " + detail::quoted(c) + " starts with '.'";
-    for (char ch : c) {
-      if (ch == '~' || ch == '@') return "it contains '" + std::string(1, ch) + "'";
-      if (ch == '\0') return std::string("it contains a NUL byte");
-      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) return std::string("it contains a control character");
-    }
-    if (c.size() > (last ? max_name_bytes : max_component_bytes))
-      return "component " + detail::quoted(c.substr(0, 32)) + "... is longer than " +
-             std::to_string(last ? max_name_bytes : max_component_bytes) + " bytes";
-    // A component ending in ".img" would collide with a volume's clean image
-    // of the same directory; one containing ".img." would look like a revision.
-    if (detail::ends_with(c, ".img") || c.find(".img.") != std::string_view::npos)
-      return "component " + detail::quoted(c) + " contains '.img' where a volume's file names put it";
-    for (std::string_view bad : {std::string_view("-dirty"), std::string_view("-precache"), std::string_view("-import")})
-      if (detail::ends_with(c, bad)) return "component " + detail::quoted(c) + " ends in '" + std::string(bad) + "'";
-    if (last) break;
+    if (end == std::string_view::npos) return name_problem(vid.substr(start));
+    if (auto why = dir_component_problem(vid.substr(start, end - start))) return why;
     start = end + 1;
   }
-  return std::nullopt;
+}
+
+//! Whether `name` is one of the names of the files of a volume whose last
+//! component is `base` that a directory could also have (the others hold
+//! '@' or '~', which no component has).
+inline bool is_file_name_of(std::string_view name, std::string_view base) {
+  if (name.size() <= base.size() || name.compare(0, base.size(), base) != 0) return false;
+  const std::string_view rest = name.substr(base.size());
+  return rest == ".img" || rest == "-dirty.img" || rest == "-precache.img" || rest == "-import.img";
+}
+
+//! Where a directory of vid `a` would be a file of vid `b` (or the other way
+//! round): "<dir> is a directory of 'a' and a file of 'b'", or nothing. Both
+//! vids must be valid.
+inline std::optional<std::string> vid_collision(std::string_view a, std::string_view b) {
+  auto one_way = [](std::string_view dirs_of, std::string_view files_of) -> std::optional<std::string> {
+    const std::size_t slash = files_of.rfind('/');
+    const std::string_view parent = slash == std::string_view::npos ? std::string_view() : files_of.substr(0, slash);
+    const std::string_view base = slash == std::string_view::npos ? files_of : files_of.substr(slash + 1);
+    // Every directory of `dirs_of`: its parent path and its name.
+    std::size_t begin = 0;
+    for (std::size_t end = dirs_of.find('/'); end != std::string_view::npos;
+         begin = end + 1, end = dirs_of.find('/', begin)) {
+      const std::string_view dir_parent = begin == 0 ? std::string_view() : dirs_of.substr(0, begin - 1);
+      const std::string_view dir_name = dirs_of.substr(begin, end - begin);
+      if (dir_parent == parent && is_file_name_of(dir_name, base))
+        return detail::quoted(dirs_of.substr(0, end)) + " would be a directory of vid " + detail::quoted(dirs_of) +
+               " and the file of vid " + detail::quoted(files_of) + " of that name";
+    }
+    return std::nullopt;
+  };
+  if (auto c = one_way(a, b)) return c;
+  return one_way(b, a);
 }
 
 //! `errc::invalid_vid` with the reason, or success.
@@ -290,7 +348,7 @@ struct name_info {
 
 namespace detail {
 inline bool valid_base(std::string_view base) {
-  return base.find('/') == std::string_view::npos && !vid_problem(base);
+  return base.find('/') == std::string_view::npos && !name_problem(base);
 }
 //! "N@STAMP" (nothing else) → N and STAMP.
 inline bool parse_revision_tail(std::string_view tail, std::uint64_t& n, std::string& stamp) {

@@ -97,6 +97,8 @@ public:
       if (!cfg.revisions_to_keep) cfg.revisions_to_keep = core_->cfg.revisions_to_keep;
       std::lock_guard<std::mutex> lk(core_->mu);
       if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, what);
+      for (auto& [other, st] : core_->volumes)
+        if (auto c = layout::vid_collision(cfg.vid, other)) return failure(errc::invalid_vid, what + ": " + *c);
       auto st = std::make_shared<detail::volume_state>(std::move(cfg));
       core_->volumes.emplace(st->cfg.vid, st);
       return volume_type(core_, st);
@@ -126,10 +128,22 @@ public:
 
   //! Forget the pool: refused while any volume has files in it; otherwise
   //! remove the pool marker and the directory (if nothing else is in it).
+  //! It waits for the operations running on registered volumes, and holds
+  //! their locks while it works, so none starts meanwhile. Locks are taken
+  //! in one order everywhere: a volume's before the pool's, and volumes by
+  //! vid; the pool's lock is never held while waiting for a volume's.
   result<void> destroy() noexcept {
     const auto what_of = [&] { return "destroy pool " + detail::q(name()); };
     return detail::no_throw<result<void>>(what_of, [&]() -> result<void> {
       const std::string what = what_of();
+      std::vector<std::shared_ptr<detail::volume_state>> states;
+      {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        for (auto& [vid, st] : core_->volumes) states.push_back(st);  // by vid
+      }
+      std::vector<std::unique_lock<std::mutex>> held;
+      held.reserve(states.size());
+      for (auto& st : states) held.emplace_back(st->mu);
       auto h = core_->dir();
       if (!h) return failure(std::move(h).error().context(what));
       auto report = scan_dir(h.value());
@@ -148,13 +162,13 @@ public:
       (void)core_->sync_dir(h.value(), path());
       auto rm = core_->ops.remove_dir(dir_path());
       if (rm) core_->log(log_level::info, "Removed empty directory: " + detail::q(dir_path()));
+      for (auto& st : states) st->removed = true;  // each under its own lock, held
       {
         std::lock_guard<std::mutex> lk(core_->mu);
-        for (auto& [vid, st] : core_->volumes) {
-          std::lock_guard<std::mutex> vl(st->mu);
-          st->removed = true;
+        for (auto& st : states) {
+          auto it = core_->volumes.find(st->cfg.vid);
+          if (it != core_->volumes.end() && it->second == st) core_->volumes.erase(it);
         }
-        core_->volumes.clear();
       }
       core_->forget_dir();
       return success();
@@ -309,7 +323,7 @@ private:
         path rel = dir / e.name;
         if (dir.empty() && layout::detail::starts_with(e.name, layout::reserved_prefix)) continue;
         if (e.type == file_type::directory) {
-          if (layout::vid_problem(e.name))
+          if (layout::dir_component_problem(e.name))
             out.foreign.push_back({rel, e.type, "directory whose name no vid can have"});
           else
             todo.push_back(rel);

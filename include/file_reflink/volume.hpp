@@ -170,7 +170,7 @@ public:
     return run("start", [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(remove_incomplete(h));
       if (cfg().save_on_stop) {
-        FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
+        FILE_REFLINK_TRY(auto dirty, stat_dirty(h, dirty_use::write));
         if (dirty) return success();
       }
       if (snapshots_disabled()) return start_renaming(h);
@@ -184,7 +184,7 @@ public:
   result<void> stop() noexcept {
     return run("stop", [&](const handle& h) -> result<void> {
       if (cfg().save_on_stop) {
-        FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
+        FILE_REFLINK_TRY(auto dirty, stat_dirty(h, dirty_use::take));
         if (!dirty) return success();  // not running
         if (snapshots_disabled()) {
           // The VM's writes are durable before the image is called clean.
@@ -196,7 +196,7 @@ public:
           }
           return success();
         }
-        return commit(h, p().dirty(), true);
+        return commit(h, p().dirty(), superseded::rotate);
       }
       // Discarded images: nothing here needs to be durable; after a crash the
       // next start replaces whatever is left.
@@ -416,7 +416,7 @@ public:
       if (new_size < current)
         return failure(errc::shrink_refused, detail::bytes_text(new_size) + " is smaller than the image's " +
                                                  detail::bytes_text(current));
-      FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
+      FILE_REFLINK_TRY(auto dirty, stat_dirty(h, dirty_use::write));
       if (dirty) {
         if (new_size != dirty->size) {
           FILE_REFLINK_TRYV(core_->ops.resize(h, p().dirty(), new_size));
@@ -442,8 +442,9 @@ public:
       } else if (kind() == volume_kind::origin) {
         FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
         if (clean && clean->size != new_size) {
-          if (snapshots_disabled()) {
-            // No clone is ever made: grow the one image in place.
+          if (snapshots_disabled() && clean->nlink == 1) {
+            // No clone is ever made: grow the one image in place (only
+            // when no other name shares it: that name would grow too).
             FILE_REFLINK_TRYV(core_->ops.resize(h, p().clean(), new_size));
             core_->log(log_level::info, "Resized file: " + core_->abs(h, p().clean()) + " to " +
                                             detail::bytes_text(new_size));
@@ -454,6 +455,7 @@ public:
           } else {
             // The clean inode may be a revision's or a snapshot's too: never
             // change it in place; publish a resized clone instead.
+            // (Snapshots disabled too, where another name shares it.)
             path tmp = layout::temp_name(p().clean());
             copy_options o = copy_opts();
             o.size = new_size;
@@ -521,7 +523,7 @@ public:
       if (!success_) {
         FILE_REFLINK_TRYV(core_->remove_file(h, p().import()));
       } else {
-        FILE_REFLINK_TRYV(commit(h, p().import(), true));
+        FILE_REFLINK_TRYV(commit(h, p().import(), superseded::rotate));
       }
       st_->importing = false;
       return success();
@@ -553,7 +555,7 @@ public:
       // Not flushed here: commit's first step flushes the copy's data
       // before any name points to it.
       FILE_REFLINK_TRY(auto cr, core_->copy_file(src_h, src_clean, h, p().import(), o));
-      auto r = commit(h, p().import(), true);
+      auto r = commit(h, p().import(), superseded::rotate);
       if (!r) {
         (void)core_->remove_file(h, p().import());
         return failure(r.error());
@@ -574,12 +576,12 @@ public:
         return failure(errc::out_of_range, "range " + std::to_string(offset) + "+" + std::to_string(length) +
                                                " is beyond the image's " + detail::bytes_text(current));
       if (length == 0) return success();
-      FILE_REFLINK_TRY(auto dirty, stat_dirty(h));
+      FILE_REFLINK_TRY(auto dirty, stat_dirty(h, dirty_use::write));
       if (dirty) return punch(h, p().dirty(), offset, length);
       if (!cfg().save_on_stop) return failure(errc::volume_not_running, "a stopped volume without save_on_stop has no image");
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
-      if (snapshots_disabled()) {
+      if (snapshots_disabled() && clean->nlink == 1) {
         // The committed image itself, in place: flushed as sparsify and
         // resize flush it, or a crash after success brings the data back.
         FILE_REFLINK_TRYV(punch(h, p().clean(), offset, length));
@@ -591,7 +593,9 @@ public:
         (void)core_->remove_file(h, tmp);
         return r;
       }
-      auto r = commit(h, tmp, true);
+      // Snapshots disabled (the image has another name): the punched copy
+      // replaces it, as the in-place punch would, without a revision.
+      auto r = commit(h, tmp, snapshots_disabled() ? superseded::drop : superseded::rotate);
       if (!r) (void)core_->remove_file(h, tmp);
       return r;
     });
@@ -607,7 +611,7 @@ public:
       if (dirty) return failure(errc::volume_dirty, "the VM could write between the read and the punch");
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
-      if (snapshots_disabled()) {
+      if (snapshots_disabled() && clean->nlink == 1) {
         FILE_REFLINK_TRY(auto freed, punch_zeros(h, p().clean()));
         if (freed) FILE_REFLINK_TRYV(core_->sync_file(h, p().clean()));
         return freed;
@@ -681,17 +685,19 @@ private:
     return success();
   }
 
-  //! The dirty image, if any, checked to be one this volume made: a regular
-  //! file with one name (with snapshots disabled a snapshot's clean name may
-  //! link it too). Another name means a file that is not ours, and a VM, a
-  //! resize or a discard would write into that other file.
-  result<std::optional<file_stat>> stat_dirty(const handle& h) {
+  //! The dirty image, if any. To be written (handed to a VM by start, grown
+  //! by resize, punched by discard) it must be a file with one name: a
+  //! running image never shares its inode (SPEC "Shared inodes"), and
+  //! another name means a file that is not ours, which the write would
+  //! change too. Taking it back (stop) writes nothing and is allowed.
+  enum class dirty_use : std::uint8_t { write, take };
+  result<std::optional<file_stat>> stat_dirty(const handle& h, dirty_use use) {
     FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
-    if (dirty && dirty->nlink > 1 && !snapshots_disabled())
+    if (dirty && dirty->nlink > 1 && use == dirty_use::write)
       return failure(errc::unexpected_file_type,
                      core_->abs(h, p().dirty()) + " has " + std::to_string(dirty->nlink) +
-                         " names: another file shares it, so it is not an image this volume made; refusing to "
-                         "use it");
+                         " names: another file shares it, so writing into it would change that file too; "
+                         "refusing to use it (stop the volume to commit it, or remove the other name)");
     return dirty;
   }
 
@@ -750,15 +756,15 @@ private:
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base) continue;
       if (info.kind != layout::file_kind::revision && info.kind != layout::file_kind::pin) continue;
-      rev_entry& r = out[{info.revision, std::string()}];
+      // A pin belongs to its revision by number and stamp: a Qubes driver
+      // that reused the number made another revision.
+      rev_entry& r = out[{info.revision, info.stamp}];
       r.n = info.revision;
-      if (r.stamp.empty()) r.stamp = info.stamp;
-      if (info.kind == layout::file_kind::revision) {
+      r.stamp = info.stamp;
+      if (info.kind == layout::file_kind::revision)
         r.has_file = true;
-        r.stamp = info.stamp;
-      } else {
+      else
         r.pins.emplace_back(info.label, p().dir / e.name);
-      }
     }
     for (auto& [key, r] : out) std::sort(r.pins.begin(), r.pins.end());
     return out;
@@ -942,17 +948,56 @@ private:
                                                core_->abs(h, sp.clean()));
   }
 
-  //! Snapshots disabled: the committed image itself becomes the running one.
-  //! The rename is flushed before the VM runs: its durable writes must
-  //! belong to a durable dirty name.
+  //! Snapshots disabled: the committed image itself becomes the running
+  //! one. First, as the Qubes driver does, the precache and every unpinned
+  //! revision go (the policy keeps none); they are renamed aside and deleted
+  //! only once the start succeeded, so a failed start changes nothing. An
+  //! image that another name shares (a snapshot's link, a planted hard
+  //! link) is never renamed into place: the VM would write into that name's
+  //! file too. It is copied instead (a clone where the filesystem has
+  //! reflinks) and flushed, and the clean name goes. The rename is flushed
+  //! before the VM runs: its durable writes must belong to a durable dirty
+  //! name, and that one flush also makes the removals durable.
   result<void> start_renaming(const handle& h) {
     FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
     if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
-    FILE_REFLINK_TRYV(core_->rename_file(h, p().clean(), p().dirty()));
-    if (auto r = core_->sync_dir(h, p().dir); !r) {
-      (void)core_->rename_file(h, p().dirty(), p().clean());
-      return failure(r.error());
+    std::vector<path> gone;
+    FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p().precache()));
+    if (pre) gone.push_back(p().precache());
+    FILE_REFLINK_TRY(auto revs, list_revisions(h));
+    for (auto& [key, e] : revs)
+      if (e.has_file && e.pins.empty()) gone.push_back(p().revision(e.n, e.stamp));
+    const bool shared = clean->nlink > 1;
+    if (shared) gone.push_back(p().clean());
+    std::vector<std::pair<path, path>> moved;
+    path copy;
+    bool renamed = false;
+    auto undo = [&] {
+      if (renamed) (void)core_->rename_file(h, p().dirty(), p().clean());
+      if (!copy.empty()) (void)core_->remove_file(h, copy);
+      for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
+    };
+    if (shared) {
+      copy = layout::temp_name(p().dirty());
+      if (auto r = core_->copy_file(h, p().clean(), h, copy, copy_opts()); !r) return copy.clear(), failure(r.error());
+      if (auto r = core_->sync_file(h, copy); !r) return undo(), failure(r.error());
     }
+    for (const path& from : gone) {
+      path to = layout::temp_name(from);
+      if (auto r = core_->rename_file(h, from, to); !r) return undo(), failure(r.error());
+      moved.emplace_back(from, to);
+    }
+    if (shared) {
+      if (auto r = core_->rename_file(h, copy, p().dirty()); !r) return undo(), failure(r.error());
+      copy.clear();
+      // A failure from here on puts the clean name back and removes the copy.
+      copy = p().dirty();
+    } else {
+      if (auto r = core_->rename_file(h, p().clean(), p().dirty()); !r) return undo(), failure(r.error());
+      renamed = true;
+    }
+    if (auto r = core_->sync_dir(h, p().dir); !r) return undo(), failure(r.error());
+    for (auto& m : moved) drop_temporary(h, m.second);
     return success();
   }
 
@@ -1073,32 +1118,80 @@ private:
     return success();
   }
 
+  //! What a commit does with the committed image it replaces.
+  enum class superseded : std::uint8_t {
+    drop,    //!< nothing: the new image holds the same bytes (resize, sparsify)
+    rotate,  //!< a revision when revisions_to_keep > 0, then the oldest beyond it are pruned (stop, import, discard)
+    keep,    //!< always a revision, and nothing is pruned: a revert never removes a revision
+  };
+
+  //! Whether the committed image `clean` may become a revision by a hard
+  //! link rather than a clone. A revision's bytes must never change, so its
+  //! inode must never become a running image, and no name that can become
+  //! one may share it. After the commit the clean name points to the new
+  //! image, so the old inode keeps its other names. Each is safe only if we
+  //! know what it is:
+  //!  - none (nlink 1): the revision is then the inode's only name;
+  //!  - the clean name of a registered snapshot or origin-snapshot volume
+  //!    of this one (its `is_outdated` link, made at its start): such a
+  //!    name is replaced or removed by that volume's start and stop, never
+  //!    written through and never renamed into a running image (by this
+  //!    library or by the Qubes driver).
+  //! Any other name is someone else's, and may be the committed image of a
+  //! volume with snapshots disabled, which its start renames into a running
+  //! image (this volume's own image, when it is an origin-snapshot, is its
+  //! source's committed image after start): the revision is a clone then.
+  //! A template that commits while its snapshots run keeps the hard link.
+  result<bool> may_link(const handle& h, const file_stat& clean) {
+    if (clean.nlink <= 1) return true;
+    std::vector<layout::volume_paths> users;
+    {
+      std::lock_guard<std::mutex> lk(core_->mu);  // after the volume's own lock, as everywhere
+      for (auto& [other, st] : core_->volumes)
+        if (st != st_ && st->cfg.snap_on_start && st->cfg.source && *st->cfg.source == vid())
+          users.push_back(st->paths);
+    }
+    std::uint64_t known = 1;
+    for (const auto& u : users) {
+      FILE_REFLINK_TRY(auto st, core_->stat_if(h, u.clean()));
+      if (st && st->ino == clean.ino && st->dev == clean.dev) ++known;
+    }
+    return known == clean.nlink;
+  }
+
   //! Commit `from` (a complete new image) as the clean image.
   //!
   //! Order, and why it is crash-safe:
   //!  1. fsync `from`: its data is durable before any name points to it.
   //!  2. the precache is moved aside (a temporary name): it is a clone of
   //!     the old clean image and must not outlive it.
-  //!  3. the old clean image gets a second name: the new revision (when
-  //!     revisions are kept), else a temporary. A hard link moves no data
-  //!     and the committed image is never modified in place, so the
-  //!     revision's bytes are exactly the old image's.
+  //!  3. the old clean image gets a second name: the new revision, else a
+  //!     temporary (only for the undo). A revision is a hard link where
+  //!     `may_link` proves it safe (the committed image is never modified in
+  //!     place, so the revision's bytes are exactly the old image's, and no
+  //!     data moves); otherwise a clone, flushed before it is named, since
+  //!     after the commit point it is a revision the policy keeps.
   //!  4. rename `from` over the clean image.
   //!  5. fsync the directory: the commit point. 2-4 are one directory's
   //!     entries: after a crash they are all there or none are (on a
   //!     journalling filesystem, a prefix of them, and every prefix keeps
   //!     the old image committed and every kept revision).
   //!  6. after the commit point, unflushed: drop the temporaries, prune
-  //!     revisions beyond revisions_to_keep, refresh the precache.
+  //!     revisions beyond revisions_to_keep (`rotate` only), refresh the
+  //!     precache.
   //! A failure before the commit point undoes 2-4.
-  result<void> commit(const handle& h, const path& from, bool with_revision) {
+  result<void> commit(const handle& h, const path& from, superseded what) {
     FILE_REFLINK_TRYV(core_->sync_file(h, from));
     FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
     FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p().precache()));
-    path stash, old;  // where the precache and the old clean image wait
-    bool old_is_revision = false;
+    path stash;            // the precache, moved aside
+    path hold;             // a second name of the old clean image: the revision itself when linked
+    bool hold_is_revision = false;
+    path copied, cloned;   // a cloned revision: its temporary name, then its name
     auto undo = [&] {
-      if (!old.empty()) (void)core_->remove_file(h, old);
+      if (!copied.empty()) (void)core_->remove_file(h, copied);
+      if (!cloned.empty()) (void)core_->remove_file(h, cloned);
+      if (!hold.empty()) (void)core_->remove_file(h, hold);  // the clean name still holds the image
       if (!stash.empty()) (void)core_->rename_file(h, stash, p().precache());
     };
     if (pre) {
@@ -1106,7 +1199,10 @@ private:
       FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), stash));
     }
     if (clean) {
-      if (with_revision && keep() > 0) {
+      const bool revision = what == superseded::keep || (what == superseded::rotate && keep() > 0);
+      path name;
+      bool link = true;
+      if (revision) {
         auto revs = list_revisions(h);
         if (!revs) return undo(), failure(revs.error());
         if (!revs.value().empty() && revs.value().rbegin()->first.first == UINT64_MAX)
@@ -1117,32 +1213,40 @@ private:
                                              std::to_string(clean->mtime.sec) +
                                              " s since 1970) is outside the years 0000-9999 that a revision's "
                                              "name can hold: the revision is stamped with the nearest one");
-        std::string stamp = layout::format_timestamp(clean->mtime.sec);
-        old = p().revision(next_number(revs.value()), stamp);
-        old_is_revision = true;
-      } else {
-        old = layout::temp_name(p().clean());
+        name = p().revision(next_number(revs.value()), layout::format_timestamp(clean->mtime.sec));
+        auto ok = may_link(h, *clean);
+        if (!ok) return undo(), failure(ok.error());
+        link = ok.value();
       }
-      if (auto r = core_->link_file(h, p().clean(), old); !r) {
-        old.clear();
+      hold = link && revision ? name : layout::temp_name(p().clean());
+      hold_is_revision = link && revision;
+      if (auto r = core_->link_file(h, p().clean(), hold); !r) {
+        hold.clear();
         return undo(), failure(r.error());
+      }
+      if (!link) {
+        copied = layout::temp_name(name);
+        if (auto r = core_->copy_file(h, p().clean(), h, copied, copy_opts()); !r) {
+          copied.clear();
+          return undo(), failure(r.error());
+        }
+        if (auto r = core_->sync_file(h, copied); !r) return undo(), failure(r.error());
+        if (auto r = core_->rename_file(h, copied, name); !r) return undo(), failure(r.error());
+        copied.clear();
+        cloned = name;
       }
     }
     if (auto r = core_->rename_file(h, from, p().clean()); !r) return undo(), failure(r.error());
     if (auto r = core_->sync_dir(h, p().dir); !r) {
       // Put the old image back under its name, and `from` under its own.
-      if (!old.empty()) {
-        (void)core_->rename_file(h, p().clean(), from);
-        (void)core_->rename_file(h, old, p().clean());
-        old.clear();
-      } else {
-        (void)core_->rename_file(h, p().clean(), from);
-      }
+      (void)core_->rename_file(h, p().clean(), from);
+      if (!hold.empty()) (void)core_->rename_file(h, hold, p().clean());
+      hold.clear();
       return undo(), failure(r.error());
     }
     if (!stash.empty()) drop_temporary(h, stash);
-    if (!old.empty() && !old_is_revision) drop_temporary(h, old);
-    prune(h);
+    if (!hold.empty() && !hold_is_revision) drop_temporary(h, hold);
+    if (what == superseded::rotate) prune(h);
     refresh_precache(h);
     return success();
   }
@@ -1150,7 +1254,7 @@ private:
   //! Publish a complete new image `tmp` whose bytes are the same as the
   //! clean image's (resize, sparsify): no revision, same ordering as commit.
   result<void> publish(const handle& h, const path& tmp) {
-    auto r = commit(h, tmp, false);
+    auto r = commit(h, tmp, superseded::drop);
     if (!r) (void)core_->remove_file(h, tmp);
     return r;
   }
@@ -1167,14 +1271,14 @@ private:
       // Keep the pinned revision: commit a durable clone of it instead.
       path tmp = layout::temp_name(p().clean());
       FILE_REFLINK_TRYV(core_->copy_file(h, src, h, tmp, copy_opts()));
-      auto r = commit(h, tmp, true);
+      auto r = commit(h, tmp, superseded::keep);
       if (!r) (void)core_->remove_file(h, tmp);
       return r;
     }
     // The revision's data is durable already: committing it is renaming it.
     // (commit still fsyncs it first; with no dirty data that is a device
     // cache flush on XFS and ext4, nearly nothing on btrfs.)
-    return commit(h, src, true);
+    return commit(h, src, superseded::keep);
   }
 
   //! A precache: a clone of the clean image with its mtime, so that the next

@@ -8,9 +8,12 @@
 //! a pool, a revision label. For every accepted vid, each file it names lies
 //! strictly inside the pool (no empty, "." or ".." component, not absolute,
 //! every name within NAME_MAX), classifies back to that vid and role, and no
-//! file of another accepted vid is the same path, or a directory on the way
-//! to it, or is classified as the first vid's. A name classifies the way it
-//! is built, and a timestamp parses only if formatting it gives it back.
+//! file of another accepted vid is the same path or is classified as the
+//! first vid's; where a file of one is a directory on the way to a file of
+//! the other (a VM directory named "backup.img" beside a volume "backup"),
+//! `vid_collision` says so, and it says so only then. A name classifies the
+//! way it is built, and a timestamp parses only if formatting it gives it
+//! back.
 #pragma once
 
 #include <file_reflink/layout.hpp>
@@ -101,14 +104,21 @@ inline std::string check_vid(std::string_view vid) {
 inline std::string check_two_vids(std::string_view a, std::string_view b) {
   if (a == b || layout::vid_problem(a) || layout::vid_problem(b)) return std::string();
   auto fa = files_of(a), fb = files_of(b);
+  bool nested = false;  // a file of one is a directory on the way to a file of the other
+  auto is_dir_of = [](const std::string& file, const std::string& other) {
+    return other.size() > file.size() && other.compare(0, file.size(), file) == 0 && other[file.size()] == '/';
+  };
   for (const named_file& x : fa) {
     for (const named_file& y : fb) {
-      if (x.kind == layout::file_kind::temporary || y.kind == layout::file_kind::temporary) continue;
       if (x.rel == y.rel) return "volumes '" + std::string(a) + "' and '" + std::string(b) + "' share file " + x.rel;
-      if (y.rel.size() > x.rel.size() && y.rel.compare(0, x.rel.size(), x.rel) == 0 && y.rel[x.rel.size()] == '/')
-        return "file " + x.rel + " of '" + std::string(a) + "' is a directory of '" + std::string(b) + "'";
+      if (x.kind == layout::file_kind::temporary || y.kind == layout::file_kind::temporary) continue;
+      nested = nested || is_dir_of(x.rel, y.rel) || is_dir_of(y.rel, x.rel);
     }
   }
+  const bool said = static_cast<bool>(layout::vid_collision(a, b));
+  if (nested && !said)
+    return "a file of '" + std::string(a) + "' or '" + std::string(b) + "' is a directory of the other, and vid_collision accepts them";
+  if (!nested && said) return "vid_collision refuses '" + std::string(a) + "' and '" + std::string(b) + "', which do not collide";
   return std::string();
 }
 
@@ -134,7 +144,7 @@ inline std::string check_name(std::string_view name) {
     }
   }
   if (rebuilt != name) return "name '" + std::string(name) + "' classifies as '" + rebuilt + "'";
-  if (layout::vid_problem(info.base)) return "name '" + std::string(name) + "' has a base no vid can have";
+  if (layout::name_problem(info.base)) return "name '" + std::string(name) + "' has a base no vid can end in";
   return std::string();
 }
 
@@ -153,7 +163,6 @@ inline std::string check_label(std::string_view label) {
 inline std::string check_stamp(std::string_view s) {
   auto t = layout::parse_timestamp(s);
   if (!t) return std::string();
-  if (s.size() == 20 && s.substr(17, 2) == "60") return std::string();  // a leap second: accepted, normalised
   if (layout::format_timestamp(*t) != s) return "timestamp '" + std::string(s) + "' formats as " + layout::format_timestamp(*t);
   return std::string();
 }

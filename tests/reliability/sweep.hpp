@@ -526,6 +526,13 @@ void sweep_all_kinds(const std::string& which, const operation& op, Sweep&& swee
   ledger::get().add(operations_section, op.name, total);
   for (auto& r : reports) MESSAGE(r);
   CHECK_MESSAGE(total.violations == 0, op.name << ": " << total.violations << " violation(s)");
+  // A sweep that crashed or failed nothing proved nothing: an operation
+  // refused on every kind (a broken prep, a refusal added by mistake) would
+  // otherwise pass with an empty row.
+  if (which == "crash sweep")
+    CHECK_MESSAGE(total.crash_points > 0, op.name << ": no kind ran it, so no crash point was swept");
+  else
+    CHECK_MESSAGE(total.faults > 0, op.name << ": no kind ran it, so no fault was injected");
 }
 
 }  // namespace file_reflink::reliability
