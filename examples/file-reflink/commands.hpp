@@ -32,6 +32,7 @@ struct volume_args {
   std::string dir, vid;
   std::string operand1, operand2;  //!< REV|LABEL, SIZE, FILE, OFF and LEN...
   std::optional<std::string> size; //!< import: the size of data on a pipe
+  bool force = false;               //!< remove: a running volume, or a source of other volumes
 };
 
 result<void> pool_init(const pool_init_args& a, const common_options& o);

@@ -163,6 +163,9 @@ int main(int argc, char** argv) {
     if (vc.json) json_flag(c);
     if (std::string(vc.name) == "import")
       c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)");
+    if (std::string(vc.name) == "remove")
+      c->add_flag("--force", va.force,
+                  "Remove it even while it runs (its VM's unsaved data is lost) or while other volumes start from it");
     auto run = vc.run;
     c->callback([&, run] { action = [&, run] { return run(va, opts); }; });
   }

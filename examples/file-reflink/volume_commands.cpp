@@ -395,14 +395,13 @@ result<void> volume_sparsify(const volume_args& a, const common_options& o) {
 
 result<void> volume_remove(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
-  std::vector<std::string> users;
-  for (auto& [vid, c] : ov.session.file().volumes)
-    if (c.source && *c.source == a.vid) users.push_back(vid);
-  if (!users.empty())
-    return failure(error(std::make_error_code(std::errc::device_or_resource_busy),
-                         "volume remove '" + a.vid + "': it is the source of " + join(users, ", ") +
-                             ": remove them first"));
-  FILE_REFLINK_TRYV(ov.volume.remove());
+  // The library refuses a running volume (its VM's unsaved data, an attached
+  // loop device) and a source of other volumes; --force overrides both.
+  if (auto r = ov.volume.remove(a.force); !r) {
+    if (r.error() == errc::volume_running || r.error() == errc::source_in_use)
+      return failure(error(r.error().code(), r.error().message() + " (--force removes it anyway)"));
+    return failure(r.error());
+  }
   ov.session.file().volumes.erase(a.vid);
   return ov.session.save();
 }

@@ -503,7 +503,9 @@ CLI_TEST("cli: bad arguments and their exit codes") {
   CHECK(fails(1, {"volume", "import", P, "vm/private", "-"}, "x").err.find("running") != std::string::npos);
   ok({"volume", "stop", P, "vm/private"});
   ok({"volume", "create", P, "vm/root", "--kind", "snapshot", "--source", "vm/private"});
-  CHECK(fails(1, {"volume", "remove", P, "vm/private"}).err.find("vm/root") != std::string::npos);
+  ran source = fails(1, {"volume", "remove", P, "vm/private"});
+  CHECK(source.err.find("vm/root") != std::string::npos);
+  CHECK(source.err.find("--force") != std::string::npos);
 
   // Help is not an error.
   ran help = run({"--help"});
@@ -594,7 +596,17 @@ CLI_TEST("cli: resize, discard, sparsify and remove") {
   fails(1, {"volume", "discard", P, "vm/private", "31M", "2M"});  // beyond the end
 
   ok({"volume", "create", P, "vm/volatile", "--kind", "volatile", "--size", "4M"});
-  ok({"volume", "remove", P, "vm/private"});
+  // A running volume: refused, nothing removed, unless --force.
+  ok({"volume", "start", P, "vm/private"});
+  ok({"volume", "start", P, "vm/volatile"});
+  ran refused = fails(1, {"volume", "remove", P, "vm/private"});
+  CHECK(refused.err.find("running") != std::string::npos);
+  CHECK(refused.err.find("--force") != std::string::npos);
+  CHECK(fails(1, {"volume", "remove", P, "vm/volatile"}).err.find("--force") != std::string::npos);
+  CHECK(exists(P + "/vm/private-dirty.img"));
+  CHECK(ok_json({"volume", "list", P, "--json"}).size() == 2);
+  ok({"volume", "remove", P, "vm/private", "--force"});
+  ok({"volume", "stop", P, "vm/volatile"});
   ok({"volume", "remove", P, "vm/volatile"});
   CHECK(ok_json({"volume", "list", P, "--json"}).empty());
   CHECK(tree(P) == std::vector<std::string>{".file-reflink-pool", ".file-reflink-volumes.json", ".file-reflink.lock"});
