@@ -220,6 +220,28 @@ inline auto failure(errc e, const std::string& what) {
 //! A failed result from an existing error.
 inline auto failure(error e) { return BOOST_OUTCOME_V2_NAMESPACE::failure(std::move(e)); }
 
+//! A failed result from an errno value for the catch handler of a noexcept
+//! function, where memory may be exhausted: the message `what()` + the OS
+//! reason if it can be built, else the code alone. Never throws, so a
+//! handler that reports std::bad_alloc cannot terminate the process.
+//! `what` is a callable returning the description, or a C string.
+template <class What>
+auto errno_failure_nothrow(int err, const What& what) noexcept {
+  const std::error_code ec(err, std::system_category());
+  try {
+    std::string m;
+    if constexpr (std::is_convertible_v<const What&, const char*>)
+      m = static_cast<const char*>(what);
+    else
+      m = what();
+    m += ": ";
+    m += ec.message();
+    return BOOST_OUTCOME_V2_NAMESPACE::failure(error(ec, std::move(m)));
+  } catch (...) {
+    return BOOST_OUTCOME_V2_NAMESPACE::failure(error(ec, std::string()));
+  }
+}
+
 }  // namespace file_reflink
 
 namespace BOOST_OUTCOME_V2_NAMESPACE {

@@ -311,7 +311,7 @@ public:
   result<block_device_info> block_device() noexcept {
     return run("block_device", [&](const handle& h) -> result<block_device_info> {
       block_device_info b;
-      b.device_path = core_->ops.path_of(h, p().dirty());
+      FILE_REFLINK_TRY(b.device_path, core_->absolute(h, p().dirty()));
       b.read_only = !cfg().rw;
       b.name = name();
       return b;
@@ -445,6 +445,7 @@ public:
           if (snapshots_disabled() && clean->nlink == 1) {
             // No clone is ever made: grow the one image in place (only
             // when no other name shares it: that name would grow too).
+            FILE_REFLINK_TRYV(drop_precache(h));
             FILE_REFLINK_TRYV(core_->ops.resize(h, p().clean(), new_size));
             core_->log(log_level::info, "Resized file: " + core_->abs(h, p().clean()) + " to " +
                                             detail::bytes_text(new_size));
@@ -480,7 +481,7 @@ public:
       FILE_REFLINK_TRYV(require_save_on_stop());
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
-      path out = core_->ops.path_of(h, p().clean());
+      FILE_REFLINK_TRY(path out, core_->absolute(h, p().clean()));
       st_->exports.insert(out.string());
       return out;
     });
@@ -506,9 +507,10 @@ public:
       FILE_REFLINK_TRYV(require_importable(h));
       FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
       FILE_REFLINK_TRYV(core_->remove_file(h, p().import()));
+      FILE_REFLINK_TRY(path out, core_->absolute(h, p().import()));
       FILE_REFLINK_TRYV(core_->create_sparse(h, p().import(), size, create_mode::exclusive));
       st_->importing = true;
-      return core_->ops.path_of(h, p().import());
+      return out;
     });
   }
 
@@ -584,6 +586,7 @@ public:
       if (snapshots_disabled() && clean->nlink == 1) {
         // The committed image itself, in place: flushed as sparsify and
         // resize flush it, or a crash after success brings the data back.
+        FILE_REFLINK_TRYV(drop_precache(h));
         FILE_REFLINK_TRYV(punch(h, p().clean(), offset, length));
         return core_->sync_file(h, p().clean());
       }
@@ -612,6 +615,7 @@ public:
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
       if (!clean) return failure(errc::image_not_found, "missing image file " + core_->abs(h, p().clean()));
       if (snapshots_disabled() && clean->nlink == 1) {
+        FILE_REFLINK_TRYV(drop_precache(h));
         FILE_REFLINK_TRY(auto freed, punch_zeros(h, p().clean()));
         if (freed) FILE_REFLINK_TRYV(core_->sync_file(h, p().clean()));
         return freed;
@@ -883,7 +887,8 @@ private:
     return removed;
   }
 
-  //! Remove every file of the vid (see `remove_names`).
+  //! Remove every file of the vid (see `remove_names`), an import this
+  //! process has open included.
   result<void> remove_all_files(const handle& h) {
     FILE_REFLINK_TRYV(remove_incomplete(h));
     FILE_REFLINK_TRY(auto entries, core_->list_if(h, p().dir));
@@ -892,10 +897,22 @@ private:
       if (e.type == file_type::directory) continue;
       layout::name_info info = layout::classify(e.name);
       if (info.base != p().base || info.kind == layout::file_kind::foreign) continue;
-      if (info.kind == layout::file_kind::import && st_->importing) continue;
       names.push_back(p().dir / e.name);
     }
-    return remove_names(h, names);
+    FILE_REFLINK_TRYV(remove_names(h, names));
+    st_->importing = false;  // an import this process had open went with the rest
+    return success();
+  }
+
+  //! Before the committed image changes in place (snapshots disabled): a
+  //! precache (another program's, or one from before snapshots were
+  //! disabled) goes, durably. Its mtime and size cannot tell it from the
+  //! changed image where the clock did not move, and a later start with
+  //! snapshots enabled would hand it to the VM.
+  result<void> drop_precache(const handle& h) {
+    FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p().precache()));
+    if (!pre) return success();
+    return remove_names(h, {p().precache()});
   }
 
   //! Remove files of this volume so that a failure loses nothing. Phase 1
@@ -968,31 +985,37 @@ private:
     for (auto& [key, e] : revs)
       if (e.has_file && e.pins.empty()) gone.push_back(p().revision(e.n, e.stamp));
     const bool shared = clean->nlink > 1;
-    if (shared) gone.push_back(p().clean());
-    std::vector<std::pair<path, path>> moved;
-    path copy;
+    // The committed image always keeps a name of its own: with a shared
+    // image, the copy is the running image before the clean name goes (a
+    // crash between the two leaves a running volume with a stale clean
+    // image, which its stop replaces).
+    path copy;           // the copy, until it is the running image
+    bool copied = false; // the running image is the copy
     bool renamed = false;
+    std::vector<std::pair<path, path>> moved;
     auto undo = [&] {
+      // Names come back first: a committed image is never left with only a
+      // temporary name, whatever part of this fails too.
       if (renamed) (void)core_->rename_file(h, p().dirty(), p().clean());
-      if (!copy.empty()) (void)core_->remove_file(h, copy);
       for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
+      if (!copy.empty()) (void)core_->remove_file(h, copy);
+      if (copied) (void)core_->remove_file(h, p().dirty());
     };
     if (shared) {
       copy = layout::temp_name(p().dirty());
       if (auto r = core_->copy_file(h, p().clean(), h, copy, copy_opts()); !r) return copy.clear(), failure(r.error());
       if (auto r = core_->sync_file(h, copy); !r) return undo(), failure(r.error());
+      if (auto r = core_->rename_file(h, copy, p().dirty()); !r) return undo(), failure(r.error());
+      copy.clear();
+      copied = true;
+      gone.push_back(p().clean());
     }
     for (const path& from : gone) {
       path to = layout::temp_name(from);
       if (auto r = core_->rename_file(h, from, to); !r) return undo(), failure(r.error());
       moved.emplace_back(from, to);
     }
-    if (shared) {
-      if (auto r = core_->rename_file(h, copy, p().dirty()); !r) return undo(), failure(r.error());
-      copy.clear();
-      // A failure from here on puts the clean name back and removes the copy.
-      copy = p().dirty();
-    } else {
+    if (!shared) {
       if (auto r = core_->rename_file(h, p().clean(), p().dirty()); !r) return undo(), failure(r.error());
       renamed = true;
     }

@@ -200,6 +200,14 @@ public:
 
   std::string abs(const handle& h, const path& rel) const { return q(ops.path_of(h, rel)); }
 
+  //! The absolute path of `rel`, to hand to a caller: the policy's path_of
+  //! cannot report a failure and says "" when it could not build it.
+  result<path> absolute(const handle& h, const path& rel) const {
+    path p = ops.path_of(h, rel);
+    if (p.empty()) return errno_failure_nothrow(ENOMEM, [&] { return "the absolute path of " + q(rel); });
+    return p;
+  }
+
   //! The fallback is announced once: when setup's probe or the first copy
   //! finds the filesystem without reflinks (later copies do not try again).
   void warn_no_reflinks(const handle& h) const {
@@ -210,11 +218,13 @@ public:
 
   // ---- primitives: one policy call (or a few), logged -----------------------
 
-  //! Stat, mapping "not there" to an empty optional.
+  //! Stat, mapping "not there" to an empty optional (also where a directory
+  //! on the way is a file: ENOTDIR).
   result<std::optional<file_stat>> stat_if(const handle& h, const path& rel) {
     auto st = ops.stat(h, rel);
     if (!st) {
-      if (st.error() == std::errc::no_such_file_or_directory) return std::optional<file_stat>();
+      if (st.error() == std::errc::no_such_file_or_directory || st.error() == std::errc::not_a_directory)
+        return std::optional<file_stat>();
       return failure(st.error());
     }
     return std::optional<file_stat>(st.value());

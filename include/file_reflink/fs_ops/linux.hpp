@@ -557,7 +557,7 @@ public:
     auto state = std::make_shared<dir_state>(std::move(fd), dir);
     return opened_dir<dir_handle>{dir_handle(std::move(state)), created};
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "open_dir");
+    return errno_failure_nothrow(ENOMEM, "open_dir");
   }
 
   //! stat of an absolute path, following symlinks: a pool compares its
@@ -568,7 +568,7 @@ public:
       return errno_failure(errno, "stat_path '" + abs.string() + "'");
     return detail::linux_impl::to_file_stat(st);
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "stat_path");
+    return errno_failure_nothrow(ENOMEM, "stat_path");
   }
 
   //! Removes the empty directory `abs`, then fsyncs its parent: the removal
@@ -588,7 +588,7 @@ public:
     if (detail::retry_eintr(::fsync, dir.get()) < 0) return fail(errno);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "remove_dir");
+    return errno_failure_nothrow(ENOMEM, "remove_dir");
   }
 
   //! The handle's absolute path joined with `rel`, lexically.
@@ -602,7 +602,7 @@ public:
       return fail(errno, "mkdir", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "mkdir");
+    return errno_failure_nothrow(ENOMEM, "mkdir");
   }
 
   //! Removes one empty directory.
@@ -613,7 +613,7 @@ public:
       return fail(errno, "rmdir", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "rmdir");
+    return errno_failure_nothrow(ENOMEM, "rmdir");
   }
 
   //! A sparse regular file of `size`, mode 0600 (an image is nobody else's
@@ -632,7 +632,7 @@ public:
     guard.dismiss();
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "create");
+    return errno_failure_nothrow(ENOMEM, "create");
   }
 
   //! Reads up to `len` bytes at `offset`; fewer only at the end of the file.
@@ -645,7 +645,7 @@ public:
     if (int err = detail::pread_full(fd.get(), buf, len, offset, got)) return fail(err, "read", h, rel);
     return got;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "read");
+    return errno_failure_nothrow(ENOMEM, "read");
   }
 
   //! Writes all `len` bytes at `offset` (beyond the end leaves a hole).
@@ -657,7 +657,7 @@ public:
     if (int err = detail::pwrite_full(fd.get(), data, len, offset)) return fail(err, "write", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "write");
+    return errno_failure_nothrow(ENOMEM, "write");
   }
 
   //! Truncates or extends (sparsely) to `size`.
@@ -669,7 +669,7 @@ public:
       return fail(errno, "resize", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "resize");
+    return errno_failure_nothrow(ENOMEM, "resize");
   }
 
   //! Deallocates a range (it reads as zeros after); the size stays.
@@ -684,7 +684,7 @@ public:
       return fail(errno, "punch_hole", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "punch_hole");
+    return errno_failure_nothrow(ENOMEM, "punch_hole");
   }
 
   //! Renames `from` to `to`, replacing `to`; a symlink is renamed, not followed.
@@ -696,7 +696,7 @@ public:
     if (err) return fail(err, "rename", h, from, h, to);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "rename");
+    return errno_failure_nothrow(ENOMEM, "rename");
   }
 
   //! A hard link `to` of `from` (EEXIST if `to` exists; a symlink is linked
@@ -709,7 +709,7 @@ public:
     if (err) return fail(err, "link", h, from, h, to);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "link");
+    return errno_failure_nothrow(ENOMEM, "link");
   }
 
   //! Unlinks a file or a symlink (never what it points to); EISDIR for a
@@ -720,7 +720,7 @@ public:
     if (detail::retry_eintr(::unlinkat, loc.dir, loc.name.c_str(), 0) < 0) return fail(errno, "remove", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "remove");
+    return errno_failure_nothrow(ENOMEM, "remove");
   }
 
   //! Flushes a file's data and metadata, or a directory's entries ("" is
@@ -732,7 +732,7 @@ public:
     if (detail::retry_eintr(::fsync, fd.get()) < 0) return fail(errno, "fsync", h, rel);
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "fsync");
+    return errno_failure_nothrow(ENOMEM, "fsync");
   }
 
   //! lstat: a symlink is reported as one, not followed.
@@ -744,7 +744,7 @@ public:
     if (int err = stat_at(loc, st)) return fail(err, "stat", h, rel);
     return to_file_stat(st);
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "stat");
+    return errno_failure_nothrow(ENOMEM, "stat");
   }
 
   //! Sets the modification time (ns since the epoch) and leaves the access
@@ -769,7 +769,7 @@ public:
     }
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "set_mtime");
+    return errno_failure_nothrow(ENOMEM, "set_mtime");
   }
 
   //! The entries of a directory, without "." and "..", sorted by name.
@@ -812,7 +812,7 @@ public:
               [](const dir_entry& a, const dir_entry& b) { return a.name < b.name; });
     return entries;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "list");
+    return errno_failure_nothrow(ENOMEM, "list");
   }
 
   //! Size and free space of the filesystem that holds the handle's directory.
@@ -826,7 +826,7 @@ public:
     space.available = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     return space;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "statvfs");
+    return errno_failure_nothrow(ENOMEM, "statvfs");
   }
 
   //! The file's extents as the filesystem maps them (FIEMAP, after a sync so
@@ -863,7 +863,7 @@ public:
     }
     return out;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "extents");
+    return errno_failure_nothrow(ENOMEM, "extents");
   }
 
   //! A new file `dst` (exclusive, 0600) sharing every extent of `src`
@@ -884,7 +884,7 @@ public:
     guard.dismiss();
     return success();
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "clone");
+    return errno_failure_nothrow(ENOMEM, "clone");
   }
 
   //! A new file `dst` (exclusive, 0600) with `src`'s bytes, holes kept:
@@ -983,7 +983,7 @@ public:
     guard.dismiss();
     return res;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "copy");
+    return errno_failure_nothrow(ENOMEM, "copy");
   }
 
   //! Tells every loop device backed by the file that its size changed
@@ -1032,7 +1032,7 @@ public:
     }
     return told;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "notify_resize");
+    return errno_failure_nothrow(ENOMEM, "notify_resize");
   }
 
   //! Whether a clone works in the handle's directory: clones a small
@@ -1055,7 +1055,7 @@ public:
     h.state_->no_reflinks.store(true);
     return false;
   } catch (const std::exception&) {
-    return errno_failure(ENOMEM, "probe_reflink");
+    return errno_failure_nothrow(ENOMEM, "probe_reflink");
   }
 
 private:

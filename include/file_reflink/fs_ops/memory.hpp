@@ -265,6 +265,13 @@ public:
         if (dst_dir && !dst->dir->entries.empty()) return fail(c, ENOTEMPTY);
       }
       if (src_dir && contains(*src, b.parent.get())) return fail(c, EINVAL);
+      // Every allocation before the first change, so that running out of
+      // memory fails the call with nothing changed, as rename(2) either
+      // happens or not: the durable records of both names, and the new
+      // name's slot (filled below, after the old name is gone).
+      detail::memfs::remember(*a.parent->dir, a.name);
+      detail::memfs::remember(*b.parent->dir, b.name);
+      if (!dst) b.parent->dir->entries.emplace(std::string(b.name), nullptr);
       const file_time now = s_->now();
       if (dst) {
         if (dst->type == kind::directory) {
@@ -841,9 +848,9 @@ private:
       if (int err = admit(c)) return fail(c, err);
       return body();
     } catch (const std::bad_alloc&) {
-      return fail(c, ENOMEM);
+      return errno_failure_nothrow(ENOMEM, [&] { return c.what(); });
     } catch (...) {
-      return fail(c, EIO);
+      return errno_failure_nothrow(EIO, [&] { return c.what(); });
     }
   }
 
@@ -854,9 +861,9 @@ private:
       std::lock_guard<std::recursive_mutex> lock(s_->mutex);
       return body();
     } catch (const std::bad_alloc&) {
-      return api_fail(what, abs, ENOMEM);
+      return errno_failure_nothrow(ENOMEM, [&] { return std::string(what) + " '" + abs.string() + "'"; });
     } catch (...) {
-      return api_fail(what, abs, EIO);
+      return errno_failure_nothrow(EIO, [&] { return std::string(what) + " '" + abs.string() + "'"; });
     }
   }
 
