@@ -2,7 +2,9 @@
 // Many threads, many volumes, random operations on one pool. Each origin
 // volume has an owner thread that changes it (so the test knows what it
 // must hold at the end); every thread also reads every volume, starts and
-// stops snapshots of any of them, and imports from them. Run under
+// stops snapshots of any of them, and imports from them; each also removes
+// and re-creates a scratch volume of its own, and tries to destroy the pool
+// (refused: volumes have files) while the others work. Run under
 // ThreadSanitizer in CI.
 #include "pool_support.hpp"
 
@@ -30,6 +32,8 @@ FILE_REFLINK_FIXTURE_TEST("concurrency: threads x volumes x random operations ke
   std::vector<volume_t> snapshots;
   for (int t = 0; t < threads; ++t)
     snapshots.push_back(env.add(volume_config::snapshot("disp" + std::to_string(t) + "/root", origins[t * owned].vid())));
+  std::vector<volume_t> scratch;
+  for (int t = 0; t < threads; ++t) scratch.push_back(env.origin("tmp" + std::to_string(t) + "/scratch", 64 * KiB));
 
   std::atomic<int> unexpected{0};
   std::mutex report_mu;
@@ -46,7 +50,7 @@ FILE_REFLINK_FIXTURE_TEST("concurrency: threads x volumes x random operations ke
     for (int round = 0; round < rounds; ++round) {
       int mine = t * owned + pick(owned);
       volume_t& v = origins[mine];
-      switch (pick(6)) {
+      switch (pick(8)) {
         case 0:
         case 1: {  // a VM session on an owned volume
           if (auto r = v.start(); !r) { bad("start", r.error()); break; }
@@ -84,6 +88,25 @@ FILE_REFLINK_FIXTURE_TEST("concurrency: threads x volumes x random operations ke
           if (auto r = env.pool.scan(); !r) bad("scan", r.error());
           break;
         }
+        case 6: {  // remove the scratch volume (running or not) and make it again
+          volume_t& sv = scratch[t];
+          if (pick(2) == 0)
+            if (auto r = sv.start(); !r) { bad("scratch start", r.error()); break; }
+          if (auto r = sv.remove(true); !r) { bad("scratch remove", r.error()); break; }
+          auto again = env.pool.init_volume(volume_config::origin(sv.vid(), 64 * KiB));
+          if (!again) { bad("scratch init_volume", again.error()); break; }
+          sv = again.value();
+          if (auto r = sv.create(); !r) bad("scratch create", r.error());
+          break;
+        }
+        case 7: {  // destroy is refused while volumes have files, and blocks nobody for long
+          auto r = env.pool.destroy();
+          if (r)
+            ++unexpected;
+          else if (r.error() != std::errc::directory_not_empty)
+            bad("destroy", r.error());
+          break;
+        }
       }
     }
   };
@@ -99,6 +122,7 @@ FILE_REFLINK_FIXTURE_TEST("concurrency: threads x volumes x random operations ke
     CHECK_FALSE(REQUIRE_VALUE(origins[i].is_dirty()));
     CHECK(REQUIRE_VALUE(origins[i].revisions()).size() <= 2);
   }
+  for (auto& sv : scratch) CHECK(env.has(env.clean(sv.vid())));
   CHECK(temporaries(env.files()).empty());
   auto rep = REQUIRE_VALUE(env.pool.recover());
   CHECK(rep.removed.empty());
