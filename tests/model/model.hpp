@@ -376,11 +376,12 @@ public:
     v.sort_revs();
   }
 
-  //! Every file of `vid` is gone (remove, create's first step). An open
-  //! import survives a create (`keep_open_import`), nothing survives a remove.
-  static void remove_files(volume& v, bool keep_open_import) {
+  //! Every file of `vid` is gone (remove, create's first step), an import
+  //! this process has open too (as the Qubes driver's create removes it).
+  static void remove_files(volume& v) {
     v.clean = v.dirty = nullptr;
-    if (!(keep_open_import && v.importing)) v.import = nullptr;
+    v.import = nullptr;
+    v.importing = false;
     v.revs.clear();
     v.temps.clear();
     v.precache_absent = true;
@@ -410,7 +411,7 @@ public:
   }
 
   outcome create(volume& v) {
-    remove_files(v, true);
+    remove_files(v);
     if (v.reg->kind == volume_kind::origin) {
       v.clean = zeros(v.size);
       v.precache_absent = snapshots_disabled(v);
@@ -606,7 +607,7 @@ public:
       for (auto& [other, o] : vols)
         if (other != vid && o.reg && snaps(o.reg->kind) && o.reg->source == vid) return errc::source_in_use;
     }
-    remove_files(v, false);
+    remove_files(v);
     v.importing = false;
     v.reg.reset();
     return std::nullopt;
