@@ -371,7 +371,8 @@ TEST_CASE("memory: copy sizes, progress and cancellation") {
     return true;
   };
   MEM_REQUIRE_OK(fs.copy(h, "src", h, "copied", slow));
-  REQUIRE(seen.size() >= 4);
+  // One report per piece of up to 4 MiB, as LinuxFsOps reads and writes them.
+  REQUIRE(seen.size() == 1);
   CHECK(seen.back() == 3 * 1024 * 1024 + 10);
 
   slow.progress = [&](std::uint64_t done, std::uint64_t) { return done < 2 * 1024 * 1024; };
@@ -682,7 +683,9 @@ TEST_CASE("memory: errno of the directory operations") {
   MEM_REQUIRE_ERRNO(fs.create(h, "missing/g", 0, create_mode::exclusive), ENOENT);
   MEM_REQUIRE_ERRNO(fs.link(h, "d", "d2"), EPERM);
   MEM_REQUIRE_ERRNO(fs.rename(h, "d", "d/sub"), EINVAL);
-  MEM_REQUIRE_ERRNO(fs.rename(h, "d/f", "d"), EISDIR);
+  // The target is the source's own directory: the kernel says ENOTEMPTY
+  // before it looks at the types.
+  MEM_REQUIRE_ERRNO(fs.rename(h, "d/f", "d"), ENOTEMPTY);
   MEM_REQUIRE_ERRNO(fs.create(h, "d", 0, create_mode::truncate), EISDIR);
   char c;
   MEM_REQUIRE_ERRNO(fs.read(h, "d", 0, &c, 1), EISDIR);
