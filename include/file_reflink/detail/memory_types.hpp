@@ -95,8 +95,10 @@ enum class fs_quirks : std::uint8_t {
   //! it is (still shared with a clone); rename over a non-empty directory
   //! says ENOTEMPTY; FIEMAP of a directory says EOPNOTSUPP.
   btrfs,
-  //! ext4: as XFS, but rename over a non-empty directory says ENOTEMPTY and
-  //! FIEMAP of a directory maps its block.
+  //! ext4: as XFS, but rename over a non-empty directory says ENOTEMPTY,
+  //! FIEMAP of a directory maps its block, punch_hole past the end of file
+  //! frees the whole last block, and no file can be made in a removed
+  //! directory even with O_TMPFILE (EPERM).
   ext4,
 };
 

@@ -2,9 +2,39 @@
 //! \file
 //! `MemoryFsOps`: an in-memory filesystem with real copy-on-write, so that
 //! code built on `file_reflink` can be tested without root, btrfs or loop
-//! devices. It behaves like Linux on btrfs/XFS (errno for errno), mounts
-//! ext4-like filesystems without reflinks on request, keeps a worst-case
-//! durable state for crash tests, and can fail chosen calls.
+//! devices. It behaves like LinuxFsOps on btrfs, XFS or ext4 (errno for
+//! errno, timestamps, sizes, allocation and sharing; `mount_options::btrfs()`,
+//! `xfs()`, `ext4()`), keeps a worst-case durable state for crash tests, and
+//! can fail chosen calls. tests/differential holds it to that, call by call,
+//! against the real filesystems.
+//!
+//! Where it knowingly differs from them, and why:
+//! - btrfs keeps the data of a file of up to 2 KiB inside its metadata
+//!   (inline): FIEMAP says physical 0 and a clone copies those bytes. The
+//!   mock shares them like any block; no image is that small.
+//! - btrfs flags a whole on-disk extent shared when any part of it is used
+//!   elsewhere (a clone cut short, one block rewritten in one of two
+//!   clones), and makes one extent of the writes one writeback flushes. The
+//!   mock flags exactly the shared blocks, as XFS does; what it flags shared
+//!   btrfs flags too.
+//! - btrfs's punch_hole of a range without data moves the times, and may
+//!   write a zeroed block at a partial end of the range, depending on the
+//!   extent maps it cached on earlier calls, reads included. The mock
+//!   follows the maps btrfs makes as a file grows (see `in_first_hole`).
+//! - XFS preallocates past the end of a growing file and around a block it
+//!   copies (speculative preallocation, the COW extent size hint), and ext4
+//!   counts the blocks of its extent tree: st_blocks (and, past the end of
+//!   file, FIEMAP) show more than the data until the filesystem trims it.
+//!   The mock allocates only the data's blocks.
+//! - What a filesystem finishes in the background (XFS inactivates an
+//!   unlinked inode later, btrfs drops extent references at its commit)
+//!   is done at once: the mock shows the settled state.
+//! - A directory's size and allocation are each filesystem's own (btrfs:
+//!   bytes of names, XFS: its short form, ext4: blocks); the mock says one
+//!   block. ext4's FIEMAP of a directory maps one block, however large.
+//! - A write that runs out of space fails whole and changes nothing (the
+//!   kernel may write a part first). No modes, owners or permissions: the
+//!   tests run as root. Physical addresses are made up, unique per block.
 #pragma once
 
 #include <file_reflink/detail/memory_extents.hpp>
