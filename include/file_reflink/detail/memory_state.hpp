@@ -9,6 +9,7 @@
 #include <file_reflink/detail/memory_types.hpp>
 #include <file_reflink/fs_ops.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -125,18 +126,34 @@ struct Inode {
 //! it outlives the tree below `root`, whose chunks uncharge it as they go.
 struct Filesystem : std::enable_shared_from_this<Filesystem> {
   std::atomic<std::uint64_t> used{0};
-  std::atomic<bool> no_reflinks{false};  //!< a copy found clones unsupported here
   std::uint64_t dev = 0;
   std::uint64_t capacity = 0;
   std::uint64_t next_ino = 256;
   bool reflink = true;
+  std::uint64_t max_file_size = 0;
+  std::int64_t time_min = INT64_MIN;
+  std::int64_t time_max = INT64_MAX;
+  fs_quirks quirks = fs_quirks::xfs;
   InodePtr root;
+
+  //! A timestamp as this filesystem stores it (the kernel's `timestamp_truncate`).
+  file_time clamp(file_time t) const noexcept {
+    if (t.sec <= time_min) return file_time{time_min, 0};
+    if (t.sec >= time_max) return file_time{time_max, 0};
+    return t;
+  }
 
   std::uint64_t free_bytes() const noexcept {
     const std::uint64_t u = used.load(std::memory_order_relaxed);
     return u >= capacity ? 0 : capacity - u;
   }
 };
+
+inline void touch(Inode& n, file_time now) noexcept {
+  n.mtime = n.fs->clamp(now);
+  n.ctime = std::max(n.mtime, n.ctime.next());
+}
+inline void touch_ctime(Inode& n, file_time now) noexcept { n.ctime = std::max(n.fs->clamp(now), n.ctime.next()); }
 
 //! A simulated loop device: it holds its backing inode, like the kernel's.
 struct LoopDevice {
@@ -153,11 +170,8 @@ inline file_time real_now() noexcept {
 //! The modification and change time after a change: ctime also moves on by
 //! at least a nanosecond, so (dev, ino, ctime) stays a valid cache key even
 //! with a frozen clock.
-inline void touch(Inode& n, file_time now) noexcept {
-  n.mtime = now;
-  n.ctime = std::max(now, n.ctime.next());
-}
-inline void touch_ctime(Inode& n, file_time now) noexcept { n.ctime = std::max(now, n.ctime.next()); }
+inline void touch(Inode& n, file_time now) noexcept;
+inline void touch_ctime(Inode& n, file_time now) noexcept;
 
 //! Follow mounts stacked on a directory to the topmost filesystem's root.
 inline InodePtr through_mounts(InodePtr n) {
@@ -256,11 +270,30 @@ inline bool plain_path(std::string_view rel) noexcept {
   }
 }
 
+//! The longest name a directory holds and the longest path the kernel
+//! takes in one string (with its NUL), as on Linux.
+inline constexpr std::size_t name_max = 255;
+inline constexpr std::size_t path_max = 4096;
+
+//! A directory removed while something still holds it (as IS_DEADDIR).
+inline bool dead(const Inode& dir) noexcept { return dir.nlink == 0; }
+
+//! Why `name` is not in `dir`, as the kernel's lookup says it: a removed
+//! directory has no names (ENOENT), a name longer than NAME_MAX cannot
+//! exist (ENAMETOOLONG), anything else is ENOENT.
+inline int missing(const Inode& dir, std::string_view name) noexcept {
+  if (dead(dir)) return ENOENT;
+  return name.size() > name_max ? ENAMETOOLONG : ENOENT;
+}
+
 //! `locate_beneath` for a path of plain names, walked in place: no part
 //! list, no stack, one reference taken at the end. -1 when `rel` is not
 //! such a path (the general walk handles it).
 inline int walk_plain(const InodePtr& base, std::string_view rel, InodePtr& dir, std::string_view& name) {
   if (!plain_path(rel)) return -1;
+  // openat2 takes the directory part as one string: PATH_MAX counts it all.
+  const std::size_t last_slash = rel.rfind('/');
+  if (last_slash != std::string_view::npos && last_slash + 1 >= path_max) return ENAMETOOLONG;
   const InodePtr* cur = &base;
   std::size_t i = 0;
   for (;;) {
@@ -271,8 +304,9 @@ inline int walk_plain(const InodePtr& base, std::string_view rel, InodePtr& dir,
       return 0;
     }
     const Inode& d = **cur;
-    auto it = d.dir->entries.find(rel.substr(i, j - i));
-    if (it == d.dir->entries.end()) return ENOENT;
+    const std::string_view part = rel.substr(i, j - i);
+    auto it = d.dir->entries.find(part);
+    if (it == d.dir->entries.end()) return missing(d, part);
     if (it->second->type == kind::symlink) return ELOOP;
     if (it->second->type != kind::directory) return ENOTDIR;
     cur = &it->second;
@@ -281,10 +315,12 @@ inline int walk_plain(const InodePtr& base, std::string_view rel, InodePtr& dir,
   }
 }
 
-//! Resolve all of `rel` but its last name beneath `base`, as openat2(
-//! RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) would: a symlink met on the way
-//! gives ELOOP. `name` is empty when `rel` names a directory itself ("",
-//! "a/.."); then `dir` is that directory.
+//! Resolve all of `rel` but its last name beneath `base`, as LinuxFsOps
+//! does with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) on the text
+//! before the last name: a directory part of PATH_MAX bytes or more is
+//! ENAMETOOLONG, a symlink met on the way ELOOP, a name too long for a
+//! directory ENAMETOOLONG where it is looked up. `name` is empty when `rel`
+//! names a directory itself ("", "a/.."); then `dir` is that directory.
 inline int locate_beneath(const InodePtr& base, std::string_view rel, InodePtr& dir, std::string_view& name) {
   if (!rel.empty() && rel.find('/') == std::string_view::npos && rel != "." && rel != "..") {
     dir = base;  // the common case, one plain name: nothing to walk
@@ -297,7 +333,12 @@ inline int locate_beneath(const InodePtr& base, std::string_view rel, InodePtr& 
   if (int err = split_beneath(rel, parts)) return err;
   std::size_t n = parts.size();
   name = std::string_view();
-  if (n > 0 && parts.back() != "..") name = parts[--n];
+  std::size_t dir_len = rel.size();
+  if (n > 0 && parts.back() != "..") {
+    name = parts[--n];
+    dir_len = static_cast<std::size_t>(name.data() - rel.data());
+  }
+  if (n > 0 && dir_len >= path_max) return ENAMETOOLONG;
   std::vector<InodePtr> stack;
   stack.reserve(n + 1);
   stack.push_back(base);
@@ -308,7 +349,7 @@ inline int locate_beneath(const InodePtr& base, std::string_view rel, InodePtr& 
     }
     const Inode& cur = *stack.back();
     auto it = cur.dir->entries.find(parts[k]);
-    if (it == cur.dir->entries.end()) return ENOENT;
+    if (it == cur.dir->entries.end()) return missing(cur, parts[k]);
     if (it->second->type == kind::symlink) return ELOOP;
     if (it->second->type != kind::directory) return ENOTDIR;
     stack.push_back(through_mounts(it->second));
@@ -328,7 +369,7 @@ inline int open_beneath(const InodePtr& base, std::string_view rel, InodePtr& ou
     return 0;
   }
   auto it = dir->dir->entries.find(name);
-  if (it == dir->dir->entries.end()) return ENOENT;
+  if (it == dir->dir->entries.end()) return missing(*dir, name);
   if (it->second->type == kind::symlink) return ELOOP;
   out = through_mounts(it->second);
   return 0;
@@ -400,6 +441,10 @@ struct State {
     fs->dev = next_dev++;
     fs->capacity = o.capacity;
     fs->reflink = o.reflink;
+    fs->max_file_size = std::min<std::uint64_t>(o.max_file_size, max_file_size);
+    fs->time_min = std::min(o.time_min, o.time_max);
+    fs->time_max = o.time_max;
+    fs->quirks = o.quirks;
     fs->root = make_inode(*fs, kind::directory);
     fs->root->nlink = 2;
     fs->root->dir->undo.clear();
@@ -411,7 +456,7 @@ struct State {
     return fs;
   }
 
-  InodePtr make_inode(Filesystem& fs, kind k) { return std::make_shared<Inode>(k, &fs, fs.next_ino++, now()); }
+  InodePtr make_inode(Filesystem& fs, kind k) { return std::make_shared<Inode>(k, &fs, fs.next_ino++, fs.clamp(now())); }
 
   Allocator allocator(Filesystem& fs) noexcept { return {&fs.used, &next_physical}; }
 
@@ -427,28 +472,50 @@ struct State {
 
   //! Resolve an absolute path (a relative one counts from "/"), following
   //! symlinks on the way and, with `follow_last`, at the end; with `mk`,
-  //! missing directories are made on the way (mkdir -p).
+  //! missing directories are made on the way (mkdir -p), never where a
+  //! symlink leads: like LinuxFsOps's walk, a dangling one is ENOENT.
   AbsLookup resolve_absolute(std::string_view abs, bool follow_last, mkdir_durability mk) {
     AbsLookup r;
     if (abs.empty()) {
       r.err = ENOENT;
       return r;
     }
-    std::vector<std::string> todo;  // components still to walk, the next one last
+    if (abs.size() >= path_max) {
+      r.err = ENAMETOOLONG;
+      return r;
+    }
+    // Components still to walk, the next one last; an empty string marks
+    // the end of a symlink's target.
+    std::vector<std::string> todo;
     std::vector<std::string_view> parts;
     auto push = [&](std::string_view p) {
       parts.clear();
       split_components(p, parts);
       for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.emplace_back(*it);
     };
+    // A trailing slash asks for a directory, as a trailing "." does (and
+    // follows a symlink that ends the path).
+    if (abs.size() > 1 && abs.back() == '/') todo.emplace_back(".");
     push(abs);
     std::vector<InodePtr> stack{through_mounts(root_fs->root)};
     int links = 0;
+    int in_link = 0;  // symlink targets being walked: nothing is made there
+    bool made_last = false;  // the last name walked (not ".") was made here
     while (!todo.empty()) {
       std::string c = std::move(todo.back());
       todo.pop_back();
-      const bool is_last = todo.empty();
+      if (c.empty()) {
+        --in_link;
+        continue;
+      }
+      bool is_last = true;
+      for (auto it = todo.rbegin(); it != todo.rend(); ++it)
+        if (!it->empty()) {
+          is_last = false;
+          break;
+        }
       if (c == ".") continue;
+      made_last = false;
       if (c == "..") {
         if (stack.size() > 1) stack.pop_back();
         continue;
@@ -456,20 +523,21 @@ struct State {
       Inode& cur = *stack.back();
       auto it = cur.dir->entries.find(c);
       if (it == cur.dir->entries.end()) {
-        if (mk == mkdir_durability::none || cur.nlink == 0) {
-          r.err = ENOENT;
+        r.err = missing(cur, c);
+        if (mk == mkdir_durability::none || in_link > 0 || r.err != ENOENT || dead(cur)) {
           if (is_last) {
             r.parent = stack.back();
             r.name = std::move(c);
           }
           return r;
         }
+        r.err = 0;
         InodePtr d = make_dir_in(cur, c);
         if (mk == mkdir_durability::fsync_parent)
           fsync_dir(cur);
         else
           make_entry_durable(*cur.dir, c);
-        if (is_last) r.created = true;
+        made_last = true;
         stack.push_back(std::move(d));
         continue;
       }
@@ -480,6 +548,8 @@ struct State {
           return r;
         }
         if (n->target().front() == '/') stack.resize(1);
+        todo.emplace_back();
+        ++in_link;
         push(n->target());
         continue;
       }
@@ -497,6 +567,7 @@ struct State {
       stack.push_back(through_mounts(std::move(n)));
     }
     // The path ended at a directory ("/", ".", "..", or made by mkdir -p).
+    r.created = made_last;
     r.node = stack.back();
     r.entry = r.node;
     r.parent = stack.size() > 1 ? stack[stack.size() - 2] : stack.back();

@@ -163,6 +163,9 @@ inline int open_dir_beneath(int base, const std::string& text, const std::vector
   }
   // The walk: one component at a time, each opened O_NOFOLLOW beneath the
   // last; ".." returns to the directory we came from, never above `base`.
+  // openat2 takes the text in one string: one of PATH_MAX bytes or more is
+  // ENAMETOOLONG there, so it is here, whatever the kernel.
+  if (text.size() >= PATH_MAX) return ENAMETOOLONG;
   std::vector<unique_fd> opened;
   opened.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -829,9 +832,11 @@ public:
     return errno_failure_nothrow(ENOMEM, "statvfs");
   }
 
-  //! The file's extents as the filesystem maps them (FIEMAP, after a sync so
-  //! delayed allocations show), each with its shared flag; none skipped or
-  //! merged.
+  //! The file's data extents as the filesystem maps them (FIEMAP, after a
+  //! sync so delayed allocations show), each with its shared flag, none
+  //! merged. Unwritten (preallocated) extents read as zeros and are not
+  //! data, as SEEK_DATA and `copy` count them: XFS leaves some inside a file
+  //! that grew over its speculative preallocation.
   result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept try {
     using namespace detail::linux_impl;
     detail::unique_fd fd;
@@ -853,8 +858,9 @@ public:
       bool last = false;
       for (std::uint32_t i = 0; i < map->fm_mapped_extents; ++i) {
         const struct fiemap_extent& e = map->fm_extents[i];
-        out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0});
         last = last || (e.fe_flags & FIEMAP_EXTENT_LAST);
+        if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) continue;
+        out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0});
       }
       const struct fiemap_extent& tail = map->fm_extents[map->fm_mapped_extents - 1];
       const std::uint64_t next = tail.fe_logical + tail.fe_length;

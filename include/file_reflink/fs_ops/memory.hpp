@@ -2,9 +2,39 @@
 //! \file
 //! `MemoryFsOps`: an in-memory filesystem with real copy-on-write, so that
 //! code built on `file_reflink` can be tested without root, btrfs or loop
-//! devices. It behaves like Linux on btrfs/XFS (errno for errno), mounts
-//! ext4-like filesystems without reflinks on request, keeps a worst-case
-//! durable state for crash tests, and can fail chosen calls.
+//! devices. It behaves like LinuxFsOps on btrfs, XFS or ext4 (errno for
+//! errno, timestamps, sizes, allocation and sharing; `mount_options::btrfs()`,
+//! `xfs()`, `ext4()`), keeps a worst-case durable state for crash tests, and
+//! can fail chosen calls. tests/differential holds it to that, call by call,
+//! against the real filesystems.
+//!
+//! Where it knowingly differs from them, and why:
+//! - btrfs keeps the data of a file of up to 2 KiB inside its metadata
+//!   (inline): FIEMAP says physical 0 and a clone copies those bytes. The
+//!   mock shares them like any block; no image is that small.
+//! - btrfs flags a whole on-disk extent shared when any part of it is used
+//!   elsewhere (a clone cut short, one block rewritten in one of two
+//!   clones), and makes one extent of the writes one writeback flushes. The
+//!   mock flags exactly the shared blocks, as XFS does; what it flags shared
+//!   btrfs flags too.
+//! - btrfs's punch_hole of a range without data moves the times, and may
+//!   write a zeroed block at a partial end of the range, depending on the
+//!   extent maps it cached on earlier calls, reads included. The mock
+//!   follows the maps btrfs makes as a file grows (see `in_first_hole`).
+//! - XFS preallocates past the end of a growing file and around a block it
+//!   copies (speculative preallocation, the COW extent size hint), and ext4
+//!   counts the blocks of its extent tree: st_blocks (and, past the end of
+//!   file, FIEMAP) show more than the data until the filesystem trims it.
+//!   The mock allocates only the data's blocks.
+//! - What a filesystem finishes in the background (XFS inactivates an
+//!   unlinked inode later, btrfs drops extent references at its commit)
+//!   is done at once: the mock shows the settled state.
+//! - A directory's size and allocation are each filesystem's own (btrfs:
+//!   bytes of names, XFS: its short form, ext4: blocks); the mock says one
+//!   block. ext4's FIEMAP of a directory maps one block, however large.
+//! - A write that runs out of space fails whole and changes nothing (the
+//!   kernel may write a part first). No modes, owners or permissions: the
+//!   tests run as root. Physical addresses are made up, unique per block.
 #pragma once
 
 #include <file_reflink/detail/memory_extents.hpp>
@@ -14,6 +44,7 @@
 #include <file_reflink/fs_ops.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -56,26 +87,38 @@ public:
     dir_handle() = default;
     //! The absolute path the directory was opened as (messages, `path_of`).
     const path& abs_path() const noexcept { return path_; }
-    //! Whether a copy found this directory's filesystem without reflinks.
-    bool no_reflinks() const noexcept { return fs_ && fs_->no_reflinks.load(); }
+    //! Whether a copy or `probe_reflink` through this handle (or a copy of
+    //! it) found its filesystem without reflinks: remembered per opened
+    //! directory, as LinuxFsOps does.
+    bool no_reflinks() const noexcept { return no_reflinks_ && no_reflinks_->load(); }
 
   private:
     friend class MemoryFsOps;
     std::shared_ptr<Filesystem> fs_;  // declared before dir_, so it outlives it
     InodePtr dir_;
     path path_;
+    std::shared_ptr<std::atomic<bool>> no_reflinks_;
   };
 
   //! A fresh filesystem with "/" as its root (reflinks, 1 TiB).
   MemoryFsOps() : s_(std::make_shared<State>()) {}
 
   // ---- the contract (see fs_ops.hpp) ----
+  //
+  // Each operation takes the steps LinuxFsOps takes (the directory part
+  // resolved as openat2 does, then the system calls on the last name), and
+  // each step fails with the errno the kernel gives first: a name is looked
+  // up before its type is checked, a file that LinuxFsOps creates and then
+  // removes again on failure leaves its directory's mtime and ctime moved.
 
   //! mkdir -p when `create`; each new directory is made durable in its parent.
   result<opened_dir<dir_handle>> open_dir(const path& abs, bool create) const noexcept {
     const Call c(fs_op::open_dir, "open_dir", &abs);
     return run<opened_dir<dir_handle>>(c, [&]() -> result<opened_dir<dir_handle>> {
-      auto r = s_->resolve_absolute(abs.native(), true,
+      std::string text = abs.native();
+      if (text.empty() || text.front() != '/') text.insert(0, "/");  // no working directory here: "/"
+      while (text.size() > 1 && text.back() == '/') text.pop_back();
+      auto r = s_->resolve_absolute(text, true,
                                     create ? detail::memfs::mkdir_durability::fsync_parent
                                            : detail::memfs::mkdir_durability::none);
       if (r.err) return fail(c, r.err);
@@ -83,10 +126,8 @@ public:
       dir_handle h;
       h.fs_ = r.node->fs->shared_from_this();
       h.dir_ = r.node;
-      std::string text = abs.native();
-      if (text.empty() || text.front() != '/') text.insert(0, "/");  // no working directory here: "/"
-      while (text.size() > 1 && text.back() == '/') text.pop_back();
       h.path_ = text;
+      h.no_reflinks_ = std::make_shared<std::atomic<bool>>(false);
       return opened_dir<dir_handle>{std::move(h), r.created};
     });
   }
@@ -132,8 +173,7 @@ public:
     return run<void>(c, [&]() -> result<void> {
       Slot s;
       if (int err = find_slot(h, rel, s)) return fail(c, err);
-      if (s.node) return fail(c, EEXIST);
-      if (s.parent->nlink == 0) return fail(c, ENOENT);
+      if (int err = may_create(s)) return fail(c, err);
       s_->make_dir_in(*s.parent, s.name);
       return success();
     });
@@ -150,75 +190,96 @@ public:
   }
 
   //! A sparse regular file of `size` (mode 0600); no data block is allocated.
+  //! As LinuxFsOps: open (O_CREAT, and O_EXCL or O_TRUNC), then ftruncate; a
+  //! size the filesystem refuses removes a new exclusive file again, and
+  //! leaves an emptied or new file in truncate mode.
   result<void> create(const dir_handle& h, const path& rel, std::uint64_t size, create_mode mode) const noexcept {
     const Call c(fs_op::create, "create", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
       if (int err = locate(h, rel, s)) return fail(c, err);
-      if (size > detail::memfs::max_file_size) return fail(c, EINVAL);
+      const bool exclusive = mode == create_mode::exclusive;
       const file_time now = s_->now();
+      InodePtr n;
+      bool made = false;
       if (s.node) {
-        if (mode == create_mode::exclusive) return fail(c, EEXIST);
-        if (s.node->type == kind::directory) return fail(c, EISDIR);
+        if (exclusive) return fail(c, EEXIST);
         if (s.node->type == kind::symlink) return fail(c, ELOOP);
-        auto& f = *s.node->file;
-        f.set_extents(nullptr);
-        f.size = size;
-        f.dirty = true;
-        detail::memfs::touch(*s.node, now);
-        return success();
+        n = detail::memfs::through_mounts(s.node);
+        if (n->type == kind::directory) return fail(c, EISDIR);
+        set_size(*n, 0);  // O_TRUNC: never fails, never allocates
+        n->file->dirty = true;
+      } else {
+        if (int err = detail::memfs::missing(*s.parent, s.name); err != ENOENT || detail::memfs::dead(*s.parent))
+          return fail(c, err);
+        n = new_file(*s.parent->fs);
+        link_new(*s.parent, s.name, n);
+        made = true;
       }
-      if (s.parent->nlink == 0) return fail(c, ENOENT);
-      InodePtr n = s_->make_inode(*s.parent->fs, kind::regular);
-      n->nlink = 1;
-      n->file->size = size;
-      n->file->dirty = size != 0;
-      detail::memfs::set_entry(*s.parent, s.name, std::move(n));
-      detail::memfs::touch(*s.parent, now);
+      // A new file's times are its creation's; an emptied one's move once.
+      if (!made) detail::memfs::touch(*n, now);
+      int err = truncate_check(*n, size);
+      if (!err) err = set_size(*n, size);
+      if (err) {
+        if (made && exclusive) unlink_new(*s.parent, s.name, *n);
+        return fail(c, err);
+      }
+      n->file->dirty = n->file->dirty || size != 0;
       return success();
     });
   }
 
-  //! Read at an offset; short only at end of file.
+  //! Read at an offset; short only at end of file. As pread(2): no call at
+  //! all for 0 bytes, then the offset checks, then EISDIR for a directory.
   result<std::size_t> read(const dir_handle& h, const path& rel, std::uint64_t offset, void* buf,
                            std::size_t len) const noexcept {
     const Call c(fs_op::read, "read", &h, &rel);
     return run<std::size_t>(c, [&]() -> result<std::size_t> {
       InodePtr n;
-      if (int err = open_file(h, rel, n)) return fail(c, err);
-      if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
-      if (!buf && len) return fail(c, EFAULT);
+      if (int err = open_node(h, rel, n)) return fail(c, err);
+      if (len == 0) return std::size_t{0};
+      if (offset > detail::memfs::max_file_size || len > detail::memfs::max_file_size - offset)
+        return fail(c, EINVAL);  // a negative offset, or offset + count past the largest loff_t
+      if (n->type == kind::directory) return fail(c, EISDIR);
       const auto& f = *n->file;
       if (offset >= f.size) return std::size_t{0};
+      if (!buf) return fail(c, EFAULT);
       const std::size_t got = static_cast<std::size_t>(std::min<std::uint64_t>(len, f.size - offset));
       detail::memfs::read_bytes(f.view(), offset, static_cast<char*>(buf), got);
       return got;
     });
   }
 
-  //! Write all bytes; a write into shared blocks copies only the blocks it touches.
+  //! Write all bytes; a write into shared blocks copies only the blocks it
+  //! touches. As pwrite(2): nothing for 0 bytes; a write that reaches the
+  //! filesystem's largest file size writes what fits, then fails with EFBIG.
   result<void> write(const dir_handle& h, const path& rel, std::uint64_t offset, const void* data,
                      std::size_t len) const noexcept {
     const Call c(fs_op::write, "write", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       InodePtr n;
       if (int err = open_file(h, rel, n)) return fail(c, err);
-      if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
-      if (len > detail::memfs::max_file_size - offset) return fail(c, EINVAL);  // pos + count overflows
-      if (!data && len) return fail(c, EFAULT);
       if (len == 0) return success();
-      if (int err = write_file_bytes(*n, offset, static_cast<const char*>(data), len)) return fail(c, err);
+      if (offset > detail::memfs::max_file_size || len > detail::memfs::max_file_size - offset)
+        return fail(c, EINVAL);  // a negative offset, or offset + count past the largest loff_t
+      const std::uint64_t max = n->fs->max_file_size;
+      if (offset >= max) return fail(c, EFBIG);
+      if (!data) return fail(c, EFAULT);
+      const std::uint64_t fits = std::min<std::uint64_t>(len, max - offset);
+      if (int err = write_file_bytes(*n, offset, static_cast<const char*>(data), fits)) return fail(c, err);
+      if (fits < len) return fail(c, EFBIG);
       return success();
     });
   }
 
-  //! Truncate or extend sparsely.
+  //! Truncate or extend sparsely (ftruncate: the times move even when the
+  //! size stays).
   result<void> resize(const dir_handle& h, const path& rel, std::uint64_t size) const noexcept {
     const Call c(fs_op::resize, "resize", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       InodePtr n;
       if (int err = open_file(h, rel, n)) return fail(c, err);
-      if (size > detail::memfs::max_file_size) return fail(c, EINVAL);
+      if (int err = truncate_check(*n, size)) return fail(c, err);
       if (int err = set_size(*n, size)) return fail(c, err);
       detail::memfs::touch(*n, s_->now());
       n->file->dirty = true;
@@ -226,23 +287,37 @@ public:
     });
   }
 
-  //! Deallocate whole blocks of the range, zero the partial ones; size unchanged.
+  //! Deallocate whole blocks of the range, zero the partial ones; size
+  //! unchanged. As fallocate(2): EINVAL for a negative offset or length,
+  //! EFBIG past the largest file size; the times move, except on btrfs when
+  //! the range lies in a hole (see `in_first_hole`).
   result<void> punch_hole(const dir_handle& h, const path& rel, std::uint64_t offset, std::uint64_t len) const noexcept {
     const Call c(fs_op::punch_hole, "punch_hole", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       InodePtr n;
       if (int err = open_file(h, rel, n)) return fail(c, err);
       if (len == 0) return success();  // fallocate would say EINVAL; nothing to do
-      if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
-      if (len > detail::memfs::max_file_size - offset) return fail(c, EFBIG);
-      if (int err = punch(*n, offset, offset + len)) return fail(c, err);
-      detail::memfs::touch(*n, s_->now());
-      n->file->dirty = true;
+      if (offset > detail::memfs::max_file_size || len > detail::memfs::max_file_size) return fail(c, EINVAL);
+      if (len > n->fs->max_file_size - std::min(offset, n->fs->max_file_size)) return fail(c, EFBIG);
+      std::uint64_t end = offset + len;
+      const bool in_hole = in_first_hole(*n->file, offset, len);
+      // ext4 takes a range past the end of file to the end of its page.
+      if (n->fs->quirks == fs_quirks::ext4 && end > n->file->size)
+        end = std::max(end, detail::memfs::block_down(n->file->size) + detail::memfs::block_size);
+      if (int err = punch(*n, offset, end)) return fail(c, err);
+      if (n->fs->quirks != fs_quirks::btrfs || !in_hole) {
+        detail::memfs::touch(*n, s_->now());
+        n->file->dirty = true;
+      }
       return success();
     });
   }
 
   //! rename(2): replaces `to`; a directory only replaces an empty directory.
+  //! The kernel's order: EXDEV, the source looked up, the target looked up,
+  //! a directory moved below itself (EINVAL) or over its own ancestor
+  //! (ENOTEMPTY), the same inode (nothing to do), the types, the target's
+  //! entries (ENOTEMPTY; XFS says EEXIST).
   result<void> rename(const dir_handle& h, const path& from, const path& to) const noexcept {
     const Call c(fs_op::rename, "rename", &h, &from, &h, &to);
     return run<void>(c, [&]() -> result<void> {
@@ -250,21 +325,24 @@ public:
       if (int err = find_slot(h, from, a)) return fail(c, err);
       if (int err = find_slot(h, to, b)) return fail(c, err);
       if (a.parent->fs != b.parent->fs) return fail(c, EXDEV);
-      if (!a.node) return fail(c, ENOENT);
-      if (b.parent->nlink == 0) return fail(c, ENOENT);
+      if (!a.node) return fail(c, detail::memfs::missing(*a.parent, a.name));
+      if (!b.node && (detail::memfs::dead(*b.parent) || b.name.size() > detail::memfs::name_max))
+        return fail(c, detail::memfs::missing(*b.parent, b.name));
       const InodePtr src = a.node;
       const InodePtr dst = b.node;
-      if (src == dst) return success();
       const bool src_dir = src->type == kind::directory;
-      if ((src_dir && src->dir->mounted) || (dst && dst->type == kind::directory && dst->dir->mounted))
-        return fail(c, EBUSY);
+      if (src_dir && contains(*src, b.parent.get())) return fail(c, EINVAL);
+      if (dst && dst->type == kind::directory && contains(*dst, a.parent.get())) return fail(c, ENOTEMPTY);
+      if (src == dst) return success();
       if (dst) {
         const bool dst_dir = dst->type == kind::directory;
         if (src_dir && !dst_dir) return fail(c, ENOTDIR);
         if (!src_dir && dst_dir) return fail(c, EISDIR);
-        if (dst_dir && !dst->dir->entries.empty()) return fail(c, ENOTEMPTY);
       }
-      if (src_dir && contains(*src, b.parent.get())) return fail(c, EINVAL);
+      if ((src_dir && src->dir->mounted) || (dst && dst->type == kind::directory && dst->dir->mounted))
+        return fail(c, EBUSY);
+      if (dst && dst->type == kind::directory && !dst->dir->entries.empty())
+        return fail(c, b.parent->fs->quirks == fs_quirks::xfs ? EEXIST : ENOTEMPTY);
       // Every allocation before the first change, so that running out of
       // memory fails the call with nothing changed, as rename(2) either
       // happens or not: the durable records of both names, and the new
@@ -295,18 +373,19 @@ public:
     });
   }
 
-  //! A hard link (never to a directory); `EEXIST` if `to` exists.
+  //! A hard link (never to a directory); `EEXIST` if `to` exists. The
+  //! kernel's order: both directories (LinuxFsOps opens them first), the
+  //! source looked up, the target looked up, EXDEV, EPERM for a directory.
   result<void> link(const dir_handle& h, const path& from, const path& to) const noexcept {
     const Call c(fs_op::link, "link", &h, &from, &h, &to);
     return run<void>(c, [&]() -> result<void> {
       Slot a, b;
       if (int err = find_slot(h, from, a)) return fail(c, err);
-      if (!a.node) return fail(c, ENOENT);
       if (int err = find_slot(h, to, b)) return fail(c, err);
-      if (b.node) return fail(c, EEXIST);
+      if (!a.node) return fail(c, detail::memfs::missing(*a.parent, a.name));
+      if (int err = may_create(b)) return fail(c, err);
       if (a.parent->fs != b.parent->fs) return fail(c, EXDEV);
       if (a.node->type == kind::directory) return fail(c, EPERM);
-      if (b.parent->nlink == 0) return fail(c, ENOENT);
       const file_time now = s_->now();
       detail::memfs::set_entry(*b.parent, b.name, a.node);
       ++a.node->nlink;
@@ -322,7 +401,7 @@ public:
     return run<void>(c, [&]() -> result<void> {
       Slot s;
       if (int err = find_slot(h, rel, s)) return fail(c, err);
-      if (!s.node) return fail(c, ENOENT);
+      if (!s.node) return fail(c, detail::memfs::missing(*s.parent, s.name));
       if (s.node->type == kind::directory) return fail(c, EISDIR);
       const file_time now = s_->now();
       detail::memfs::erase_entry(*s.parent, s.name);
@@ -354,21 +433,23 @@ public:
     return run<file_stat>(c, [&]() -> result<file_stat> {
       Slot s;
       if (int err = locate(h, rel, s)) return fail(c, err);
-      if (!s.node) return fail(c, ENOENT);
+      if (!s.node) return fail(c, detail::memfs::missing(*s.parent, s.name));
       return make_stat(*detail::memfs::through_mounts(s.node));
     });
   }
 
-  //! Set the modification time (of a symlink itself, never its target).
+  //! Set the modification time (of a symlink itself, never its target), as
+  //! the filesystem stores it (see `mount_options::time_min`); nanoseconds
+  //! out of range are EINVAL before the name is looked up.
   result<void> set_mtime(const dir_handle& h, const path& rel, file_time mtime) const noexcept {
     const Call c(fs_op::set_mtime, "set_mtime", &h, &rel);
     return run<void>(c, [&]() -> result<void> {
       Slot s;
       if (int err = locate(h, rel, s)) return fail(c, err);
-      if (!s.node) return fail(c, ENOENT);
-      InodePtr n = detail::memfs::through_mounts(s.node);
       if (mtime.nsec >= 1000000000u) return fail(c, EINVAL);
-      n->mtime = mtime;
+      if (!s.node) return fail(c, detail::memfs::missing(*s.parent, s.name));
+      InodePtr n = detail::memfs::through_mounts(s.node);
+      n->mtime = n->fs->clamp(mtime);
       detail::memfs::touch_ctime(*n, s_->now());
       if (n->file) n->file->dirty = true;
       return success();
@@ -402,18 +483,26 @@ public:
   }
 
   //! The data extents; `shared` exactly where another live file of the
-  //! same filesystem uses the same storage (a scan of that filesystem).
+  //! same filesystem uses the same storage (a scan of that filesystem). A
+  //! directory: EOPNOTSUPP, as btrfs and XFS say; ext4 maps its block.
   result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept {
     const Call c(fs_op::extents, "extents", &h, &rel);
     return run<std::vector<extent>>(c, [&]() -> result<std::vector<extent>> {
       InodePtr n;
       if (int err = open_node(h, rel, n)) return fail(c, err);
-      if (n->type == kind::directory) return fail(c, EOPNOTSUPP);  // FIEMAP of a directory
+      if (n->type == kind::directory) {
+        if (n->fs->quirks != fs_quirks::ext4) return fail(c, EOPNOTSUPP);
+        // One block of entries, somewhere no file's data is.
+        return std::vector<extent>{extent{0, (std::uint64_t(1) << 62) + n->ino * detail::memfs::block_size,
+                                          detail::memfs::block_size, false}};
+      }
       return detail::memfs::report_extents(n->file->view(), s_->other_live_files(*n->fs, n.get()));
     });
   }
 
   //! FICLONE into a new file (exclusive, 0600): O(extents), no fallback.
+  //! As LinuxFsOps: the source opened, the destination created, then the
+  //! ioctl (EXDEV, EISDIR, EOPNOTSUPP), and a failed one removed again.
   result<void> clone(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
                      const path& dst) const noexcept {
     const Call c(fs_op::clone, "clone", &src_dir, &src, &dst_dir, &dst);
@@ -422,11 +511,14 @@ public:
       if (int err = open_node(src_dir, src, sn)) return fail(c, err);
       Slot d;
       if (int err = locate(dst_dir, dst, d)) return fail(c, err);
-      if (d.node) return fail(c, EEXIST);
-      if (d.parent->nlink == 0) return fail(c, ENOENT);
-      if (sn->fs != d.parent->fs) return fail(c, EXDEV);
-      if (sn->type == kind::directory) return fail(c, EISDIR);
-      if (!d.parent->fs->reflink) return fail(c, EOPNOTSUPP);
+      if (int err = may_create(d)) return fail(c, err);
+      const auto undo = [&](int err) {
+        detail::memfs::touch(*d.parent, s_->now());  // made, then removed
+        return fail(c, err);
+      };
+      if (sn->fs != d.parent->fs) return undo(EXDEV);
+      if (sn->type == kind::directory) return undo(EISDIR);
+      if (!d.parent->fs->reflink) return undo(EOPNOTSUPP);
       InodePtr n = new_file(*d.parent->fs);
       n->file->set_extents(sn->file->extents);
       n->file->size = sn->file->size;
@@ -445,11 +537,14 @@ public:
   }
 
   //! LOOP_SET_CAPACITY on every attached loop device backed by the file.
+  //! The name is lstat'ed: a symlink or a directory backs no device (0).
   result<unsigned> notify_resize(const dir_handle& h, const path& rel) const noexcept {
     const Call c(fs_op::notify_resize, "notify_resize", &h, &rel);
     return run<unsigned>(c, [&]() -> result<unsigned> {
-      InodePtr n;
-      if (int err = open_node(h, rel, n)) return fail(c, err);
+      Slot s;
+      if (int err = locate(h, rel, s)) return fail(c, err);
+      if (!s.node) return fail(c, detail::memfs::missing(*s.parent, s.name));
+      const InodePtr n = detail::memfs::through_mounts(s.node);
       unsigned told = 0;
       for (auto& l : s_->loops) {
         if (l.second.inode != n) continue;
@@ -460,17 +555,18 @@ public:
     });
   }
 
-  //! Whether a clone works here; false (and the no-reflink flag set) on a
-  //! filesystem mounted with `reflink = false`.
+  //! Whether a clone works here; false (and the handle remembers it) on a
+  //! filesystem mounted with `reflink = false`. The probe's O_TMPFILE works
+  //! in a removed directory on btrfs and XFS; ext4 makes no inode there (EPERM).
   result<bool> probe_reflink(const dir_handle& h) const noexcept {
     const Call c(fs_op::probe_reflink, "probe_reflink", &h, nullptr);
     return run<bool>(c, [&]() -> result<bool> {
       if (!h.dir_) return fail(c, EBADF);
-      if (h.dir_->nlink == 0) return fail(c, ENOENT);
+      if (detail::memfs::dead(*h.dir_) && h.fs_->quirks == fs_quirks::ext4) return fail(c, EPERM);
       // The Linux probe writes a few KiB into a temporary file first.
       if (h.fs_->free_bytes() < detail::memfs::block_size) return fail(c, ENOSPC);
       if (!h.fs_->reflink) {
-        h.fs_->no_reflinks.store(true);
+        h.no_reflinks_->store(true);
         return false;
       }
       return true;
@@ -592,14 +688,17 @@ public:
     });
   }
 
-  //! Write bytes into a file, creating it (0600) if missing. Setup, not code
-  //! under test: the data and the name are durable at once.
-  result<void> write_file(const path& abs, std::string_view data, std::uint64_t offset = 0) const {
+  //! Write bytes into a file, creating it (0600) if missing, or failing with
+  //! ENOENT when `missing` says the caller expects it to exist. Setup, not
+  //! code under test: the data and the name are durable at once.
+  result<void> write_file(const path& abs, std::string_view data, std::uint64_t offset = 0,
+                          missing_file missing = missing_file::create) const {
     return locked<void>("write_file", abs, [&]() -> result<void> {
       auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
       InodePtr n = r.node;
       if (r.err) {
-        if (r.err != ENOENT || !r.parent || r.name.empty()) return api_fail("write_file", abs, r.err);
+        if (r.err != ENOENT || !r.parent || r.name.empty() || missing == missing_file::fail)
+          return api_fail("write_file", abs, r.err);
         n = new_file(*r.parent->fs);
         link_new(*r.parent, r.name, n);
         detail::memfs::make_entry_durable(*r.parent->dir, r.name);
@@ -626,6 +725,70 @@ public:
       n->link = std::make_unique<std::string>(target.native());
       link_new(*r.parent, r.name, std::move(n));
       detail::memfs::make_entry_durable(*r.parent->dir, r.name);
+      return success();
+    });
+  }
+
+  //! lstat of `abs`: symlinks on the way are followed, the last name is
+  //! reported as it is (a symlink as a symlink).
+  result<file_stat> lstat(const path& abs) const {
+    return locked<file_stat>("lstat", abs, [&]() -> result<file_stat> {
+      auto r = s_->resolve_absolute(abs.native(), false, detail::memfs::mkdir_durability::none);
+      if (r.err) return api_fail("lstat", abs, r.err);
+      return make_stat(*r.node);
+    });
+  }
+
+  //! A hard link `abs_to` of what `abs_from` names (a symlink is linked
+  //! itself), durable at once; EEXIST, EXDEV and EPERM as link(2) says them.
+  result<void> link(const path& abs_from, const path& abs_to) const {
+    return locked<void>("link", abs_to, [&]() -> result<void> {
+      auto a = s_->resolve_absolute(abs_from.native(), false, detail::memfs::mkdir_durability::none);
+      if (a.err) return api_fail("link", abs_from, a.err);
+      auto b = s_->resolve_absolute(abs_to.native(), false, detail::memfs::mkdir_durability::none);
+      if (b.err == 0) return api_fail("link", abs_to, EEXIST);
+      if (b.err != ENOENT || !b.parent || b.name.empty()) return api_fail("link", abs_to, b.err);
+      if (a.entry->type == kind::directory) return api_fail("link", abs_from, EPERM);
+      if (a.entry->fs != b.parent->fs) return api_fail("link", abs_to, EXDEV);
+      if (b.parent->nlink == 0) return api_fail("link", abs_to, ENOENT);
+      detail::memfs::set_entry(*b.parent, b.name, a.entry);
+      ++a.entry->nlink;
+      detail::memfs::touch_ctime(*a.entry, s_->now());
+      detail::memfs::touch(*b.parent, s_->now());
+      detail::memfs::make_entry_durable(*b.parent->dir, b.name);
+      return success();
+    });
+  }
+
+  //! truncate(2) of the file `abs` (symlinks followed): a new end, sparse
+  //! when it grows; durable at once.
+  result<void> truncate(const path& abs, std::uint64_t size) const {
+    return locked<void>("truncate", abs, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
+      if (r.err) return api_fail("truncate", abs, r.err);
+      if (r.node->type != kind::regular) return api_fail("truncate", abs, EISDIR);
+      if (int err = truncate_check(*r.node, size)) return api_fail("truncate", abs, err);
+      if (int err = set_size(*r.node, size)) return api_fail("truncate", abs, err);
+      detail::memfs::touch(*r.node, s_->now());
+      r.node->file->dirty = true;
+      detail::memfs::fsync_file(*r.node);
+      return success();
+    });
+  }
+
+  //! Set the modification time of what `abs` names (symlinks followed, as
+  //! `touch -d` does), within what its filesystem can store; durable at once.
+  result<void> set_mtime(const path& abs, file_time mtime) const {
+    return locked<void>("set_mtime", abs, [&]() -> result<void> {
+      auto r = s_->resolve_absolute(abs.native(), true, detail::memfs::mkdir_durability::none);
+      if (r.err) return api_fail("set_mtime", abs, r.err);
+      if (mtime.nsec >= 1000000000u) return api_fail("set_mtime", abs, EINVAL);
+      r.node->mtime = r.node->fs->clamp(mtime);
+      detail::memfs::touch_ctime(*r.node, s_->now());
+      if (r.node->file) {
+        r.node->file->dirty = true;
+        detail::memfs::fsync_file(*r.node);
+      }
       return success();
     });
   }
@@ -931,8 +1094,14 @@ private:
     st.ino = n.ino;
     st.dev = n.fs->dev;
     st.nlink = n.nlink;
+    // btrfs counts no subdirectories: a directory has one link (none once removed).
+    if (n.type == kind::directory && n.fs->quirks == fs_quirks::btrfs) st.nlink = std::min<std::uint64_t>(n.nlink, 1);
     return st;
   }
+
+  //! Bytes per copy_file_range call and per read/write of the buffered copy,
+  //! as LinuxFsOps moves them (one progress report each).
+  static constexpr std::uint64_t copy_chunk = std::uint64_t(4) << 20;
 
   //! What a loop device sees of its file: whole 512-byte sectors.
   static std::uint64_t loop_size(const Inode& n) noexcept { return n.file->size & ~std::uint64_t{511}; }
@@ -947,7 +1116,7 @@ private:
 
   //! rmdir of `node` (the entry `name` in `parent`, mounts not followed).
   int remove_directory(Inode& parent, std::string_view name, const InodePtr& node) const {
-    if (!node) return ENOENT;
+    if (!node) return detail::memfs::missing(parent, name);
     if (node->type != kind::directory) return ENOTDIR;
     if (node->dir->mounted) return EBUSY;
     if (!node->dir->entries.empty()) return ENOTEMPTY;
@@ -958,6 +1127,15 @@ private:
     detail::memfs::touch_ctime(*node, now);
     detail::memfs::touch(parent, now);
     return 0;
+  }
+
+  //! Whether a new name can go in a slot, as the kernel's exclusive lookup
+  //! says: EEXIST for anything there (a symlink, the directory itself),
+  //! ENOENT in a removed directory, ENAMETOOLONG past NAME_MAX.
+  static int may_create(const Slot& s) noexcept {
+    if (s.node) return EEXIST;
+    if (detail::memfs::dead(*s.parent)) return ENOENT;
+    return s.name.size() > detail::memfs::name_max ? ENAMETOOLONG : 0;
   }
 
   InodePtr new_file(Filesystem& fs) const {
@@ -973,12 +1151,32 @@ private:
     detail::memfs::touch(parent, s_->now());
   }
 
-  //! Write bytes, ENOSPC (and no change) when new blocks do not fit.
+  //! Take back a file just made (an unlink after a failed ftruncate).
+  void unlink_new(Inode& parent, std::string_view name, Inode& n) const {
+    detail::memfs::erase_entry(parent, name);
+    n.nlink = 0;
+    detail::memfs::touch(parent, s_->now());
+  }
+
+  //! What ftruncate(2) refuses: a negative size (EINVAL), growth past the
+  //! filesystem's largest file (EFBIG).
+  static int truncate_check(const Inode& n, std::uint64_t size) noexcept {
+    if (size > detail::memfs::max_file_size) return EINVAL;
+    if (size > n.file->size && size > n.fs->max_file_size) return EFBIG;
+    return 0;
+  }
+
+  //! Write bytes, ENOSPC (and no change) when new blocks do not fit. A write
+  //! past the end grows the file first, as the kernel does (see `grow`).
   int write_file_bytes(Inode& n, std::uint64_t offset, const char* data, std::uint64_t len) const {
     auto& f = *n.file;
+    std::uint64_t need = 0;
+    if (offset > f.size) grow(n, offset, true, need);
+    need += detail::memfs::new_bytes(detail::memfs::plan_write(f.edit(), offset, len));
+    if (need > n.fs->free_bytes()) return ENOSPC;
+    if (offset > f.size) grow(n, offset, false, need);
     auto& list = f.edit();
     const auto runs = detail::memfs::plan_write(list, offset, len);
-    if (detail::memfs::new_bytes(runs) > n.fs->free_bytes()) return ENOSPC;
     detail::memfs::write_bytes(list, offset, data, len, runs, s_->allocator(*n.fs));
     f.size = std::max(f.size, offset + len);
     f.dirty = true;
@@ -986,11 +1184,14 @@ private:
     return 0;
   }
 
-  //! Zero bytes [a, b) of one block if it holds data (keeps the bytes past
-  //! EOF zero, which a later extension exposes).
-  int zero_partial(Inode& n, std::uint64_t a, std::uint64_t b, bool check_only, std::uint64_t& need) const {
+  //! Write zeros over bytes [a, b) of one block: only where it holds data,
+  //! or (`allocate`) into a new block where it is a hole. A shared block is
+  //! copied first, as any write copies it.
+  int zero_partial(Inode& n, std::uint64_t a, std::uint64_t b, bool check_only, std::uint64_t& need,
+                   bool allocate = false) const {
     auto& f = *n.file;
-    if (a >= b || !detail::memfs::is_mapped(f.view(), detail::memfs::block_down(a), detail::memfs::block_up(b)))
+    if (a >= b) return 0;
+    if (!allocate && !detail::memfs::is_mapped(f.view(), detail::memfs::block_down(a), detail::memfs::block_up(b)))
       return 0;
     auto& list = f.edit();
     const auto runs = detail::memfs::plan_write(list, a, b - a);
@@ -1003,33 +1204,80 @@ private:
     return 0;
   }
 
-  //! ftruncate: drop blocks past the new end and zero the tail of its block.
+  //! The file grows from inside a block to `size`: the filesystem writes
+  //! zeros past the old end of that block. btrfs writes the whole block
+  //! anew, allocating it even where it was a hole (btrfs_truncate_block);
+  //! XFS and ext4 zero it only where it holds data (iomap_zero_range), which
+  //! copies a block shared with a clone. Then the size.
+  void grow(Inode& n, std::uint64_t size, bool check_only, std::uint64_t& need) const {
+    auto& f = *n.file;
+    const std::uint64_t old = f.size;
+    if (size <= old) return;
+    if (old % detail::memfs::block_size != 0)
+      zero_partial(n, old, detail::memfs::block_up(old), check_only, need, n.fs->quirks == fs_quirks::btrfs);
+    if (!check_only) f.size = size;
+  }
+
+  //! ftruncate: drop the blocks past the new end. The block the new end
+  //! cuts keeps its bytes past the end on btrfs (and stays shared with a
+  //! clone); XFS and ext4 zero them. A growth: see `grow`.
   int set_size(Inode& n, std::uint64_t size) const {
     auto& f = *n.file;
+    std::uint64_t need = 0;
+    if (size > f.size) {
+      grow(n, size, true, need);
+      if (need > n.fs->free_bytes()) return ENOSPC;
+      grow(n, size, false, need);
+      return 0;
+    }
     if (size < f.size) {
+      const bool zero = n.fs->quirks != fs_quirks::btrfs;
       const std::uint64_t tail_end = std::min(detail::memfs::block_up(size), f.size);
-      std::uint64_t need = 0;
-      zero_partial(n, size, tail_end, true, need);
+      if (zero) zero_partial(n, size, tail_end, true, need);
       if (need > n.fs->free_bytes()) return ENOSPC;
       if (f.extents) detail::memfs::cut_from(f.edit(), detail::memfs::block_up(size));
-      zero_partial(n, size, tail_end, false, need);
+      if (zero) zero_partial(n, size, tail_end, false, need);
     }
     f.size = size;
     return 0;
   }
 
+  //! Whether btrfs finds [off, off + len) inside one hole and returns at
+  //! once, the times unchanged (btrfs_punch_hole, find_first_non_hole). It
+  //! looks up the extent map at the range's first block: inside the file a
+  //! hole is mapped whole, up to the next data or the end of file (btrfs
+  //! maps it so as the file grows over it); past the end of file the map is
+  //! as long as the length rounded up to a block. A range that ends past
+  //! that map goes on, and moves the times even where nothing is punched.
+  //! (btrfs caches those maps: a hole it never mapped whole, as in a clone,
+  //! can be smaller; the mock takes the common case.)
+  static bool in_first_hole(const detail::memfs::FileData& f, std::uint64_t off, std::uint64_t len) noexcept {
+    using detail::memfs::block_down;
+    using detail::memfs::block_up;
+    const detail::memfs::ExtentList& v = f.view();
+    const std::uint64_t a = block_down(off);
+    const std::size_t i = detail::memfs::first_ending_after(v, a);
+    if (i < v.size() && v[i].logical <= a) return false;  // data at the first block
+    const std::uint64_t next = i < v.size() ? v[i].logical : UINT64_MAX;
+    const std::uint64_t eof = block_up(f.size);
+    const std::uint64_t map_end = a < eof ? std::min(next, eof) : std::min(next, a + block_up(len));
+    return map_end >= off + len;
+  }
+
   //! fallocate(PUNCH_HOLE | KEEP_SIZE) of [off, end): blocks wholly inside
   //! go, partial ones are zeroed and stay allocated (as on XFS and btrfs).
+  //! btrfs zeroes up to the end of the last block, past the end of file.
   int punch(Inode& n, std::uint64_t off, std::uint64_t end) const {
     auto& f = *n.file;
     using detail::memfs::block_down;
     using detail::memfs::block_up;
-    if (off >= f.size) return 0;
+    const std::uint64_t zero_end = n.fs->quirks == fs_quirks::btrfs ? block_up(f.size) : f.size;
+    if (off >= zero_end) return 0;
     const std::uint64_t full_a = block_up(off);
     const std::uint64_t full_b = block_down(end);
     // The partial blocks at either end, clipped to the file.
-    std::uint64_t head_a = off, head_b = std::min({end, full_a, f.size});
-    std::uint64_t tail_a = std::max(off, full_b), tail_b = std::min(end, f.size);
+    std::uint64_t head_a = off, head_b = std::min({end, full_a, zero_end});
+    std::uint64_t tail_a = std::max(off, full_b), tail_b = std::min(end, zero_end);
     if (full_a > full_b) tail_a = tail_b;  // one block: the head covers it
     if (head_a >= head_b) head_a = head_b;
     std::uint64_t need = 0;
@@ -1073,8 +1321,13 @@ private:
     bool reported_ = false;
   };
 
-  //! The copy itself, off the tree: the new file gets its name only once
-  //! complete, so no failure or cancel leaves anything behind.
+  //! The copy, as LinuxFsOps makes it: the source opened, the destination
+  //! created (exclusive), then FICLONE and an ftruncate to the final size;
+  //! or the ftruncate, then copy_file_range per data segment (on btrfs and
+  //! XFS a remap of whole blocks, the cut tail of a segment copied), or the
+  //! buffered copy. The new file gets its name only once complete; a
+  //! failure or cancel leaves none, but its directory's times moved (the
+  //! file was made and removed again).
   result<copy_result> do_copy(const Call& c, const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
                               const path& dst, const copy_options& opts) const {
     using namespace detail::memfs;
@@ -1083,111 +1336,131 @@ private:
     if (sn->type == kind::directory) return fail(c, EISDIR);
     Slot d;
     if (int err = locate(dst_dir, dst, d)) return fail(c, err);
-    if (d.node) return fail(c, EEXIST);
-    if (d.parent->nlink == 0) return fail(c, ENOENT);
-    Filesystem& dfs = *d.parent->fs;
+    if (int err = may_create(d)) return fail(c, err);
+    Inode& parent = *d.parent;
+    const auto failed = [&](int err) {
+      touch(parent, s_->now());
+      return fail(c, err);
+    };
+    const auto cancelled = [&] {
+      touch(parent, s_->now());
+      return failure(errc::cancelled, c.what());
+    };
+    Filesystem& dfs = *parent.fs;
     const bool same_fs = sn->fs == &dfs;
     const FileData& sf = *sn->file;
-    const std::uint64_t final_size = opts.size ? *opts.size : sf.size;
-    if (final_size > max_file_size) return fail(c, EINVAL);
-    const std::uint64_t limit = std::min(final_size, sf.size);  // copy only what fits
-    // The data bytes below the new size; the segments themselves only when
-    // data is copied or reported piece by piece (a clone needs neither).
-    std::uint64_t total = 0;
-    for (const Extent& e : sf.view()) {
-      if (e.logical >= limit) break;
-      total += std::min(limit, e.end()) - e.logical;
-    }
-    std::vector<Segment> segs;
-    bool have_segs = false;
-    auto segments = [&]() -> const std::vector<Segment>& {
-      if (!have_segs) segs = data_segments(sf.view(), limit);
-      have_segs = true;
-      return segs;
-    };
-    ProgressMeter meter(opts.progress, total);
-    const auto cancelled = [&] { return failure(errc::cancelled, c.what()); };
-
+    const std::uint64_t src_size = sf.size;
+    const std::uint64_t final_size = opts.size ? *opts.size : src_size;
+    const std::uint64_t limit = std::min(final_size, src_size);  // copy only what fits
     InodePtr n = new_file(dfs);
     FileData& nf = *n->file;
-    // Share the source's blocks below the new size: FICLONE, or a
-    // copy_file_range that btrfs and XFS turn into a remap of whole blocks.
-    auto share = [&]() -> int {
-      if (limit == sf.size)
-        nf.set_extents(sf.extents);  // the whole list, copy-on-write
-      else
-        nf.set_extents(std::make_shared<ExtentList>(share_below(sf.view(), block_up(limit))));
-      nf.size = limit;
-      if (limit < sf.size) {  // the block cut by the new end keeps zeros past it
-        const std::uint64_t tail_end = std::min(block_up(limit), sf.size);
-        std::uint64_t need = 0;
-        zero_partial(*n, limit, tail_end, true, need);
-        if (need > dfs.free_bytes()) return ENOSPC;
-        zero_partial(*n, limit, tail_end, false, need);
-      }
-      return 0;
-    };
-    // Copy the data segments into new blocks, a piece at a time (the
-    // in-kernel copy without reflinks, or the read/write copy).
-    auto copy_data = [&]() -> int {
-      std::uint64_t need = 0;
-      for (const Segment& s : segments()) need += block_up(s.end) - s.begin;
-      if (need > dfs.free_bytes()) return ENOSPC;
-      const Allocator alloc = s_->allocator(dfs);
-      for (const Segment& s : segments()) {
-        for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes) {
-          const std::uint64_t len = std::min<std::uint64_t>(max_chunk_bytes, s.end - pos);
-          auto chunk = alloc.make(block_up(len));
-          read_bytes(sf.view(), pos, chunk->data(), len);
-          std::memset(chunk->data() + len, 0, block_up(len) - len);
-          nf.edit().push_back({pos, block_up(len), 0, std::move(chunk)});
-          if (!meter.advance(len)) return ECANCELED;
-        }
-      }
-      nf.size = limit;
-      return 0;
-    };
-    // Progress of a remap, piece by piece as copy_file_range reports it.
-    auto report_pieces = [&]() -> bool {
-      for (const Segment& s : segments())
-        for (std::uint64_t pos = s.begin; pos < s.end; pos += max_chunk_bytes)
-          if (!meter.advance(std::min<std::uint64_t>(max_chunk_bytes, s.end - pos))) return false;
-      return true;
-    };
-
     copy_result out;
-    if (limit > 0 && opts.try_clone && !dst_dir.fs_->no_reflinks.load()) {
+
+    if (limit > 0 && opts.try_clone && !dst_dir.no_reflinks_->load()) {
       // FICLONE: EXDEV between two filesystems comes before EOPNOTSUPP.
       const int err = !same_fs ? EXDEV : !dfs.reflink ? EOPNOTSUPP : 0;
       if (err == 0) {
-        if (int e = share()) return fail(c, e);
-        out.method = copy_method::clone;
+        // The whole file, counted from its extents below the final size.
+        nf.set_extents(sf.extents);
+        nf.size = src_size;
+        std::uint64_t total = 0;
+        for (const Extent& e : sf.view()) {
+          if (e.logical >= limit) break;
+          total += std::min(limit, e.end()) - e.logical;
+        }
+        ProgressMeter meter(opts.progress, total);
         if (!meter.advance(total)) return cancelled();
+        if (final_size != src_size) {
+          if (int e = truncate_check(*n, final_size)) return failed(e);
+          if (int e = set_size(*n, final_size)) return failed(e);
+        }
+        if (!meter.finish()) return cancelled();
+        out.method = copy_method::clone;
+        out.bytes = total;
       } else if (err == EOPNOTSUPP) {
-        if (!dst_dir.fs_->no_reflinks.exchange(true)) out.reflink_unsupported_noticed = true;
+        if (!dst_dir.no_reflinks_->exchange(true)) out.reflink_unsupported_noticed = true;
       }
     }
-    // copy_file_range fails with EXDEV between two filesystems on its first
-    // segment; with no data segment it is never called, so never fails.
-    if (limit > 0 && out.method == copy_method::none && opts.try_copy_file_range && (same_fs || total == 0)) {
-      if (same_fs && dfs.reflink) {
-        if (int e = share()) return fail(c, e);
-        if (!report_pieces()) return cancelled();
-      } else if (int e = copy_data()) {
-        return e == ECANCELED ? cancelled() : fail(c, e);
+    if (out.method == copy_method::none) {
+      const std::vector<Segment> segs = data_segments(sf.view(), limit);
+      std::uint64_t total = 0;
+      for (const Segment& s : segs) total += s.end - s.begin;
+      ProgressMeter meter(opts.progress, total);
+      // The final size before any data (a hole at the end if larger).
+      if (int e = truncate_check(*n, final_size)) return failed(e);
+      nf.size = final_size;
+      // Copy [a, b) of the source into new blocks of the new file.
+      std::uint64_t need = 0;
+      const auto copy_bytes = [&](std::uint64_t a, std::uint64_t b) {
+        auto chunk = s_->allocator(dfs).make(block_up(b - a));
+        read_bytes(sf.view(), a, chunk->data(), static_cast<std::size_t>(b - a));
+        std::memset(chunk->data() + (b - a), 0, static_cast<std::size_t>(block_up(b - a) - (b - a)));
+        splice(nf.edit(), a, block_up(b), {Extent{a, block_up(b - a), 0, std::move(chunk)}});
+      };
+      // Share [a, b) (block-aligned, or to the source's last block).
+      const auto share_blocks = [&](std::uint64_t a, std::uint64_t b) {
+        ExtentList pieces;
+        for (const Extent& e : sf.view()) {
+          if (e.end() <= a) continue;
+          if (e.logical >= b) break;
+          Extent p = e;
+          if (p.logical < a) {
+            p.offset += a - p.logical;
+            p.length -= a - p.logical;
+            p.logical = a;
+          }
+          if (p.end() > b) p.length = b - p.logical;
+          pieces.push_back(std::move(p));
+        }
+        splice(nf.edit(), a, b, std::move(pieces));
+      };
+      const bool remap = same_fs && dfs.reflink;
+      if (limit > 0 && opts.try_copy_file_range && (same_fs || segs.empty())) {
+        // copy_file_range, a call per piece of up to copy_chunk bytes. A remap
+        // clones whole blocks, and the source's partial last block only into
+        // the destination's last block (never inside its end of file); it
+        // comes back short before a tail it cannot clone, which the next
+        // call copies.
+        for (const Segment& s : segs) need += remap ? 0 : block_up(s.end) - s.begin;
+        if (need > dfs.free_bytes()) return failed(ENOSPC);
+        for (const Segment& s : segs) {
+          for (std::uint64_t pos = s.begin; pos < s.end;) {
+            const std::uint64_t want = std::min<std::uint64_t>(copy_chunk, s.end - pos);
+            std::uint64_t got = want;
+            if (!remap) {
+              copy_bytes(pos, pos + want);
+            } else if (pos + want == src_size && final_size == src_size) {
+              share_blocks(pos, block_up(src_size));
+            } else if (block_down(want) > 0) {
+              got = block_down(want);
+              share_blocks(pos, pos + got);
+            } else {
+              copy_bytes(pos, pos + want);
+            }
+            pos += got;
+            if (!meter.advance(got)) return cancelled();
+          }
+        }
+        out.method = copy_method::copy_file_range;
       }
-      out.method = copy_method::copy_file_range;
+      if (limit > 0 && out.method == copy_method::none) {
+        for (const Segment& s : segs) need += block_up(s.end) - s.begin;
+        if (need > dfs.free_bytes()) return failed(ENOSPC);
+        for (const Segment& s : segs)
+          for (std::uint64_t pos = s.begin; pos < s.end;) {
+            const std::uint64_t len = std::min<std::uint64_t>(copy_chunk, s.end - pos);
+            copy_bytes(pos, pos + len);
+            pos += len;
+            if (!meter.advance(len)) return cancelled();
+          }
+        out.method = copy_method::sparse_copy;
+      }
+      if (!meter.finish()) return cancelled();
+      out.bytes = meter.done();
     }
-    if (limit > 0 && out.method == copy_method::none) {
-      if (int e = copy_data()) return e == ECANCELED ? cancelled() : fail(c, e);
-      out.method = copy_method::sparse_copy;
-    }
-    if (!meter.finish()) return cancelled();
-    out.bytes = meter.done();
-    nf.size = final_size;
     nf.dirty = true;
-    n->mtime = n->ctime = s_->now();
-    link_new(*d.parent, d.name, std::move(n));
+    n->mtime = n->ctime = dfs.clamp(s_->now());
+    link_new(parent, d.name, std::move(n));
     return out;
   }
 
