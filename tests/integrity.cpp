@@ -9,6 +9,8 @@
 #include "pool_support.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -388,8 +390,14 @@ FILE_REFLINK_FIXTURE_TEST("integrity: destroy waits for a slow remove and neithe
   auto removing = std::async(std::launch::async, [&] { return w.remove(); });
   entered->get_future().wait();
   auto destroying = std::async(std::launch::async, [&] { return pool.destroy(); });
-  REQUIRE(removing.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
-  REQUIRE(destroying.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  // A deadlock would leave both threads blocked for good: say so and end
+  // the process, since neither future could ever be joined.
+  if (removing.wait_for(std::chrono::seconds(30)) != std::future_status::ready ||
+      destroying.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    std::fprintf(stderr, "integrity: destroy and remove deadlocked (neither returned within 30 s)\n");
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
   slow->store(false);
   REQUIRE_OK(removing.get());
   // Destroy ran after the remove: nothing was left, so it removed the pool.
