@@ -81,10 +81,10 @@ void random_sequences(scratch_kind kind) {
     if (!keep_going) break;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("differential %s: %llu sequences, %llu calls, %llu comparisons, %llu divergences, %.1f s\n", fs,
-              static_cast<unsigned long long>(tally.sequences), static_cast<unsigned long long>(tally.calls),
-              static_cast<unsigned long long>(tally.comparisons), static_cast<unsigned long long>(tally.divergences),
-              secs);
+  std::printf("differential %s: %llu sequences, %llu calls (%llu succeeded), %llu comparisons, %llu divergences, %.1f s\n",
+              fs, static_cast<unsigned long long>(tally.sequences), static_cast<unsigned long long>(tally.calls),
+              static_cast<unsigned long long>(tally.succeeded), static_cast<unsigned long long>(tally.comparisons),
+              static_cast<unsigned long long>(tally.divergences), secs);
   std::fflush(stdout);
   CHECK(tally.divergences == 0);
 }

@@ -1220,7 +1220,8 @@ private:
 
   //! ftruncate: drop the blocks past the new end. The block the new end
   //! cuts keeps its bytes past the end on btrfs (and stays shared with a
-  //! clone); XFS and ext4 zero them. A growth: see `grow`.
+  //! clone); XFS and ext4 zero them, even for the size the file has. A
+  //! growth: see `grow`.
   int set_size(Inode& n, std::uint64_t size) const {
     auto& f = *n.file;
     std::uint64_t need = 0;
@@ -1230,9 +1231,9 @@ private:
       grow(n, size, false, need);
       return 0;
     }
-    if (size < f.size) {
+    if (size <= f.size) {
       const bool zero = n.fs->quirks != fs_quirks::btrfs;
-      const std::uint64_t tail_end = std::min(detail::memfs::block_up(size), f.size);
+      const std::uint64_t tail_end = detail::memfs::block_up(size);
       if (zero) zero_partial(n, size, tail_end, true, need);
       if (need > n.fs->free_bytes()) return ENOSPC;
       if (f.extents) detail::memfs::cut_from(f.edit(), detail::memfs::block_up(size));
