@@ -6,6 +6,7 @@
 
 #include <file_reflink/fs_ops.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -47,6 +48,16 @@ struct pool_config {
   bool ephemeral_volatile = false;   //!< recorded and reported; the mapping is the embedder's
   log_callback log;                  //!< optional: every file operation, and warnings
   volume_progress_callback progress; //!< optional: progress (and cancellation) of long copies
+  //! How long an operation waits for its volume while another operation
+  //! holds it (another thread, or another process working on the pool):
+  //! empty waits as long as it takes, zero not at all, anything else up to
+  //! that long; a volume still busy then fails with `errc::volume_busy`.
+  std::optional<std::chrono::milliseconds> lock_timeout;
+  //! Keep the volumes' configurations in the pool directory
+  //! (".file-reflink-catalog"), where every process using the pool finds
+  //! them: `init_volume`, `update_volume` and `remove` write it, and every
+  //! `Pool` object registers what it holds. Off: the embedder keeps them.
+  bool catalog = false;
 };
 
 //! The four kinds of volume, by (snap_on_start, save_on_stop).
@@ -199,6 +210,7 @@ struct recover_report {
   std::vector<path> removed;               //!< incomplete temporary files and interrupted imports
   std::vector<std::string> dirty;          //!< vids with a dirty image (a crashed or running VM)
   std::vector<std::string> stale_precache; //!< vids whose precache will be replaced at next start
+  std::vector<std::string> busy;           //!< vids left alone: an operation (here or in another process) held them
   std::vector<foreign_file> foreign;       //!< left alone
 };
 

@@ -47,6 +47,8 @@ enum class errc {
   volume_running,           //!< the volume's image is attached to a VM (remove refuses it unless forced)
   source_in_use,            //!< registered snapshot volumes start from this volume (remove refuses unless forced)
   revision_ambiguous,       //!< a number or label names more than one revision: use the other one
+  volume_busy,              //!< another operation (another thread or process) holds the volume, and the wait policy gave up
+  catalog_invalid,          //!< the pool's catalog file cannot be read (damaged, or of a newer format)
 };
 
 namespace detail {
@@ -81,6 +83,8 @@ public:
       case errc::volume_running: return "volume is running";
       case errc::source_in_use: return "volume is the source of other volumes";
       case errc::revision_ambiguous: return "more than one revision matches";
+      case errc::volume_busy: return "volume is busy: another operation holds it";
+      case errc::catalog_invalid: return "the pool's catalog cannot be read";
     }
     return "unknown file_reflink error";
   }
@@ -101,8 +105,10 @@ public:
       case errc::volume_dirty:
       case errc::volume_running:
       case errc::source_in_use:
+      case errc::volume_busy:
       case errc::import_in_progress: return std::errc::device_or_resource_busy;
       case errc::revision_ambiguous: return std::errc::invalid_argument;
+      case errc::catalog_invalid: return std::errc::io_error;
       case errc::volume_not_running:
       case errc::no_import_in_progress:
       case errc::not_exported:

@@ -40,6 +40,9 @@
 //! | `result<copy_result> copy(H src, P, H dst, P, const copy_options&)` | a new file (exclusive, 0600) with `src`'s bytes: clone, else `copy_file_range`, else a sparse copy; holes stay holes |
 //! | `result<unsigned> notify_resize(H, P)` | tell every loop device backed by the file about its new size; returns how many |
 //! | `result<bool> probe_reflink(H)` | whether a clone works in the handle's directory |
+//! | `result<lock_file> open_lock(H, P rel)` | open (creating it, 0600) the file whose bytes are locks: a new open file description, whose locks are its own and die with it or its process |
+//! | `result<bool> lock(const lock_file&, uint64_t offset, lock_mode, bool wait)` | lock one byte, shared or exclusive, against every other `lock_file` (in any process, on any host of a shared filesystem that enforces record locks); waits, or says false at once |
+//! | `result<void> unlock(const lock_file&, uint64_t offset)` | release that byte's lock |
 #pragma once
 
 #include <file_reflink/error.hpp>
@@ -190,6 +193,9 @@ enum class create_mode : std::uint8_t {
   truncate,   //!< empty it, then size it
 };
 
+//! A lock: shared (readers) or exclusive (writers).
+enum class lock_mode : std::uint8_t { shared, exclusive };
+
 //! What `open_dir` returns: the handle, and whether the directory was made.
 template <class Handle>
 struct opened_dir {
@@ -202,6 +208,8 @@ template <class...>
 using void_t = void;
 template <class O>
 using handle_of = typename O::dir_handle;
+template <class O>
+using lock_file_of = typename O::lock_file;
 template <class O>
 O& ops_ref() noexcept;
 template <class T>
@@ -235,6 +243,19 @@ template <class O>
 struct has_dir_handle_impl<O, void_t<handle_of<O>>>
     : std::bool_constant<std::is_copy_constructible<handle_of<O>>::value> {};
 }  // namespace detail
+//! The policy names a copyable `lock_file` type: an open lock file.
+namespace detail {
+template <class O, class = void>
+struct has_lock_file_impl : std::false_type {};
+template <class O>
+struct has_lock_file_impl<O, void_t<lock_file_of<O>>>
+    : std::bool_constant<std::is_copy_constructible<lock_file_of<O>>::value> {};
+}  // namespace detail
+template <class O>
+struct has_lock_file : detail::has_lock_file_impl<O> {};
+template <class O>
+inline constexpr bool has_lock_file_v = has_lock_file<O>::value;
+
 //! The policy names a copyable `dir_handle` type: an open directory.
 template <class O>
 struct has_dir_handle : detail::has_dir_handle_impl<O> {};
@@ -270,6 +291,10 @@ FILE_REFLINK_FS_OP_TRAIT(copy, result<copy_result>, FILE_REFLINK_H_, FILE_REFLIN
                          FILE_REFLINK_P_, std::declval<const copy_options&>())
 FILE_REFLINK_FS_OP_TRAIT(notify_resize, result<unsigned>, FILE_REFLINK_H_, FILE_REFLINK_P_)
 FILE_REFLINK_FS_OP_TRAIT(probe_reflink, result<bool>, FILE_REFLINK_H_)
+FILE_REFLINK_FS_OP_TRAIT(open_lock, result<detail::lock_file_of<O>>, FILE_REFLINK_H_, FILE_REFLINK_P_)
+FILE_REFLINK_FS_OP_TRAIT(lock, result<bool>, std::declval<const detail::lock_file_of<O>&>(), FILE_REFLINK_U64_,
+                         std::declval<lock_mode>(), std::declval<bool>())
+FILE_REFLINK_FS_OP_TRAIT(unlock, result<void>, std::declval<const detail::lock_file_of<O>&>(), FILE_REFLINK_U64_)
 
 #undef FILE_REFLINK_FS_OP_TRAIT
 #undef FILE_REFLINK_H_
@@ -284,7 +309,8 @@ inline constexpr bool is_fs_ops_v =
     has_read_v<O> && has_write_v<O> && has_resize_v<O> && has_punch_hole_v<O> && has_rename_v<O> &&
     has_link_v<O> && has_remove_v<O> && has_fsync_v<O> && has_stat_v<O> && has_set_mtime_v<O> &&
     has_list_v<O> && has_statvfs_v<O> && has_extents_v<O> && has_clone_v<O> && has_copy_v<O> &&
-    has_notify_resize_v<O> && has_probe_reflink_v<O>;
+    has_notify_resize_v<O> && has_probe_reflink_v<O> && has_lock_file_v<O> && has_open_lock_v<O> && has_lock_v<O> &&
+    has_unlock_v<O>;
 
 //! The trait as a type.
 template <class O>
@@ -327,6 +353,10 @@ struct check_fs_ops {
   static_assert(has_copy_v<O>, "file_reflink: the FsOps policy lacks copy: result<copy_result> copy(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst, const copy_options&) noexcept");
   static_assert(has_notify_resize_v<O>, "file_reflink: the FsOps policy lacks notify_resize: result<unsigned> notify_resize(const dir_handle&, const path& rel) noexcept");
   static_assert(has_probe_reflink_v<O>, "file_reflink: the FsOps policy lacks probe_reflink: result<bool> probe_reflink(const dir_handle&) noexcept");
+  static_assert(has_lock_file_v<O>, "file_reflink: the FsOps policy lacks `using lock_file = ...;` (a copyable handle of an open lock file)");
+  static_assert(has_open_lock_v<O>, "file_reflink: the FsOps policy lacks open_lock: result<lock_file> open_lock(const dir_handle&, const path& rel) noexcept");
+  static_assert(has_lock_v<O>, "file_reflink: the FsOps policy lacks lock: result<bool> lock(const lock_file&, std::uint64_t offset, lock_mode, bool wait) noexcept");
+  static_assert(has_unlock_v<O>, "file_reflink: the FsOps policy lacks unlock: result<void> unlock(const lock_file&, std::uint64_t offset) noexcept");
   static constexpr bool value = true;
 };
 }  // namespace detail

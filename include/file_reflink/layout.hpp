@@ -46,6 +46,11 @@ inline constexpr std::string_view reserved_prefix = ".file-reflink";
 //! The marker that setup writes: an empty pool directory without it is
 //! suspicious (an unmounted filesystem leaves an empty mount point behind).
 inline constexpr std::string_view pool_marker = ".file-reflink-pool";
+//! The file whose bytes are the locks of the pool (byte 0) and of its
+//! volumes, taken by every process that works on the pool.
+inline constexpr std::string_view lock_file_name = ".file-reflink.lock";
+//! The catalog of the volumes' configurations, when the pool keeps one.
+inline constexpr std::string_view catalog_name = ".file-reflink-catalog";
 
 namespace detail {
 inline bool ends_with(std::string_view s, std::string_view suffix) noexcept {

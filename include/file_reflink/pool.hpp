@@ -13,6 +13,7 @@
 #include <file_reflink/volume.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -141,11 +142,23 @@ public:
         std::lock_guard<std::mutex> lk(core_->mu);
         for (auto& [vid, st] : core_->volumes) states.push_back(st);  // by vid
       }
-      std::vector<std::unique_lock<std::mutex>> held;
-      held.reserve(states.size());
-      for (auto& st : states) held.emplace_back(st->mu);
+      const detail::deadline until = detail::deadline_of(core_->cfg);
+      const auto start = std::chrono::steady_clock::now();
+      std::vector<detail::local_lock> held(states.size());
+      for (std::size_t i = 0; i < states.size(); ++i)
+        if (!detail::lock_local(states[i]->mu, lock_mode::exclusive, until, held[i]))
+          return failure(core_type::busy("volume " + detail::q(states[i]->cfg.vid),
+                                         std::chrono::steady_clock::now() - start)
+                             .context(what));
       auto h = core_->dir();
       if (!h) return failure(std::move(h).error().context(what));
+      std::vector<typename core_type::held_lock> bytes;
+      for (auto& st : states) {
+        auto b = core_->take(h.value(), detail::lock_byte(st->cfg.vid), lock_mode::exclusive, until,
+                             [&] { return "volume " + detail::q(st->cfg.vid); });
+        if (!b) return failure(std::move(b).error().context(what));
+        bytes.push_back(std::move(b).value());
+      }
       auto report = scan_dir(h.value());
       if (!report) return failure(std::move(report).error().context(what));
       std::size_t with_files = 0;
@@ -210,8 +223,10 @@ public:
 
   //! Remove incomplete temporary files and interrupted imports; report
   //! dirty volumes, stale precaches and foreign files. Never deletes
-  //! committed data. Run it when no other process works on the pool (for
-  //! example at boot): another process's temporary file looks incomplete.
+  //! committed data. Each volume is cleaned under its lock, so another
+  //! process's operation in progress keeps its temporaries: a volume whose
+  //! lock is held (by this process or another) is left alone, and reported
+  //! as busy; recover never waits.
   result<recover_report> recover() noexcept {
     const auto what_of = [&] { return "recover pool " + detail::q(name()); };
     return detail::no_throw<result<recover_report>>(what_of, [&]() -> result<recover_report> {
@@ -227,8 +242,19 @@ public:
           auto it = core_->volumes.find(v.vid);
           if (it != core_->volumes.end()) st = it->second;
         }
-        std::unique_lock<std::mutex> vl;
-        if (st) vl = std::unique_lock<std::mutex>(st->mu);
+        detail::local_lock local;
+        const detail::deadline now = std::chrono::steady_clock::now();
+        if (st && !detail::lock_local(st->mu, lock_mode::exclusive, now, local)) {
+          out.busy.push_back(v.vid);
+          continue;
+        }
+        auto held = core_->take(h, detail::lock_byte(v.vid), lock_mode::exclusive, now,
+                                [&] { return "volume " + detail::q(v.vid); });
+        if (!held) {
+          if (held.error() != errc::volume_busy) return failure(std::move(held).error().context(what));
+          out.busy.push_back(v.vid);
+          continue;
+        }
         layout::volume_paths p = layout::paths_of(v.vid);
         bool removed_any = false;
         for (auto& t : v.temporary) {

@@ -29,6 +29,7 @@
 #include <file_reflink/layout.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -37,6 +38,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -107,7 +109,7 @@ public:
   //! The committed image that a start would need exists: the source's for
   //! snap_on_start, its own for save_on_stop.
   result<void> verify() noexcept {
-    return run("verify", [&](const handle& h) -> result<void> {
+    return query("verify", [&](const handle& h) -> result<void> {
       if (cfg().snap_on_start) {
         FILE_REFLINK_TRYV(source_clean(h));
         return success();
@@ -167,7 +169,11 @@ public:
   //! Incomplete files of this vid are removed first; an already dirty
   //! volume is left as it is (a crashed VM's data is kept).
   result<void> start() noexcept {
-    return run("start", [&](const handle& h) -> result<void> {
+    // A snapshot's start reads its source's committed image: the source is
+    // held (shared) too, so that its own start cannot take that image away.
+    std::optional<other_volume> src;
+    if (cfg().snap_on_start && cfg().source) src = registered(*core_, *cfg().source);
+    return run_with("start", src ? &*src : nullptr, [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(remove_incomplete(h));
       if (cfg().save_on_stop) {
         FILE_REFLINK_TRY(auto dirty, stat_dirty(h, dirty_use::write));
@@ -230,7 +236,7 @@ public:
 
   //! save_on_stop and a dirty image exists (running, or crashed).
   result<bool> is_dirty() noexcept {
-    return run("is_dirty", [&](const handle& h) -> result<bool> {
+    return query("is_dirty", [&](const handle& h) -> result<bool> {
       if (!cfg().save_on_stop) return false;
       FILE_REFLINK_TRY(auto st, core_->stat_image(h, p().dirty()));
       return st.has_value();
@@ -240,7 +246,7 @@ public:
   //! snap_on_start, and the source's clean image is no longer the inode this
   //! volume started from (the source committed since).
   result<bool> is_outdated() noexcept {
-    return run("is_outdated", [&](const handle& h) -> result<bool> {
+    return query("is_outdated", [&](const handle& h) -> result<bool> {
       if (!cfg().snap_on_start) return false;
       FILE_REFLINK_TRY(auto own, core_->stat_if(h, p().clean()));
       if (!own) return false;
@@ -252,7 +258,7 @@ public:
 
   //! Revisions by number (oldest first), with their timestamps and labels.
   result<revision_map> revisions() noexcept {
-    return run("revisions", [&](const handle& h) -> result<revision_map> {
+    return query("revisions", [&](const handle& h) -> result<revision_map> {
       FILE_REFLINK_TRY(auto revs, list_revisions(h));
       revision_map out;
       for (auto& [key, e] : revs) out.emplace_hint(out.end(), e.n, e.info());  // equal numbers stay in stamp order
@@ -263,12 +269,12 @@ public:
   //! The size of the image: the running one, else the committed one, else
   //! the configured size.
   result<std::uint64_t> size() noexcept {
-    return run("size", [&](const handle& h) -> result<std::uint64_t> { return current_size(h); });
+    return query("size", [&](const handle& h) -> result<std::uint64_t> { return current_size(h); });
   }
 
   //! Bytes the image occupies on disk (the running one, else the committed).
   result<std::uint64_t> usage() noexcept {
-    return run("usage", [&](const handle& h) -> result<std::uint64_t> {
+    return query("usage", [&](const handle& h) -> result<std::uint64_t> {
       FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
       if (dirty) return dirty->allocated;
       // A stopped snapshot or volatile volume has no image of its own.
@@ -282,7 +288,7 @@ public:
   //! each revision: what removing a revision would free is its exclusive
   //! bytes.
   result<volume_space> space() noexcept {
-    return run("space", [&](const handle& h) -> result<volume_space> {
+    return query("space", [&](const handle& h) -> result<volume_space> {
       volume_space out;
       auto one = [&](const path& rel, std::optional<space_usage>& slot) -> result<void> {
         FILE_REFLINK_TRY(auto st, core_->stat_image(h, rel));
@@ -309,7 +315,7 @@ public:
 
   //! What a VM manager attaches: the dirty image, read-only or not, the name.
   result<block_device_info> block_device() noexcept {
-    return run("block_device", [&](const handle& h) -> result<block_device_info> {
+    return query("block_device", [&](const handle& h) -> result<block_device_info> {
       block_device_info b;
       FILE_REFLINK_TRY(b.device_path, core_->absolute(h, p().dirty()));
       b.read_only = !cfg().rw;
@@ -537,8 +543,10 @@ public:
   //! (default: the pool's) sees the copy and can cancel it; a cancelled or
   //! failed import leaves nothing behind.
   result<copy_method> import_volume(const Volume& src, progress_callback progress = nullptr) noexcept {
-    return run("import_volume", [&](const handle& h) -> result<copy_method> {
-      if (src.st_ == st_) return failure(errc::invalid_config, "source is the volume itself");
+    // The source is held (shared) for the copy: nothing changes or takes
+    // away its committed image meanwhile, in this process or another.
+    other_volume from{src.core_.get(), src.st_, src.vid()};
+    return run_with("import_volume", &from, [&](const handle& h) -> result<copy_method> {
       FILE_REFLINK_TRYV(require_importable(h));
       if (!src.cfg().save_on_stop)
         return failure(errc::not_save_on_stop, "source volume " + detail::q(src.vid()));
@@ -650,19 +658,107 @@ private:
   //! Every public operation: the volume's lock, the pool directory's check,
   //! the operation's name and vid in front of any error, and no exception.
   //! The description, "<op> volume '<vid>'", is made only for an error.
+  //! The volume's lock is taken twice: in this process (its threads), then
+  //! its byte of the pool's lock file (other processes, other Pool objects);
+  //! exclusive for an operation that changes the volume, shared for a query.
+  //! Both waits follow the pool's `lock_timeout`.
   template <class F>
-  auto run(const char* op, F&& f) noexcept -> decltype(f(std::declval<const handle&>())) {
+  auto run(const char* op, F&& f, lock_mode mode = lock_mode::exclusive) noexcept
+      -> decltype(f(std::declval<const handle&>())) {
+    return run_with(op, nullptr, std::forward<F>(f), mode);
+  }
+
+  //! What an operation holds of one volume: its lock in this process (when
+  //! this pool object registered it), then its byte of the pool's lock file.
+  //! Released in the opposite order.
+  struct hold {
+    detail::local_lock local;
+    typename core_type::held_lock file;
+  };
+
+  //! Take volume `vid` of `core` in `mode` into `out`.
+  static result<void> acquire(core_type& core, const handle& h, detail::volume_state* st, const std::string& vid,
+                              lock_mode mode, const detail::deadline& until, hold& out) {
+    const auto start = std::chrono::steady_clock::now();
+    if (st && !detail::lock_local(st->mu, mode, until, out.local))
+      return failure(core_type::busy("volume " + detail::q(vid), std::chrono::steady_clock::now() - start));
+    auto held = core.take(h, detail::lock_byte(vid), mode, until, [&] { return "volume " + detail::q(vid); });
+    if (!held) return failure(std::move(held).error());
+    out.file = std::move(held).value();
+    return success();
+  }
+
+  //! Another volume an operation reads from (a source), held shared for the
+  //! operation's duration so that nothing changes its committed image
+  //! meanwhile (a start with snapshots disabled would hand it to a VM).
+  struct other_volume {
+    core_type* core;
+    std::shared_ptr<detail::volume_state> st;  //!< null: not registered in that pool object
+    std::string vid;
+  };
+
+  //! Volume `vid` of `core`, with its state where that pool object has one.
+  static other_volume registered(core_type& core, const std::string& vid) {
+    other_volume o{&core, nullptr, vid};
+    std::lock_guard<std::mutex> lk(core.mu);
+    if (auto it = core.volumes.find(vid); it != core.volumes.end()) o.st = it->second;
+    return o;
+  }
+
+  //! `run`, holding `other` too (shared). Two volumes are always taken in one
+  //! order (pool directory, then vid), so that two such operations in any
+  //! processes cannot each hold what the other waits for.
+  template <class F>
+  auto run_with(const char* op, const other_volume* other, F&& f, lock_mode mode = lock_mode::exclusive) noexcept
+      -> decltype(f(std::declval<const handle&>())) {
     using R = decltype(f(std::declval<const handle&>()));
     const auto what = [&] { return std::string(op) + " volume " + detail::q(vid()); };
     return detail::no_throw<R>(what, [&]() -> R {
-      std::lock_guard<std::mutex> lk(st_->mu);
-      if (st_->removed) return failure(errc::volume_removed, what());
+      const detail::deadline until = detail::deadline_of(core_->cfg);
       auto h = core_->dir();
       if (!h) return failure(std::move(h).error().context(what()));
+      hold own, theirs;
+      if (!other) {
+        if (auto r = acquire(*core_, h.value(), st_.get(), vid(), mode, until, own); !r)
+          return failure(std::move(r).error().context(what()));
+        if (st_->removed) return failure(errc::volume_removed, what());
+        auto r = f(h.value());
+        if (!r) return failure(std::move(r).error().context(what()));
+        return r;
+      }
+      std::optional<handle> other_h;
+      if (other->core == core_.get()) {
+        other_h = h.value();
+      } else {
+        auto oh = other->core->dir();
+        if (!oh) return failure(std::move(oh).error().context(what()));
+        other_h = std::move(oh).value();
+      }
+      const file_stat a = core_->identity(), b = other->core->identity();
+      const auto key_a = std::make_tuple(a.dev, a.ino, std::string_view(vid()));
+      const auto key_b = std::make_tuple(b.dev, b.ino, std::string_view(other->vid));
+      if (key_a == key_b)
+        return failure(error(make_error_code(errc::invalid_config), "the source is the volume itself").context(what()));
+      auto own_first = [&]() -> result<void> {
+        FILE_REFLINK_TRYV(acquire(*core_, h.value(), st_.get(), vid(), mode, until, own));
+        return acquire(*other->core, *other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs);
+      };
+      auto theirs_first = [&]() -> result<void> {
+        FILE_REFLINK_TRYV(acquire(*other->core, *other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs));
+        return acquire(*core_, h.value(), st_.get(), vid(), mode, until, own);
+      };
+      if (auto r = key_a < key_b ? own_first() : theirs_first(); !r) return failure(std::move(r).error().context(what()));
+      if (st_->removed) return failure(errc::volume_removed, what());
       auto r = f(h.value());
       if (!r) return failure(std::move(r).error().context(what()));
       return r;
     });
+  }
+
+  //! `run` for a query: it shares the volume's lock with other queries.
+  template <class F>
+  auto query(const char* op, F&& f) noexcept -> decltype(f(std::declval<const handle&>())) {
+    return run(op, std::forward<F>(f), lock_mode::shared);
   }
 
   copy_options copy_opts() const {

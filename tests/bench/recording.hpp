@@ -169,6 +169,14 @@ public:
   result<bool> probe_reflink(const dir_handle& h) const noexcept {
     return done(push(one(fs_op::probe_reflink, h, path())), inner_.probe_reflink(h));
   }
+  // The volume locks are not recorded: the floor is the operation's file
+  // system calls alone, and ours pays two fcntl(F_OFD_SETLK) more.
+  using lock_file = typename Inner::lock_file;
+  result<lock_file> open_lock(const dir_handle& h, const path& rel) const noexcept { return inner_.open_lock(h, rel); }
+  result<bool> lock(const lock_file& f, std::uint64_t byte, lock_mode mode, bool wait) const noexcept {
+    return inner_.lock(f, byte, mode, wait);
+  }
+  result<void> unlock(const lock_file& f, std::uint64_t byte) const noexcept { return inner_.unlock(f, byte); }
 
 private:
   struct state {

@@ -12,6 +12,7 @@ using namespace file_reflink;
 
 struct PolicyWithoutRename {
   struct dir_handle {};
+  struct lock_file {};
   result<opened_dir<dir_handle>> open_dir(const path&, bool) noexcept;
   result<file_stat> stat_path(const path&) noexcept;
   result<void> remove_dir(const path&) noexcept;
@@ -39,6 +40,9 @@ struct PolicyWithoutRename {
                            const copy_options&) noexcept;
   result<unsigned> notify_resize(const dir_handle&, const path&) noexcept;
   result<bool> probe_reflink(const dir_handle&) noexcept;
+  result<lock_file> open_lock(const dir_handle&, const path&) noexcept;
+  result<bool> lock(const lock_file&, std::uint64_t, lock_mode, bool) noexcept;
+  result<void> unlock(const lock_file&, std::uint64_t) noexcept;
 };
 
 }  // namespace

@@ -62,6 +62,8 @@ inline std::string errc_name(errc e) {
     case errc::volume_running: return "errc::volume_running";
     case errc::source_in_use: return "errc::source_in_use";
     case errc::revision_ambiguous: return "errc::revision_ambiguous";
+    case errc::volume_busy: return "errc::volume_busy";
+    case errc::catalog_invalid: return "errc::catalog_invalid";
   }
   return "errc(" + std::to_string(static_cast<int>(e)) + ")";
 }

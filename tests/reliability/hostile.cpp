@@ -300,9 +300,12 @@ FILE_REFLINK_FIXTURE_TEST_ON("hostile: files the library did not write are forei
   }
   figures f;
   auto check_all = [&](const char* after) {
-    for (auto& [name, b] : bytes) {
+    for (auto& entry : bytes) {
+      // Not a structured binding: CHECK_MESSAGE captures it in a lambda,
+      // which C++17 does not allow for one.
+      const std::string& name = entry.first;
       ++f.inputs;
-      bool ok = env.has(path(name)) && env.read(path(name)) == b;
+      bool ok = env.has(path(name)) && env.read(path(name)) == entry.second;
       if (!ok) ++f.violations;
       CHECK_MESSAGE(ok, name << " was changed or deleted by " << after);
     }

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <set>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -430,6 +432,28 @@ struct State {
   std::map<int, LoopDevice> loops;
   int next_loop = 0;
 
+  //! Byte locks of lock files: (inode, offset) -> holders, each an open
+  //! (a `lock_file` and its copies). Waiters sleep on `lock_cv` (its own
+  //! mutex: a waiter must not hold the filesystem's) until `lock_generation`
+  //! moves.
+  struct lock_holders {
+    std::set<const void*> shared;
+    const void* exclusive = nullptr;
+  };
+  std::map<std::pair<const Inode*, std::uint64_t>, lock_holders> locks;
+  std::mutex lock_mu;
+  std::condition_variable lock_cv;
+  std::uint64_t lock_generation = 0;
+
+  //! Some lock was released: wake the waiters.
+  void locks_released() {
+    {
+      std::lock_guard<std::mutex> lk(lock_mu);
+      ++lock_generation;
+    }
+    lock_cv.notify_all();
+  }
+
   State() { root_fs = make_fs(mount_options{}); }
 
   file_time now() const { return clock ? clock() : real_now(); }
@@ -600,6 +624,9 @@ struct State {
   //! Power loss: every filesystem keeps only what was durable; link counts
   //! are recounted and whatever is no longer reachable is freed.
   void crash() {
+    // Power lost: every process is gone, and its locks with it.
+    locks.clear();
+    locks_released();
     for (const auto& weak : filesystems) {
       auto fs = weak.lock();
       if (!fs) continue;

@@ -36,10 +36,13 @@ enum class fs_op : std::uint8_t {
   copy,
   notify_resize,
   probe_reflink,
+  open_lock,
+  lock,
+  unlock,
 };
 
 //! How many values `fs_op` has (for per-operation tables).
-inline constexpr std::size_t fs_op_count = static_cast<std::size_t>(fs_op::probe_reflink) + 1;
+inline constexpr std::size_t fs_op_count = static_cast<std::size_t>(fs_op::unlock) + 1;
 
 //! The contract name of an operation ("open_dir", "clone", ...), as a
 //! failing test prints it.
@@ -68,6 +71,9 @@ inline const char* to_string(fs_op op) noexcept {
     case fs_op::copy: return "copy";
     case fs_op::notify_resize: return "notify_resize";
     case fs_op::probe_reflink: return "probe_reflink";
+    case fs_op::open_lock: return "open_lock";
+    case fs_op::lock: return "lock";
+    case fs_op::unlock: return "unlock";
   }
   return "unknown";
 }

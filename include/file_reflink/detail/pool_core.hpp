@@ -12,7 +12,10 @@
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/layout.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -20,7 +23,10 @@
 #include <new>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -78,11 +84,54 @@ R no_throw(What&& what, F&& f) noexcept {
   }
 }
 
-//! The mutable part of one registered volume, behind its own mutex: each
-//! operation on a volume excludes the others on that volume only.
+//! When a wait for a lock gives up (empty: never).
+using deadline = std::optional<std::chrono::steady_clock::time_point>;
+
+//! The deadline of a wait that starts now, under the pool's policy.
+inline deadline deadline_of(const pool_config& cfg) {
+  if (!cfg.lock_timeout) return std::nullopt;
+  return std::chrono::steady_clock::now() + *cfg.lock_timeout;
+}
+
+//! The byte of the pool's lock file that stands for a volume: 1 and 62 bits
+//! of a hash (FNV-1a) of its vid, so that two processes find the same byte
+//! without a table (byte 0 is the pool's own: its catalog). Two vids sharing
+//! a byte would only wait for each other.
+inline std::uint64_t lock_byte(std::string_view vid) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : vid) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return 1 + (h & ((std::uint64_t(1) << 62) - 1));
+}
+inline constexpr std::uint64_t pool_lock_byte = 0;
+
+//! A volume's lock in this process: shared by queries, exclusive by changes.
+struct local_lock {
+  std::unique_lock<std::shared_timed_mutex> exclusive;
+  std::shared_lock<std::shared_timed_mutex> shared;
+};
+
+//! Take `m` in `mode` before `until` (or however long it takes); false when
+//! the deadline passed first.
+inline bool lock_local(std::shared_timed_mutex& m, lock_mode mode, const deadline& until, local_lock& out) {
+  if (mode == lock_mode::exclusive) {
+    out.exclusive = std::unique_lock<std::shared_timed_mutex>(m, std::defer_lock);
+    if (!until) return out.exclusive.lock(), true;
+    return out.exclusive.try_lock_until(*until);
+  }
+  out.shared = std::shared_lock<std::shared_timed_mutex>(m, std::defer_lock);
+  if (!until) return out.shared.lock(), true;
+  return out.shared.try_lock_until(*until);
+}
+
+//! The mutable part of one registered volume, behind its own lock: each
+//! operation on a volume excludes the others that change it (queries share
+//! it), on that volume only.
 struct volume_state {
   explicit volume_state(volume_config c) : cfg(std::move(c)), paths(layout::paths_of(cfg.vid)), size(cfg.size) {}
-  std::mutex mu;
+  std::shared_timed_mutex mu;
   const volume_config cfg;  //!< with revisions_to_keep resolved
   const layout::volume_paths paths;
   std::uint64_t size;       //!< configured size; resize and a volatile stop update it
@@ -178,10 +227,171 @@ public:
     return adopt(h);
   }
 
-  //! Forget the open directory (after destroy).
+  //! What the pool directory is (device, inode), once opened.
+  file_stat identity() const {
+    std::lock_guard<std::mutex> lk(mu);
+    return identity_;
+  }
+
+  //! Forget the open directory (after destroy), and its lock file.
   void forget_dir() {
     std::lock_guard<std::mutex> lk(mu);
     dir_.reset();
+    locks_.reset();
+  }
+
+  // ---- locks between processes ----------------------------------------------
+
+  using lock_file = typename FsOps::lock_file;
+
+  //! A byte of the lock file held through this pool object; released when
+  //! destroyed.
+  class held_lock {
+  public:
+    held_lock() = default;
+    held_lock(pool_core* core, std::uint64_t byte) : core_(core), byte_(byte) {}
+    held_lock(held_lock&& o) noexcept : core_(o.core_), byte_(o.byte_) { o.core_ = nullptr; }
+    held_lock& operator=(held_lock&& o) noexcept {
+      if (this != &o) {
+        release();
+        core_ = o.core_;
+        byte_ = o.byte_;
+        o.core_ = nullptr;
+      }
+      return *this;
+    }
+    held_lock(const held_lock&) = delete;
+    held_lock& operator=(const held_lock&) = delete;
+    ~held_lock() { release(); }
+    //! Release it now (a failure to unlock cannot undo the operation; the
+    //! lock goes with the pool object or its process anyway).
+    void release() noexcept {
+      if (core_) core_->release_byte(byte_);
+      core_ = nullptr;
+    }
+
+  private:
+    pool_core* core_ = nullptr;
+    std::uint64_t byte_ = 0;
+  };
+
+  //! The pool's lock file, opened once per pool object (each object is an
+  //! open of its own, so two objects exclude each other like two processes).
+  //! Empty where it cannot be opened for a reason a reader can live with
+  //! (a pool it may only read, on a read-only filesystem).
+  result<std::optional<lock_file>> lock_file_of(const handle& h) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (locks_) return std::optional<lock_file>(*locks_);
+    }
+    auto f = ops.open_lock(h, path(std::string(layout::lock_file_name)));
+    if (!f) {
+      if (f.error() == std::errc::permission_denied || f.error() == std::errc::read_only_file_system ||
+          f.error() == std::errc::operation_not_permitted)
+        return std::optional<lock_file>();
+      return failure(f.error());
+    }
+    std::lock_guard<std::mutex> lk(mu);
+    if (!locks_) locks_ = std::move(f).value();
+    return std::optional<lock_file>(*locks_);
+  }
+
+  //! Take byte `byte` of the lock file in `mode`, waiting until `until`.
+  //! `who` names what the byte stands for, for the error of a busy one.
+  //! A reader of a pool whose lock file it cannot open goes unlocked.
+  //!
+  //! Record locks belong to the open file, which all threads of this pool
+  //! object share: the kernel would let two of them hold one byte at once,
+  //! and the first to unlock would release it for both. So this object
+  //! counts its own holders of each byte (`bytes_`): the first shared holder
+  //! takes the byte from the kernel, the last one gives it back, and an
+  //! exclusive holder is alone here before it asks the kernel.
+  template <class Who>
+  result<held_lock> take(const handle& h, std::uint64_t byte, lock_mode mode, const deadline& until, Who&& who) {
+    FILE_REFLINK_TRY(auto f, lock_file_of(h));
+    if (!f) {
+      if (mode == lock_mode::shared) return held_lock();
+      return failure(error(std::make_error_code(std::errc::permission_denied),
+                           "the pool's lock file " + abs(h, path(std::string(layout::lock_file_name))) +
+                               " cannot be opened for writing"));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    {
+      // This object's own holders first.
+      std::unique_lock<std::mutex> lk(bytes_mu_);
+      auto ready = [&] {
+        auto it = bytes_.find(byte);
+        if (it == bytes_.end()) return true;
+        if (it->second.acquiring || it->second.exclusive) return false;
+        return mode == lock_mode::shared;
+      };
+      if (!until) {
+        bytes_cv_.wait(lk, ready);
+      } else if (!bytes_cv_.wait_until(lk, *until, ready)) {
+        return failure(busy(who(), std::chrono::steady_clock::now() - start));
+      }
+      auto& e = bytes_[byte];
+      if (mode == lock_mode::shared && e.shared > 0) {
+        ++e.shared;
+        return held_lock(this, byte);
+      }
+      e.acquiring = true;
+    }
+    // Then the kernel's (other objects, other processes), with no mutex held.
+    auto got = [&]() -> result<bool> {
+      if (!until) {
+        FILE_REFLINK_TRY(bool ok, ops.lock(*f, byte, mode, true));
+        if (ok) return true;
+      }
+      auto pause = std::chrono::microseconds(200);
+      for (;;) {
+        FILE_REFLINK_TRY(bool ok, ops.lock(*f, byte, mode, false));
+        if (ok) return true;
+        const auto now = std::chrono::steady_clock::now();
+        if (!until || now >= *until) return false;
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, *until - now));
+        pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
+      }
+    }();
+    std::lock_guard<std::mutex> lk(bytes_mu_);
+    auto& e = bytes_[byte];
+    e.acquiring = false;
+    if (got && got.value()) {
+      if (mode == lock_mode::shared) e.shared = 1;
+      else e.exclusive = true;
+    } else {
+      bytes_.erase(byte);
+    }
+    bytes_cv_.notify_all();
+    if (!got) return failure(std::move(got).error());
+    if (!got.value()) return failure(busy(who(), std::chrono::steady_clock::now() - start));
+    return held_lock(this, byte);
+  }
+
+  //! One holder of `byte` is done; the last one gives it back to the kernel.
+  void release_byte(std::uint64_t byte) noexcept {
+    std::lock_guard<std::mutex> lk(bytes_mu_);
+    auto it = bytes_.find(byte);
+    if (it == bytes_.end()) return;
+    if (it->second.shared > 1) {
+      --it->second.shared;
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lk2(mu);
+      if (locks_) (void)ops.unlock(*locks_, byte);
+    }
+    bytes_.erase(it);
+    bytes_cv_.notify_all();
+  }
+
+  //! "<who> is busy: another operation holds it (waited 1.2 s)".
+  static error busy(const std::string& who, std::chrono::steady_clock::duration waited) {
+    const double s = std::chrono::duration<double>(waited).count();
+    char buf[64];
+    std::snprintf(buf, sizeof buf, s > 0.0005 ? " (waited %.1f s)" : " (the pool does not wait)", s);
+    return error(make_error_code(errc::volume_busy),
+                 who + " is busy: another operation, in this process or another, holds it" + buf);
   }
 
   // ---- logging ------------------------------------------------------------
@@ -370,6 +580,15 @@ public:
 private:
   std::optional<handle> dir_;
   file_stat identity_;
+  std::optional<lock_file> locks_;
+  struct byte_holders {
+    unsigned shared = 0;     //!< holders in shared mode
+    bool exclusive = false;  //!< one holder in exclusive mode
+    bool acquiring = false;  //!< a holder is asking the kernel
+  };
+  std::mutex bytes_mu_;
+  std::condition_variable bytes_cv_;
+  std::map<std::uint64_t, byte_holders> bytes_;
 };
 
 }  // namespace detail

@@ -1064,6 +1064,93 @@ public:
     return errno_failure_nothrow(ENOMEM, "probe_reflink");
   }
 
+  //! An open lock file: its descriptor, shared by the handle's copies and
+  //! closed with the last one. The locks are open file description locks
+  //! (F_OFD_SETLK): they belong to this open, not to the process, so two
+  //! opens in one process exclude each other too, and they are released when
+  //! it is closed or its process dies, however it dies. On NFS (v4) they are
+  //! the protocol's byte-range locks, which the server enforces between hosts.
+  class lock_file {
+  public:
+    lock_file() noexcept = default;
+    //! The descriptor (-1 for none). Still owned by the handle.
+    int native_handle() const noexcept { return fd_ ? fd_->get() : -1; }
+    //! Whether it was opened only for reading (a read-only pool): it takes
+    //! shared locks only.
+    bool read_only() const noexcept { return read_only_; }
+
+  private:
+    friend class LinuxFsOps;
+    std::shared_ptr<detail::unique_fd> fd_;
+    path abs_;
+    bool read_only_ = false;
+  };
+
+  //! Opens (creating it, 0600) the lock file `rel`, never through a symlink;
+  //! where it cannot be opened for writing (a pool the caller may only read),
+  //! opens it read-only.
+  result<lock_file> open_lock(const dir_handle& h, const path& rel) const noexcept try {
+    using namespace detail::linux_impl;
+    location loc;
+    if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "open_lock", h, rel);
+    detail::unique_fd fd;
+    lock_file out;
+    int err = open_at(loc, O_RDWR | O_CREAT, 0600, fd);
+    if (err == EACCES || err == EROFS || err == EPERM) {
+      err = open_at(loc, O_RDONLY, 0, fd);
+      out.read_only_ = true;
+    }
+    if (err) return fail(err, "open_lock", h, rel);
+    struct stat st;
+    if (::fstat(fd.get(), &st) < 0) return fail(errno, "open_lock", h, rel);
+    if (!S_ISREG(st.st_mode)) return fail(EINVAL, "open_lock", h, rel);
+    out.fd_ = std::make_shared<detail::unique_fd>(std::move(fd));
+    out.abs_ = abs_of(h, rel);
+    return out;
+  } catch (const std::exception&) {
+    return errno_failure_nothrow(ENOMEM, "open_lock");
+  }
+
+  //! Locks the byte at `offset`; with `wait`, until it is granted (EINTR is
+  //! retried), else false at once when another open holds a conflicting lock.
+  result<bool> lock(const lock_file& f, std::uint64_t offset, lock_mode mode, bool wait) const noexcept try {
+    const auto failed = [&](int err) {
+      return errno_failure(err, "lock '" + f.abs_.string() + "' byte " + std::to_string(offset));
+    };
+    if (!f.fd_ || f.fd_->get() < 0) return failed(EBADF);
+    if (offset > static_cast<std::uint64_t>(INT64_MAX)) return failed(EINVAL);
+    if (f.read_only_ && mode == lock_mode::exclusive) return failed(EACCES);  // a pool it may only read
+    struct flock fl;
+    std::memset(&fl, 0, sizeof fl);
+    fl.l_type = static_cast<short>(mode == lock_mode::exclusive ? F_WRLCK : F_RDLCK);
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(offset);
+    fl.l_len = 1;
+    if (detail::retry_eintr(::fcntl, f.fd_->get(), wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0) return true;
+    if (!wait && (errno == EAGAIN || errno == EACCES)) return false;
+    return failed(errno);
+  } catch (const std::exception&) {
+    return errno_failure_nothrow(ENOMEM, "lock");
+  }
+
+  //! Releases the lock on the byte at `offset`.
+  result<void> unlock(const lock_file& f, std::uint64_t offset) const noexcept try {
+    const auto failed = [&](int err) {
+      return errno_failure(err, "unlock '" + f.abs_.string() + "' byte " + std::to_string(offset));
+    };
+    if (!f.fd_ || f.fd_->get() < 0) return failed(EBADF);
+    struct flock fl;
+    std::memset(&fl, 0, sizeof fl);
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(offset);
+    fl.l_len = 1;
+    if (detail::retry_eintr(::fcntl, f.fd_->get(), F_OFD_SETLK, &fl) < 0) return failed(errno);
+    return success();
+  } catch (const std::exception&) {
+    return errno_failure_nothrow(ENOMEM, "unlock");
+  }
+
 private:
   //! `locate` for operations on a last name itself (mkdir, rename, ...):
   //! the directory alone (an empty name) is EINVAL there.

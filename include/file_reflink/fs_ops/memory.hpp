@@ -573,6 +573,121 @@ public:
     });
   }
 
+  // ---- lock files ----
+
+  //! An open lock file, as `LinuxFsOps`'s: its byte locks belong to this
+  //! open (shared by the handle's copies) and are released when the last
+  //! copy goes, as when a process dies, or at `crash()`.
+  class lock_file {
+  public:
+    lock_file() = default;
+
+  private:
+    friend class MemoryFsOps;
+    //! The open itself: its identity owns the locks; it releases them.
+    struct open_file {
+      std::weak_ptr<State> state;
+      InodePtr inode;
+      std::set<std::uint64_t> held;
+      ~open_file() {
+        auto s = state.lock();
+        if (!s || held.empty()) return;
+        {
+          std::lock_guard<std::recursive_mutex> lock(s->mutex);
+          for (std::uint64_t off : held) {
+            auto it = s->locks.find({inode.get(), off});
+            if (it == s->locks.end()) continue;
+            it->second.shared.erase(this);
+            if (it->second.exclusive == this) it->second.exclusive = nullptr;
+            if (!it->second.exclusive && it->second.shared.empty()) s->locks.erase(it);
+          }
+        }
+        s->locks_released();
+      }
+    };
+    std::shared_ptr<open_file> open_;
+    path abs_;
+  };
+
+  //! Opens (creating it, 0600) the lock file `rel`; a new open, whose locks
+  //! are its own.
+  result<lock_file> open_lock(const dir_handle& h, const path& rel) const noexcept {
+    const Call c(fs_op::open_lock, "open_lock", &h, &rel);
+    return run<lock_file>(c, [&]() -> result<lock_file> {
+      Slot s;
+      if (int err = locate(h, rel, s)) return fail(c, err);
+      InodePtr n = s.node ? detail::memfs::through_mounts(s.node) : nullptr;
+      if (n && n->type == kind::symlink) return fail(c, ELOOP);
+      if (n && n->type != kind::regular) return fail(c, EISDIR);
+      if (!n) {
+        if (s.parent->nlink == 0) return fail(c, ENOENT);
+        n = new_file(*s.parent->fs);
+        link_new(*s.parent, s.name, n);
+      }
+      lock_file f;
+      f.open_ = std::make_shared<lock_file::open_file>();
+      f.open_->state = s_;
+      f.open_->inode = n;
+      f.abs_ = path_of(h, rel);
+      return f;
+    });
+  }
+
+  //! Locks the byte at `offset` against every other open: with `wait`,
+  //! until it is granted, else false at once. A lock already held by this
+  //! open is converted (shared to exclusive, or back), as fcntl does.
+  result<bool> lock(const lock_file& f, std::uint64_t offset, lock_mode mode, bool wait) const noexcept {
+    const Call c(fs_op::lock, "lock", &f.abs_);
+    for (;;) {
+      std::uint64_t generation = 0;
+      {
+        std::lock_guard<std::mutex> lk(s_->lock_mu);
+        generation = s_->lock_generation;
+      }
+      auto got = run<bool>(c, [&]() -> result<bool> {
+        if (!f.open_) return fail(c, EBADF);
+        const void* me = f.open_.get();
+        auto& e = s_->locks[{f.open_->inode.get(), offset}];
+        const bool others_shared = e.shared.size() > (e.shared.count(me) ? 1u : 0u);
+        const bool other_exclusive = e.exclusive && e.exclusive != me;
+        if (other_exclusive || (mode == lock_mode::exclusive && others_shared)) {
+          if (!e.exclusive && e.shared.empty()) s_->locks.erase({f.open_->inode.get(), offset});
+          return false;
+        }
+        f.open_->held.insert(offset);
+        if (mode == lock_mode::exclusive) {
+          e.shared.erase(me);
+          e.exclusive = me;
+        } else {
+          if (e.exclusive == me) e.exclusive = nullptr;
+          e.shared.insert(me);
+        }
+        return true;
+      });
+      if (!got || got.value() || !wait) return got;
+      std::unique_lock<std::mutex> lk(s_->lock_mu);
+      s_->lock_cv.wait(lk, [&] { return s_->lock_generation != generation; });
+    }
+  }
+
+  //! Releases this open's lock on the byte at `offset`.
+  result<void> unlock(const lock_file& f, std::uint64_t offset) const noexcept {
+    const Call c(fs_op::unlock, "unlock", &f.abs_);
+    auto r = run<void>(c, [&]() -> result<void> {
+      if (!f.open_) return fail(c, EBADF);
+      const void* me = f.open_.get();
+      f.open_->held.erase(offset);
+      auto it = s_->locks.find({f.open_->inode.get(), offset});
+      if (it == s_->locks.end()) return success();
+      it->second.shared.erase(me);
+      if (it->second.exclusive == me) it->second.exclusive = nullptr;
+      if (!it->second.exclusive && it->second.shared.empty()) s_->locks.erase(it);
+      return success();
+    });
+    if (r) s_->locks_released();
+    return r;
+  }
+
   // ---- mounts ----
 
   //! Mount a new empty filesystem on `abs_dir` (made with mkdir -p, durably,
