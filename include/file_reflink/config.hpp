@@ -129,6 +129,36 @@ struct volume_config {
   }
 };
 
+//! Changes to a registered volume's configuration (`Volume::update`): each
+//! field that holds a value replaces the current one.
+struct volume_update {
+  std::optional<int> revisions_to_keep;                //!< -1 on an origin: snapshots disabled
+  std::optional<bool> rw;
+  std::optional<bool> save_on_stop;
+  std::optional<bool> snap_on_start;
+  std::optional<std::optional<std::string>> source;    //!< a vid, or none
+  std::optional<bool> ephemeral;
+};
+
+//! Whether a volume runs, from its running image (`Volume::state`). A crash
+//! leaves a running image behind, so "running" means "has a running image":
+//! the VM manager knows whether a VM still uses it.
+enum class volume_status : std::uint8_t {
+  stopped,  //!< no running image
+  running,  //!< a running image that stop discards (snapshot, volatile)
+  dirty,    //!< save_on_stop: a running image whose data stop commits (or a crashed VM left)
+};
+
+//! "stopped", "running" or "dirty".
+inline const char* to_string(volume_status s) noexcept {
+  switch (s) {
+    case volume_status::stopped: return "stopped";
+    case volume_status::running: return "running";
+    case volume_status::dirty: return "dirty";
+  }
+  return "unknown";
+}
+
 //! One revision of a volume.
 struct revision_info {
   std::uint64_t number = 0;         //!< N of "V.img.N@STAMP"
@@ -203,6 +233,19 @@ struct foreign_file {
 struct scan_report {
   std::vector<volume_scan> volumes;  //!< by vid
   std::vector<foreign_file> foreign;
+};
+
+//! One volume that `Pool::adopt` registered.
+struct adopted_volume {
+  volume_config config;                          //!< as inferred (and registered)
+  volume_status state = volume_status::stopped;  //!< from its files
+  std::size_t revisions = 0;                     //!< revisions found on disk
+};
+
+//! What `Pool::adopt` did.
+struct adopt_report {
+  std::vector<adopted_volume> registered;                    //!< by vid
+  std::vector<std::pair<std::string, std::string>> skipped;  //!< vid, why
 };
 
 //! What `Pool::recover` did and found. It never deletes committed data.

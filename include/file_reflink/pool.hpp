@@ -82,13 +82,30 @@ public:
       }
       if (auto r = write_marker(h); !r) return undo(), failure(std::move(r).error().context(what));
       if (auto r = core_->adopt(h); !r) return failure(std::move(r).error().context(what));
+      if (core_->cfg.catalog) {
+        // The pool's settings, for the tools that open it later.
+        std::lock_guard<std::mutex> lk(core_->catalog_mu);
+        auto r = [&]() -> result<void> {
+          FILE_REFLINK_TRY(auto held, core_->take_catalog(h, lock_mode::exclusive));
+          FILE_REFLINK_TRY(auto c, core_->read_catalog(h));
+          if (c.revisions_to_keep && c.setup_check) return success();
+          if (!c.revisions_to_keep) c.revisions_to_keep = core_->cfg.revisions_to_keep;
+          if (!c.setup_check) c.setup_check = core_->cfg.setup_check;
+          return core_->write_catalog(h, c);
+        }();
+        if (!r) return failure(std::move(r).error().context(what));
+      }
       return success();
     });
   }
 
   //! Register a volume after validating its configuration; nothing on disk
   //! changes (see `Volume::create`). A missing source is reported by
-  //! `start`/`verify`, when it matters.
+  //! `start`/`verify`, when it matters. With the pool's catalog on, the
+  //! volume is written there first; a vid the catalog already has with the
+  //! same configuration is simply returned (a program registering its
+  //! volumes again after a restart), with another one it is
+  //! `errc::volume_exists` (change it with `Volume::update`).
   result<volume_type> init_volume(volume_config cfg) noexcept {
     const auto what_of = [&] { return "init_volume " + detail::q(cfg.vid); };
     return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
@@ -96,21 +113,44 @@ public:
       if (auto r = validate(cfg); !r) return failure(std::move(r).error().context(what));
       if (cfg.name.empty()) cfg.name = layout::paths_of(cfg.vid).base;
       if (!cfg.revisions_to_keep) cfg.revisions_to_keep = core_->cfg.revisions_to_keep;
+      if (!core_->cfg.catalog) {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        FILE_REFLINK_TRY_CTX(auto v, what, register_locked(std::move(cfg)));
+        return v;
+      }
+      std::lock_guard<std::mutex> cl(core_->catalog_mu);
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      FILE_REFLINK_TRY_CTX(auto held, what, core_->take_catalog(h, lock_mode::exclusive));
+      FILE_REFLINK_TRY_CTX(auto c, what, core_->read_catalog(h));
+      FILE_REFLINK_TRYV_CTX(what, apply_catalog(c));
+      if (auto it = c.volumes.find(cfg.vid); it != c.volumes.end()) {
+        if (!detail::same_config(it->second, cfg))
+          return failure(errc::volume_exists, what + ": the pool's catalog has it with another configuration "
+                                                     "(change it with update)");
+        std::lock_guard<std::mutex> lk(core_->mu);
+        return volume_type(core_, core_->volumes.at(cfg.vid));
+      }
+      {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, what);
+        for (auto& [other, st] : core_->volumes)
+          if (auto col = layout::vid_collision(cfg.vid, other)) return failure(errc::invalid_vid, what + ": " + *col);
+      }
+      c.volumes.emplace(cfg.vid, cfg);
+      FILE_REFLINK_TRYV_CTX(what, core_->write_catalog(h, c));
       std::lock_guard<std::mutex> lk(core_->mu);
-      if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, what);
-      for (auto& [other, st] : core_->volumes)
-        if (auto c = layout::vid_collision(cfg.vid, other)) return failure(errc::invalid_vid, what + ": " + *c);
-      auto st = std::make_shared<detail::volume_state>(std::move(cfg));
-      core_->volumes.emplace(st->cfg.vid, st);
-      return volume_type(core_, st);
+      FILE_REFLINK_TRY_CTX(auto v, what, register_locked(std::move(cfg)));
+      return v;
     });
   }
 
-  //! The registered volume `vid`.
+  //! The registered volume `vid` (with the catalog on, one that another
+  //! process registered since is found too).
   result<volume_type> get_volume(const std::string& vid) const noexcept {
     const auto what_of = [&] { return "get_volume " + detail::q(vid); };
     return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
       const std::string what = what_of();
+      FILE_REFLINK_TRYV_CTX(what, sync_catalog());
       std::lock_guard<std::mutex> lk(core_->mu);
       auto it = core_->volumes.find(vid);
       if (it == core_->volumes.end()) return failure(errc::volume_not_found, what);
@@ -118,13 +158,121 @@ public:
     });
   }
 
-  //! Every registered volume, ordered by vid.
+  //! Every registered volume, ordered by vid (with the catalog on, as the
+  //! catalog has them now; a catalog that cannot be read is a warning in
+  //! the log, and the volumes known so far are listed).
   std::vector<volume_type> list_volumes() const {
+    if (auto r = sync_catalog(); !r) core_->log(log_level::warning, "list_volumes: " + r.error().message());
     std::lock_guard<std::mutex> lk(core_->mu);
     std::vector<volume_type> out;
     out.reserve(core_->volumes.size());
     for (auto& [vid, st] : core_->volumes) out.push_back(volume_type(core_, st));
     return out;
+  }
+
+  //! The catalog as it is on disk now: the pool's recorded settings and the
+  //! volumes' configurations (empty where the pool has no catalog file).
+  //! Readable whether this object keeps the catalog or not.
+  result<catalog_contents> read_catalog() const noexcept {
+    const auto what_of = [&] { return "read_catalog of pool " + detail::q(name()); };
+    return detail::no_throw<result<catalog_contents>>(what_of, [&]() -> result<catalog_contents> {
+      const std::string what = what_of();
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      FILE_REFLINK_TRY_CTX(auto held, what, core_->take_catalog(h, lock_mode::shared));
+      FILE_REFLINK_TRY_CTX(auto c, what, core_->read_catalog(h));
+      return c;
+    });
+  }
+
+  //! Register every volume that `scan()` finds on disk and that is neither
+  //! registered nor in the catalog, with a configuration inferred from its
+  //! files (README, "Adopting a pool"): an origin, rw, of its image's size,
+  //! keeping the pool's revisions_to_keep or as many revisions as it has on
+  //! disk if that is more (so that its next stop deletes none); one with a
+  //! running image and nothing else, an origin with snapshots disabled (its
+  //! stop keeps that image). A volume with only an import, a precache or
+  //! temporaries is skipped and reported. With the catalog on, the adopted
+  //! volumes are written there. Change what the inference got wrong with
+  //! `Volume::update`.
+  result<adopt_report> adopt() noexcept {
+    const auto what_of = [&] { return "adopt pool " + detail::q(name()); };
+    return detail::no_throw<result<adopt_report>>(what_of, [&]() -> result<adopt_report> {
+      const std::string what = what_of();
+      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+      std::unique_lock<std::mutex> cl(core_->catalog_mu, std::defer_lock);
+      std::optional<typename core_type::held_lock> held;
+      catalog_contents c;
+      if (core_->cfg.catalog) {
+        cl.lock();
+        FILE_REFLINK_TRY_CTX(auto l, what, core_->take_catalog(h, lock_mode::exclusive));
+        held = std::move(l);
+        FILE_REFLINK_TRY_CTX(auto cc, what, core_->read_catalog(h));
+        c = std::move(cc);
+        FILE_REFLINK_TRYV_CTX(what, apply_catalog(c));
+      }
+      FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
+      adopt_report out;
+      std::vector<volume_config> found;
+      for (const volume_scan& v : report.volumes) {
+        if (v.registered || c.volumes.count(v.vid)) continue;
+        if (!v.clean && !v.dirty && v.revisions.empty()) {
+          out.skipped.push_back({v.vid, v.import ? "only an interrupted import (recover removes it)"
+                                                 : "no committed image, running image or revision"});
+          continue;
+        }
+        const layout::volume_paths p = layout::paths_of(v.vid);
+        volume_config vc = volume_config::origin(v.vid, 0);
+        vc.name = p.base;
+        std::size_t unpinned = 0;
+        for (auto& [n, info] : v.revisions)
+          if (info.labels.empty()) ++unpinned;
+        int keep = core_->cfg.revisions_to_keep < 0 ? 1 : core_->cfg.revisions_to_keep;
+        if (static_cast<std::size_t>(keep) < unpinned) keep = static_cast<int>(std::min<std::size_t>(unpinned, INT32_MAX));
+        vc.revisions_to_keep = keep;
+        if (!v.clean && v.revisions.empty()) vc.revisions_to_keep = -1;  // a running image is all it has
+        std::optional<file_stat> img;
+        std::vector<path> candidates;
+        if (v.dirty) candidates.push_back(p.dirty());
+        if (v.clean) candidates.push_back(p.clean());
+        if (!v.revisions.empty()) {
+          auto last = std::prev(v.revisions.end());
+          candidates.push_back(p.revision(last->first, last->second.timestamp));
+        }
+        for (const path& rel : candidates) {
+          if (img) break;
+          FILE_REFLINK_TRY_CTX(img, what, core_->stat_if(h, rel));
+        }
+        vc.size = img ? img->size : 0;
+        if (auto r = validate(vc); !r) {
+          out.skipped.push_back({v.vid, r.error().message()});
+          continue;
+        }
+        bool collides = false;
+        {
+          std::lock_guard<std::mutex> lk(core_->mu);
+          for (auto& [other, st] : core_->volumes)
+            if (layout::vid_collision(vc.vid, other)) collides = true;
+        }
+        if (collides) {
+          out.skipped.push_back({v.vid, "its files collide with a registered volume's"});
+          continue;
+        }
+        adopted_volume a;
+        a.config = vc;
+        a.state = !v.dirty ? volume_status::stopped : volume_status::dirty;
+        a.revisions = v.revisions.size();
+        out.registered.push_back(std::move(a));
+        found.push_back(std::move(vc));
+      }
+      if (core_->cfg.catalog && !found.empty()) {
+        for (auto& vc : found) c.volumes.emplace(vc.vid, vc);
+        FILE_REFLINK_TRYV_CTX(what, core_->write_catalog(h, c));
+      }
+      std::lock_guard<std::mutex> lk(core_->mu);
+      for (auto& vc : found)
+        if (!core_->volumes.count(vc.vid)) (void)register_locked(std::move(vc));
+      return out;
+    });
   }
 
   //! Forget the pool: refused while any volume has files in it; otherwise
@@ -147,15 +295,15 @@ public:
       std::vector<detail::local_lock> held(states.size());
       for (std::size_t i = 0; i < states.size(); ++i)
         if (!detail::lock_local(states[i]->mu, lock_mode::exclusive, until, held[i]))
-          return failure(core_type::busy("volume " + detail::q(states[i]->cfg.vid),
+          return failure(core_type::busy("volume " + detail::q(states[i]->vid),
                                          std::chrono::steady_clock::now() - start)
                              .context(what));
       auto h = core_->dir();
       if (!h) return failure(std::move(h).error().context(what));
       std::vector<typename core_type::held_lock> bytes;
       for (auto& st : states) {
-        auto b = core_->take(h.value(), detail::lock_byte(st->cfg.vid), lock_mode::exclusive, until,
-                             [&] { return "volume " + detail::q(st->cfg.vid); });
+        auto b = core_->take(h.value(), detail::lock_byte(st->vid), lock_mode::exclusive, until,
+                             [&] { return "volume " + detail::q(st->vid); });
         if (!b) return failure(std::move(b).error().context(what));
         bytes.push_back(std::move(b).value());
       }
@@ -179,7 +327,7 @@ public:
       {
         std::lock_guard<std::mutex> lk(core_->mu);
         for (auto& st : states) {
-          auto it = core_->volumes.find(st->cfg.vid);
+          auto it = core_->volumes.find(st->vid);
           if (it != core_->volumes.end() && it->second == st) core_->volumes.erase(it);
         }
       }
@@ -268,7 +416,7 @@ public:
         // Cleaning up is not urgent, but a recovery that a crash undoes
         // would report the same garbage again: make it stick.
         if (removed_any) FILE_REFLINK_TRYV_CTX(what, core_->sync_dir(h, p.dir));
-        if (v.dirty && (!st || st->cfg.save_on_stop)) out.dirty.push_back(v.vid);
+        if (v.dirty && (!st || st->config()->save_on_stop)) out.dirty.push_back(v.vid);
         if (v.precache == precache_state::stale) out.stale_precache.push_back(v.vid);
       }
       return out;
@@ -284,21 +432,83 @@ private:
     return cfg;
   }
 
-  result<void> validate(const volume_config& cfg) const {
-    FILE_REFLINK_TRYV(layout::validate_vid(cfg.vid));
-    if (cfg.snap_on_start && !cfg.source)
-      return failure(errc::invalid_config, "snap_on_start needs a source volume");
-    if (cfg.source && !cfg.snap_on_start)
-      return failure(errc::invalid_config, "source " + detail::q(*cfg.source) + " is given but snap_on_start is off");
-    if (cfg.source) {
-      if (auto r = layout::validate_vid(*cfg.source); !r) return failure(std::move(r).error().context("source"));
-      if (*cfg.source == cfg.vid) return failure(errc::invalid_config, "a volume cannot be its own source");
+  result<void> validate(const volume_config& cfg) const { return detail::validate_config(cfg, core_->cfg); }
+
+  //! Register `cfg` (validated, resolved); the caller holds `core_->mu`.
+  result<volume_type> register_locked(volume_config cfg) {
+    if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, "");
+    for (auto& [other, st] : core_->volumes)
+      if (auto c = layout::vid_collision(cfg.vid, other)) return failure(errc::invalid_vid, *c);
+    auto st = std::make_shared<detail::volume_state>(std::move(cfg));
+    core_->volumes.emplace(st->vid, st);
+    return volume_type(core_, st);
+  }
+
+  //! Make this object's registrations what catalog `c` says: its volumes
+  //! registered, changed ones changed, those it lacks (removed by another
+  //! process) forgotten. A volume that an operation of this object holds
+  //! keeps its configuration until its next operation (which reads its
+  //! entry itself). The caller holds `core_->catalog_mu`; true: all applied.
+  result<bool> apply_catalog(const catalog_contents& c) const {
+    bool whole = true;
+    std::lock_guard<std::mutex> lk(core_->mu);
+    for (auto& [vid, vc] : c.volumes) {
+      auto it = core_->volumes.find(vid);
+      if (it == core_->volumes.end()) {
+        if (auto r = detail::validate_config(vc, core_->cfg); !r) {
+          core_->log(log_level::warning, "The pool's catalog has an invalid volume " + detail::q(vid) + ": " +
+                                             r.error().message());
+          continue;
+        }
+        auto st = std::make_shared<detail::volume_state>(vc);
+        core_->volumes.emplace(vid, st);
+        continue;
+      }
+      auto& st = it->second;
+      volume_config now = *st->config();
+      // Its size: read only under its lock.
+      std::unique_lock<std::shared_timed_mutex> vl(st->mu, std::try_to_lock);
+      if (!vl) {
+        whole = false;
+        continue;
+      }
+      now.size = st->size;
+      if (!detail::same_config(now, vc)) {
+        st->size = vc.size;
+        st->set_config(vc);
+      }
     }
-    if (cfg.revisions_to_keep && *cfg.revisions_to_keep < -1)
-      return failure(errc::invalid_config, "revisions_to_keep must be -1 (snapshots disabled), 0 or more, not " +
-                                               std::to_string(*cfg.revisions_to_keep));
-    if (!cfg.revisions_to_keep && core_->cfg.revisions_to_keep < -1)
-      return failure(errc::invalid_config, "the pool's revisions_to_keep must be -1, 0 or more");
+    for (auto it = core_->volumes.begin(); it != core_->volumes.end();) {
+      if (c.volumes.count(it->first)) {
+        ++it;
+        continue;
+      }
+      std::unique_lock<std::shared_timed_mutex> vl(it->second->mu, std::try_to_lock);
+      if (!vl) {
+        whole = false;
+        ++it;
+        continue;
+      }
+      it->second->removed = true;
+      vl.unlock();
+      it = core_->volumes.erase(it);
+    }
+    return whole;
+  }
+
+  //! With the catalog on: bring this object's registrations up to date.
+  result<void> sync_catalog() const {
+    if (!core_->cfg.catalog) return success();
+    std::lock_guard<std::mutex> cl(core_->catalog_mu);
+    FILE_REFLINK_TRY(auto h, core_->dir());
+    FILE_REFLINK_TRY(auto held, core_->take_catalog(h, lock_mode::shared));
+    FILE_REFLINK_TRY(auto text, core_->read_catalog_text(h));
+    held.release();
+    if (!text) return success();
+    auto c = detail::parse_catalog(*text);
+    if (!c) return failure(std::move(c).error().context(core_->abs(h, path(std::string(layout::catalog_name)))));
+    FILE_REFLINK_TRY(bool whole, apply_catalog(c.value()));
+    if (whole) core_->catalog_applied(std::move(*text));
     return success();
   }
 

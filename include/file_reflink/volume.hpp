@@ -58,24 +58,27 @@ public:
   using fs_ops_type = FsOps;
 
   //! The vid: where the volume's files live, relative to the pool.
-  const std::string& vid() const noexcept { return st_->cfg.vid; }
+  const std::string& vid() const noexcept { return st_->vid; }
   //! The volume's name (defaults to the vid's last component).
-  const std::string& name() const noexcept { return st_->cfg.name; }
-  //! The configuration it was registered with (revisions_to_keep resolved).
-  const volume_config& config() const noexcept { return st_->cfg; }
+  const std::string& name() const noexcept { return st_->name; }
+  //! Its configuration now (revisions_to_keep resolved): as registered, or
+  //! as `update` last changed it.
+  volume_config config() const { return *st_->config(); }
   //! volatile, snapshot, origin or origin-snapshot.
-  volume_kind kind() const noexcept { return st_->cfg.kind(); }
+  volume_kind kind() const noexcept { return st_->config()->kind(); }
   //! Read-write (resize allowed, attached writable)?
-  bool rw() const noexcept { return st_->cfg.rw; }
+  bool rw() const noexcept { return st_->config()->rw; }
   //! Ephemeral as configured, or as a volatile volume of an
   //! `ephemeral_volatile` pool: recorded and reported, the encryption is the
   //! embedder's.
   bool ephemeral() const noexcept {
-    return st_->cfg.ephemeral || (core_->cfg.ephemeral_volatile && kind() == volume_kind::volatile_);
+    auto c = st_->config();
+    return c->ephemeral || (core_->cfg.ephemeral_volatile && c->kind() == volume_kind::volatile_);
   }
   //! revisions_to_keep == -1 on an origin volume: no clone is ever made.
   bool snapshots_disabled() const noexcept {
-    return st_->cfg.revisions_to_keep.value_or(0) == -1 && kind() == volume_kind::origin;
+    auto c = st_->config();
+    return c->revisions_to_keep.value_or(0) == -1 && c->kind() == volume_kind::origin;
   }
   //! Two handles to the same registered volume?
   friend bool operator==(const Volume& a, const Volume& b) noexcept { return a.st_ == b.st_; }
@@ -146,7 +149,7 @@ public:
         {
           std::lock_guard<std::mutex> lk(core_->mu);  // after the volume's own lock, as everywhere
           for (auto& [other, st] : core_->volumes)
-            if (st != st_ && st->cfg.source && *st->cfg.source == vid()) users += (users.empty() ? "" : ", ") + detail::q(other);
+            if (auto c = st->config(); st != st_ && c->source && *c->source == vid()) users += (users.empty() ? "" : ", ") + detail::q(other);
         }
         if (!users.empty())
           return failure(errc::source_in_use, "volume(s) " + users +
@@ -155,6 +158,9 @@ public:
       }
       FILE_REFLINK_TRYV(remove_all_files(h));
       (void)core_->remove_empty_dir(h, p().dir);
+      // Its files are gone first: a failure here leaves an entry that a
+      // second remove takes away, never files that no entry names.
+      FILE_REFLINK_TRYV(core_->forget_config(h, vid()));
       st_->removed = true;
       std::lock_guard<std::mutex> lk(core_->mu);
       auto it = core_->volumes.find(vid());
@@ -172,7 +178,7 @@ public:
     // A snapshot's start reads its source's committed image: the source is
     // held (shared) too, so that its own start cannot take that image away.
     std::optional<other_volume> src;
-    if (cfg().snap_on_start && cfg().source) src = registered(*core_, *cfg().source);
+    if (auto c = st_->config(); c->snap_on_start && c->source) src = registered(*core_, *c->source);
     return run_with("start", src ? &*src : nullptr, [&](const handle& h) -> result<void> {
       FILE_REFLINK_TRYV(remove_incomplete(h));
       if (cfg().save_on_stop) {
@@ -233,6 +239,25 @@ public:
   }
 
   // ---- state ------------------------------------------------------------------
+
+  //! Stopped, running, or running with data that its stop commits (see
+  //! `volume_status`). One look at one name: no extent is read.
+  result<volume_status> state() noexcept {
+    return query("state", [&](const handle& h) -> result<volume_status> {
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (!dirty) return volume_status::stopped;
+      return cfg().save_on_stop ? volume_status::dirty : volume_status::running;
+    });
+  }
+
+  //! A running image exists: true for a running snapshot or volatile volume
+  //! too, where `is_dirty()` is false.
+  result<bool> is_running() noexcept {
+    return query("is_running", [&](const handle& h) -> result<bool> {
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      return dirty.has_value();
+    });
+  }
 
   //! save_on_stop and a dirty image exists (running, or crashed).
   result<bool> is_dirty() noexcept {
@@ -313,14 +338,73 @@ public:
     });
   }
 
-  //! What a VM manager attaches: the dirty image, read-only or not, the name.
+  //! What a VM manager attaches: the running image, read-only or not, the
+  //! name. Refused for a stopped volume (`errc::volume_not_running`): its
+  //! running image does not exist until `start`.
   result<block_device_info> block_device() noexcept {
     return query("block_device", [&](const handle& h) -> result<block_device_info> {
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (!dirty)
+        return failure(errc::volume_not_running, "it is stopped: its running image " + core_->abs(h, p().dirty()) +
+                                                     " exists once it is started");
       block_device_info b;
       FILE_REFLINK_TRY(b.device_path, core_->absolute(h, p().dirty()));
       b.read_only = !cfg().rw;
       b.name = name();
       return b;
+    });
+  }
+
+  // ---- configuration ------------------------------------------------------------
+
+  //! Change the configuration: each field of `u` that holds a value.
+  //! Validated as `init_volume` validates; with the pool's catalog on, the
+  //! catalog is rewritten (durably) before the change is seen here. Refused
+  //! (`errc::volume_running`) while a running image exists for anything but
+  //! retention within snapshots enabled; refused (`errc::invalid_config`)
+  //! where the new kind would throw away committed data (save_on_stop off,
+  //! or snap_on_start on, over a committed image of its own: remove the
+  //! volume instead).
+  result<void> update(const volume_update& u) noexcept {
+    return run("update", [&](const handle& h) -> result<void> {
+      const volume_config& was = cfg();
+      volume_config next = was;
+      if (u.revisions_to_keep) next.revisions_to_keep = *u.revisions_to_keep;
+      if (u.rw) next.rw = *u.rw;
+      if (u.save_on_stop) next.save_on_stop = *u.save_on_stop;
+      if (u.snap_on_start) next.snap_on_start = *u.snap_on_start;
+      if (u.source) next.source = *u.source;
+      if (u.ephemeral) next.ephemeral = *u.ephemeral;
+      FILE_REFLINK_TRYV(detail::validate_config(next, core_->cfg));
+      auto disabled = [](const volume_config& c) {
+        return c.revisions_to_keep.value_or(0) == -1 && c.kind() == volume_kind::origin;
+      };
+      const bool kind_changes = next.save_on_stop != was.save_on_stop || next.snap_on_start != was.snap_on_start;
+      FILE_REFLINK_TRY(auto dirty, core_->stat_image(h, p().dirty()));
+      if (dirty || st_->importing) {
+        const char* what = kind_changes               ? "its kind"
+                           : next.source != was.source ? "its source"
+                           : next.rw != was.rw         ? "rw"
+                           : disabled(next) != disabled(was) ? "whether snapshots are disabled"
+                                                             : nullptr;
+        if (what)
+          return failure(errc::volume_running,
+                         std::string("cannot change ") + what + " while " +
+                             (dirty ? "its running image " + core_->abs(h, p().dirty()) + " exists" : "an import is open") +
+                             ": stop the volume first");
+      }
+      if (kind_changes && was.save_on_stop && (!next.save_on_stop || (next.snap_on_start && !was.snap_on_start))) {
+        FILE_REFLINK_TRY(auto clean, core_->stat_if(h, p().clean()));
+        FILE_REFLINK_TRY(auto revs, list_revisions(h));
+        if (clean || !revs.empty())
+          return failure(errc::invalid_config,
+                         std::string("as ") + to_string(next.kind()) + " it would no longer keep its committed image " +
+                             core_->abs(h, p().clean()) + " and revisions: remove the volume instead");
+      }
+      next.size = st_->size;
+      FILE_REFLINK_TRYV(core_->persist_config(h, next));
+      st_->set_config(std::move(next));
+      return success();
     });
   }
 
@@ -471,7 +555,12 @@ public:
           }
         }
       }
-      st_->size = new_size;
+      if (st_->size != new_size) {
+        volume_config next = cfg();
+        next.size = new_size;
+        FILE_REFLINK_TRYV(core_->persist_config(h, next));
+        st_->size = new_size;
+      }
       return success();
     });
   }
@@ -648,7 +737,8 @@ private:
   Volume(std::shared_ptr<core_type> core, std::shared_ptr<detail::volume_state> st)
       : core_(std::move(core)), st_(std::move(st)) {}
 
-  const volume_config& cfg() const noexcept { return st_->cfg; }
+  //! The configuration, inside an operation (which holds the volume's lock).
+  const volume_config& cfg() const noexcept { return st_->held_config(); }
   const layout::volume_paths& p() const noexcept { return st_->paths; }
   std::uint64_t keep() const noexcept {
     int k = cfg().revisions_to_keep.value_or(0);
@@ -721,7 +811,7 @@ private:
       if (!other) {
         if (auto r = acquire(*core_, h.value(), st_.get(), vid(), mode, until, own); !r)
           return failure(std::move(r).error().context(what()));
-        if (st_->removed) return failure(errc::volume_removed, what());
+        if (auto r = follow_catalog(h.value(), mode); !r) return failure(std::move(r).error().context(what()));
         auto r = f(h.value());
         if (!r) return failure(std::move(r).error().context(what()));
         return r;
@@ -748,11 +838,35 @@ private:
         return acquire(*core_, h.value(), st_.get(), vid(), mode, until, own);
       };
       if (auto r = key_a < key_b ? own_first() : theirs_first(); !r) return failure(std::move(r).error().context(what()));
-      if (st_->removed) return failure(errc::volume_removed, what());
+      if (auto r = follow_catalog(h.value(), mode); !r) return failure(std::move(r).error().context(what()));
       auto r = f(h.value());
       if (!r) return failure(std::move(r).error().context(what()));
       return r;
     });
+  }
+
+  //! Inside an operation that holds the volume: refused once it was removed;
+  //! with the pool's catalog on and the volume held exclusively, its entry
+  //! there is what counts (another process may have changed or removed it).
+  result<void> follow_catalog(const handle& h, lock_mode mode) {
+    if (st_->removed) return failure(errc::volume_removed, "");
+    if (!core_->cfg.catalog || mode != lock_mode::exclusive) return success();
+    FILE_REFLINK_TRY(auto look, core_->catalog_entry(h, vid()));
+    if (look.unchanged) return success();
+    if (!look.entry) {
+      st_->removed = true;
+      std::lock_guard<std::mutex> lk(core_->mu);
+      auto it = core_->volumes.find(vid());
+      if (it != core_->volumes.end() && it->second == st_) core_->volumes.erase(it);
+      return failure(errc::volume_removed, "the pool's catalog no longer has it (removed by another process)");
+    }
+    volume_config now = cfg();
+    now.size = st_->size;
+    if (!detail::same_config(now, *look.entry)) {
+      st_->size = look.entry->size;
+      st_->set_config(std::move(*look.entry));
+    }
+    return success();
   }
 
   //! `run` for a query: it shares the volume's lock with other queries.
@@ -1267,7 +1381,7 @@ private:
     {
       std::lock_guard<std::mutex> lk(core_->mu);  // after the volume's own lock, as everywhere
       for (auto& [other, st] : core_->volumes)
-        if (st != st_ && st->cfg.snap_on_start && st->cfg.source && *st->cfg.source == vid())
+        if (auto c = st->config(); st != st_ && c->snap_on_start && c->source && *c->source == vid())
           users.push_back(st->paths);
     }
     std::uint64_t known = 1;

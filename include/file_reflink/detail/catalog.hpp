@@ -70,6 +70,13 @@ inline std::string format_catalog(const catalog_contents& c) {
   return out;
 }
 
+//! Whether two configurations would be written alike.
+inline bool same_config(const volume_config& a, const volume_config& b) {
+  return a.vid == b.vid && a.name == b.name && a.size == b.size && a.rw == b.rw && a.save_on_stop == b.save_on_stop &&
+         a.snap_on_start == b.snap_on_start && a.source == b.source && a.revisions_to_keep == b.revisions_to_keep &&
+         a.ephemeral == b.ephemeral;
+}
+
 //! An integer of the catalog, or nothing.
 inline std::optional<std::int64_t> catalog_int(std::string_view v) {
   if (v.empty() || v.size() > 20) return std::nullopt;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
+#include <file_reflink/detail/catalog.hpp>
 #include <file_reflink/detail/space_cache.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
@@ -126,18 +127,59 @@ inline bool lock_local(std::shared_timed_mutex& m, lock_mode mode, const deadlin
   return out.shared.try_lock_until(*until);
 }
 
+//! A volume's configuration, checked as `init_volume` and `update` check it.
+inline result<void> validate_config(const volume_config& cfg, const pool_config& pool) {
+  FILE_REFLINK_TRYV(layout::validate_vid(cfg.vid));
+  if (cfg.snap_on_start && !cfg.source) return failure(errc::invalid_config, "snap_on_start needs a source volume");
+  if (cfg.source && !cfg.snap_on_start)
+    return failure(errc::invalid_config, "source " + q(*cfg.source) + " is given but snap_on_start is off");
+  if (cfg.source) {
+    if (auto r = layout::validate_vid(*cfg.source); !r) return failure(std::move(r).error().context("source"));
+    if (*cfg.source == cfg.vid) return failure(errc::invalid_config, "a volume cannot be its own source");
+  }
+  if (cfg.revisions_to_keep && *cfg.revisions_to_keep < -1)
+    return failure(errc::invalid_config, "revisions_to_keep must be -1 (snapshots disabled), 0 or more, not " +
+                                             std::to_string(*cfg.revisions_to_keep));
+  if (!cfg.revisions_to_keep && pool.revisions_to_keep < -1)
+    return failure(errc::invalid_config, "the pool's revisions_to_keep must be -1, 0 or more");
+  if (!catalog_safe(cfg.name)) return failure(errc::invalid_config, "the name holds a line break or a NUL");
+  return success();
+}
+
 //! The mutable part of one registered volume, behind its own lock: each
 //! operation on a volume excludes the others that change it (queries share
 //! it), on that volume only.
 struct volume_state {
-  explicit volume_state(volume_config c) : cfg(std::move(c)), paths(layout::paths_of(cfg.vid)), size(cfg.size) {}
+  explicit volume_state(volume_config c)
+      : vid(c.vid), name(c.name), paths(layout::paths_of(c.vid)), size(c.size),
+        cfg_(std::make_shared<const volume_config>(std::move(c))) {}
   std::shared_timed_mutex mu;
-  const volume_config cfg;  //!< with revisions_to_keep resolved
+  const std::string vid;
+  const std::string name;
   const layout::volume_paths paths;
   std::uint64_t size;       //!< configured size; resize and a volatile stop update it
   bool removed = false;
   bool importing = false;
   std::multiset<std::string> exports;
+
+  //! The configuration (revisions_to_keep resolved): a snapshot of it, for
+  //! anyone; it changes only under `mu` held exclusively (an update).
+  std::shared_ptr<const volume_config> config() const {
+    std::lock_guard<std::mutex> lk(cfg_mu_);
+    return cfg_;
+  }
+  //! The configuration, for an operation that holds `mu` (shared or not).
+  const volume_config& held_config() const noexcept { return *cfg_; }
+  //! Replace it; the caller holds `mu` exclusively.
+  void set_config(volume_config c) {
+    auto next = std::make_shared<const volume_config>(std::move(c));
+    std::lock_guard<std::mutex> lk(cfg_mu_);
+    cfg_ = std::move(next);
+  }
+
+private:
+  mutable std::mutex cfg_mu_;
+  std::shared_ptr<const volume_config> cfg_;
 };
 
 template <class FsOps>
@@ -385,6 +427,127 @@ public:
     bytes_cv_.notify_all();
   }
 
+  // ---- the catalog ---------------------------------------------------------------
+  //
+  // With `pool_config::catalog` on, the volumes' configurations live in one
+  // file at the pool's top, replaced atomically and durably (a temporary,
+  // flushed, renamed, the directory flushed) under byte 0 of the lock file
+  // held exclusively; readers hold byte 0 shared. Byte 0 is always taken
+  // after any volume's byte, never before one.
+
+  //! Serialises this object's own catalog work (registration against it).
+  std::mutex catalog_mu;
+
+  //! Take the catalog's lock (byte 0).
+  result<held_lock> take_catalog(const handle& h, lock_mode mode) {
+    return take(h, pool_lock_byte, mode, deadline_of(cfg), [] { return std::string("the pool's catalog"); });
+  }
+
+  //! The catalog file's text; empty when there is none. One read of one
+  //! open file: a replacement meanwhile is seen whole or not at all.
+  result<std::optional<std::string>> read_catalog_text(const handle& h) {
+    const path rel{std::string(layout::catalog_name)};
+    for (std::size_t want = 16 * 1024;; want *= 4) {
+      FILE_REFLINK_TRY(auto st, stat_if(h, rel));
+      if (!st) return std::optional<std::string>();
+      if (st->type != file_type::regular)
+        return failure(errc::catalog_invalid, abs(h, rel) + " is not a regular file");
+      std::string buf(std::max<std::uint64_t>(want, st->size + 4096), '\0');
+      auto got = ops.read(h, rel, 0, buf.data(), buf.size());
+      if (!got) {
+        if (got.error() == std::errc::no_such_file_or_directory) return std::optional<std::string>();
+        return failure(got.error());
+      }
+      if (got.value() < buf.size()) {
+        buf.resize(got.value());
+        return std::optional<std::string>(std::move(buf));
+      }
+    }
+  }
+
+  //! The catalog (an empty one where there is no file).
+  result<catalog_contents> read_catalog(const handle& h) {
+    FILE_REFLINK_TRY(auto text, read_catalog_text(h));
+    if (!text) return catalog_contents{};
+    auto c = parse_catalog(*text);
+    if (!c) return failure(std::move(c).error().context(abs(h, path(std::string(layout::catalog_name)))));
+    return c;
+  }
+
+  //! Replace the catalog, atomically and durably. The caller holds byte 0
+  //! exclusively.
+  result<void> write_catalog(const handle& h, const catalog_contents& c) {
+    const path rel{std::string(layout::catalog_name)};
+    const std::string text = format_catalog(c);
+    path tmp = layout::temp_name(rel);
+    FILE_REFLINK_TRYV(ops.create(h, tmp, 0, create_mode::exclusive));
+    auto r = [&]() -> result<void> {
+      FILE_REFLINK_TRYV(ops.write(h, tmp, 0, text.data(), text.size()));
+      FILE_REFLINK_TRYV(ops.fsync(h, tmp));
+      FILE_REFLINK_TRYV(ops.rename(h, tmp, rel));
+      return ops.fsync(h, path());
+    }();
+    if (!r) {
+      (void)ops.remove(h, tmp);
+      return failure(std::move(r).error().context("write the pool's catalog " + abs(h, rel)));
+    }
+    log(log_level::info, "Wrote the catalog: " + abs(h, rel) + " (" + std::to_string(c.volumes.size()) + " volumes)");
+    return success();
+  }
+
+  //! With the catalog on: record `vc` as volume `vc.vid`'s configuration
+  //! (nothing to do with it off).
+  result<void> persist_config(const handle& h, const volume_config& vc) {
+    if (!cfg.catalog) return success();
+    std::lock_guard<std::mutex> lk(catalog_mu);
+    FILE_REFLINK_TRY(auto held, take_catalog(h, lock_mode::exclusive));
+    FILE_REFLINK_TRY(auto c, read_catalog(h));
+    c.volumes.insert_or_assign(vc.vid, vc);
+    return write_catalog(h, c);
+  }
+
+  //! With the catalog on: forget volume `vid`.
+  result<void> forget_config(const handle& h, const std::string& vid) {
+    if (!cfg.catalog) return success();
+    std::lock_guard<std::mutex> lk(catalog_mu);
+    FILE_REFLINK_TRY(auto held, take_catalog(h, lock_mode::exclusive));
+    FILE_REFLINK_TRY(auto c, read_catalog(h));
+    if (!c.volumes.erase(vid)) return success();
+    return write_catalog(h, c);
+  }
+
+  //! What the catalog says of one volume now.
+  struct catalog_lookup {
+    bool unchanged = false;              //!< the text this object last applied whole (or no file)
+    std::optional<volume_config> entry;  //!< else: its entry, or none (removed)
+  };
+
+  //! With the catalog on: volume `vid`'s entry now, read under byte 0 held
+  //! shared. For an operation that holds the volume's own lock, since
+  //! another process may have changed or removed it.
+  result<catalog_lookup> catalog_entry(const handle& h, const std::string& vid) {
+    catalog_lookup out;
+    FILE_REFLINK_TRY(auto held, take_catalog(h, lock_mode::shared));
+    FILE_REFLINK_TRY(auto text, read_catalog_text(h));
+    held.release();
+    if (!text) return out.unchanged = true, out;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (*text == catalog_seen_) return out.unchanged = true, out;
+    }
+    auto c = parse_catalog(*text);
+    if (!c) return failure(std::move(c).error().context(abs(h, path(std::string(layout::catalog_name)))));
+    auto it = c.value().volumes.find(vid);
+    if (it != c.value().volumes.end()) out.entry = std::move(it->second);
+    return out;
+  }
+
+  //! Remember `text` as the catalog this object has applied whole.
+  void catalog_applied(std::string text) {
+    std::lock_guard<std::mutex> lk(mu);
+    catalog_seen_ = std::move(text);
+  }
+
   //! "<who> is busy: another operation holds it (waited 1.2 s)".
   static error busy(const std::string& who, std::chrono::steady_clock::duration waited) {
     const double s = std::chrono::duration<double>(waited).count();
@@ -581,6 +744,7 @@ private:
   std::optional<handle> dir_;
   file_stat identity_;
   std::optional<lock_file> locks_;
+  std::string catalog_seen_;  //!< the catalog's text as last applied whole (guarded by mu)
   struct byte_holders {
     unsigned shared = 0;     //!< holders in shared mode
     bool exclusive = false;  //!< one holder in exclusive mode
