@@ -105,10 +105,13 @@ struct pool_env {
   std::string read(const path& rel, std::uint64_t offset, std::size_t len) { return read_at(fx, h, rel, offset, len); }
   bool has(const path& rel) { return exists(fx, h, rel); }
   file_stat st(const path& rel) { return stat_of(fx, h, rel); }
-  //! The pool's files, without its own marker.
+  //! The pool's files, without its own metadata at the top (the marker,
+  //! the lock file, the catalog: names with the reserved prefix).
   std::set<std::string> files() {
     auto all = names(fx, h);
-    all.erase(std::string(layout::pool_marker));
+    for (auto it = all.begin(); it != all.end();)
+      it = it->find('/') == std::string::npos && it->rfind(std::string(layout::reserved_prefix), 0) == 0 ? all.erase(it)
+                                                                                                       : std::next(it);
     return all;
   }
 

@@ -53,10 +53,8 @@ struct pool_config {
   //! empty waits as long as it takes, zero not at all, anything else up to
   //! that long; a volume still busy then fails with `errc::volume_busy`.
   std::optional<std::chrono::milliseconds> lock_timeout;
-  //! Keep the volumes' configurations in the pool directory
-  //! (".file-reflink-catalog"), where every process using the pool finds
-  //! them: `init_volume`, `update_volume` and `remove` write it, and every
-  //! `Pool` object registers what it holds. Off: the embedder keeps them.
+  //! Reserved for the catalog of volume configurations in the pool
+  //! directory; this version does not read it yet.
   bool catalog = false;
 };
 

@@ -142,7 +142,8 @@ inline void check_sane(const pool_files& pf, const image_set& images, kind_id ki
     if (after_recover && x.import) bad.push_back(v + ": an import file is left after recover");
   }
   for (auto& [name, rec] : pf.files) {
-    if (name == layout::pool_marker) continue;
+    // The pool's own metadata at the top: marker, lock file, catalog.
+    if (name.find('/') == std::string::npos && name.rfind(std::string(layout::reserved_prefix), 0) == 0) continue;
     layout::name_info info = layout::classify(path(name).filename().string());
     std::string d = path(name).parent_path().generic_string();
     std::string owner = (d.empty() ? std::string() : d + "/") + info.base;
