@@ -53,8 +53,12 @@ struct pool_config {
   //! empty waits as long as it takes, zero not at all, anything else up to
   //! that long; a volume still busy then fails with `errc::volume_busy`.
   std::optional<std::chrono::milliseconds> lock_timeout;
-  //! Reserved for the catalog of volume configurations in the pool
-  //! directory; this version does not read it yet.
+  //! Keep the volumes' configurations in the pool directory
+  //! (".file-reflink-catalog"), where every process using the pool finds
+  //! them: `init_volume`, `Volume::update`, `resize` and `remove` write it,
+  //! `get_volume` and `list_volumes` register what other processes wrote,
+  //! and an operation that changes a volume reads its entry first. Off: the
+  //! embedder keeps them (as Qubes does in qubes.xml).
   bool catalog = false;
 };
 

@@ -318,10 +318,12 @@ public:
         return failure(error(std::make_error_code(std::errc::directory_not_empty),
                              what + ": " + std::to_string(with_files) +
                                  " volume(s) still have files in it: remove them first"));
-      // The lock file goes too (the locks held on it here go with it): a
-      // process that opens the pool again makes a new one.
-      if (auto r = core_->remove_file(h.value(), path(std::string(layout::lock_file_name))); !r)
-        return failure(std::move(r).error().context(what));
+      // The catalog (no volume of it has files) and the lock file go too
+      // (the locks held on it here go with it): a process that opens the
+      // pool again makes a new one.
+      for (std::string_view name : {layout::catalog_name, layout::lock_file_name})
+        if (auto r = core_->remove_file(h.value(), path(std::string(name))); !r)
+          return failure(std::move(r).error().context(what));
       auto r = core_->remove_file(h.value(), path(std::string(layout::pool_marker)));
       if (!r) return failure(std::move(r).error().context(what));
       (void)core_->sync_dir(h.value(), path());

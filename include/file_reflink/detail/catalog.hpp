@@ -96,6 +96,19 @@ inline std::optional<std::int64_t> catalog_int(std::string_view v) {
   return static_cast<std::int64_t>(n);
 }
 
+//! An unsigned integer of the catalog (a size), or nothing.
+inline std::optional<std::uint64_t> catalog_uint(std::string_view v) {
+  if (v.empty() || v.size() > 20) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char ch : v) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    const auto d = static_cast<std::uint64_t>(ch - '0');
+    if (n > (UINT64_MAX - d) / 10) return std::nullopt;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
 //! The catalog in `text`, or `errc::catalog_invalid` saying which line is wrong.
 inline result<catalog_contents> parse_catalog(std::string_view text) {
   catalog_contents out;
@@ -167,9 +180,9 @@ inline result<catalog_contents> parse_catalog(std::string_view text) {
     if (key == "name") {
       cur->name = std::string(value);
     } else if (key == "size") {
-      auto n = catalog_int(value);
-      if (!n || *n < 0) return bad("size " + std::string(value));
-      cur->size = static_cast<std::uint64_t>(*n);
+      auto n = catalog_uint(value);
+      if (!n) return bad("size " + std::string(value));
+      cur->size = *n;
     } else if (key == "rw") {
       if (!flag(cur->rw)) return bad("rw " + std::string(value));
     } else if (key == "save_on_stop") {
