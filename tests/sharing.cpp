@@ -148,6 +148,39 @@ FILE_REFLINK_FIXTURE_TEST("sharing: the wait policy waits forever, up to a durat
   CHECK(REQUIRE_VALUE(pa.revisions()).size() == 1);
 }
 
+FILE_REFLINK_FIXTURE_TEST("sharing: an open import keeps other pool objects away from its volume until it ends") {
+  pool_env<Fx> env(fx);
+  env.origin("vm/a");
+  auto a = other_pool(env, std::nullopt);
+  auto b = other_pool(env, 0ms);
+  auto va = REQUIRE_VALUE(a.init_volume(volume_config::origin("vm/a", MiB)));
+  auto vb = REQUIRE_VALUE(b.init_volume(volume_config::origin("vm/a", MiB)));
+  auto where = REQUIRE_VALUE(va.import_data(MiB));
+  CHECK(where == env.dir / "vm/a-import.img");
+  CHECK_ERR(vb.start(), errc::volume_busy);
+  CHECK_ERR(vb.import_data(MiB), errc::volume_busy);
+  CHECK_ERR(vb.revisions(), errc::volume_busy);
+  auto rep = REQUIRE_VALUE(b.recover());  // does not take the open import for an interrupted one
+  CHECK(rep.busy == std::vector<std::string>{"vm/a"});
+  CHECK(rep.removed.empty());
+  CHECK(env.has(env.import("vm/a")));
+  // Its own pool object goes on with it meanwhile.
+  CHECK(REQUIRE_VALUE(va.revisions()).empty());
+  write_bytes(fx, env.h, env.import("vm/a"), 0, "imported");
+  REQUIRE_OK(va.import_data_end(true));
+  CHECK(REQUIRE_VALUE(vb.revisions()).size() == 1);
+  REQUIRE_OK(vb.start());
+  CHECK(env.read(env.dirty("vm/a"), 0, 8) == "imported");
+  REQUIRE_OK(vb.stop());
+  // A dropped import and a removed volume release it too.
+  (void)REQUIRE_VALUE(va.import_data(MiB));
+  REQUIRE_OK(va.import_data_end(false));
+  (void)REQUIRE_VALUE(vb.size());
+  (void)REQUIRE_VALUE(va.import_data(MiB));
+  REQUIRE_OK(va.remove(true));
+  CHECK_ERR(vb.start(), errc::image_not_found);
+}
+
 FILE_REFLINK_FIXTURE_TEST("sharing: two pool objects doing random operations on shared volumes never fail each other") {
   pool_env<Fx> env(fx, 2);
   env.origin("shared/a");

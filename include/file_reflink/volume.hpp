@@ -596,7 +596,10 @@ public:
   //! `import_data_end(true)` commits it, `import_data_end(false)` drops it.
   //! Nothing is flushed here: the import is garbage until its end commits it
   //! (commit flushes its data, then its name); a crash before that leaves an
-  //! import file that the next start, remove or recover removes.
+  //! import file that the next start, remove or recover removes. Until the
+  //! import ends, the volume stays locked against other pool objects and
+  //! processes (they wait, or fail with `errc::volume_busy`), so that none
+  //! takes the open import for an interrupted one.
   result<path> import_data(std::uint64_t size) noexcept {
     return run("import_data", [&](const handle& h) -> result<path> {
       FILE_REFLINK_TRYV(require_importable(h));
@@ -605,6 +608,8 @@ public:
       FILE_REFLINK_TRY(path out, core_->absolute(h, p().import()));
       FILE_REFLINK_TRYV(core_->create_sparse(h, p().import(), size, create_mode::exclusive));
       st_->importing = true;
+      // Other processes stay away from the volume until the import ends.
+      core_->pin_byte(detail::lock_byte(vid()));
       return out;
     });
   }
@@ -623,6 +628,7 @@ public:
         FILE_REFLINK_TRYV(commit(h, p().import(), superseded::rotate));
       }
       st_->importing = false;
+      core_->unpin_byte(detail::lock_byte(vid()));
       return success();
     });
   }
@@ -1110,7 +1116,10 @@ private:
       names.push_back(p().dir / e.name);
     }
     FILE_REFLINK_TRYV(remove_names(h, names));
-    st_->importing = false;  // an import this process had open went with the rest
+    if (st_->importing) {  // an import this process had open went with the rest
+      st_->importing = false;
+      core_->unpin_byte(detail::lock_byte(vid()));
+    }
     return success();
   }
 

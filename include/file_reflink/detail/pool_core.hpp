@@ -361,6 +361,9 @@ public:
     {
       // This object's own holders first.
       std::unique_lock<std::mutex> lk(bytes_mu_);
+      // Pinned: this object holds it between operations (an open import),
+      // and the volume's own lock here orders its operations.
+      if (auto it = bytes_.find(byte); it != bytes_.end() && it->second.pinned) return held_lock(this, byte);
       auto ready = [&] {
         auto it = bytes_.find(byte);
         if (it == bytes_.end()) return true;
@@ -410,11 +413,24 @@ public:
     return held_lock(this, byte);
   }
 
+  //! Keep `byte`, held exclusively by the operation running now, after it
+  //! ends: an import spans several calls, and no other process may work on
+  //! its volume (or take its import for an interrupted one) meanwhile.
+  void pin_byte(std::uint64_t byte) {
+    std::lock_guard<std::mutex> lk(bytes_mu_);
+    if (auto it = bytes_.find(byte); it != bytes_.end() && it->second.exclusive) it->second.pinned = true;
+  }
+  //! Stop keeping it: the operation running now releases it when it ends.
+  void unpin_byte(std::uint64_t byte) {
+    std::lock_guard<std::mutex> lk(bytes_mu_);
+    if (auto it = bytes_.find(byte); it != bytes_.end()) it->second.pinned = false;
+  }
+
   //! One holder of `byte` is done; the last one gives it back to the kernel.
   void release_byte(std::uint64_t byte) noexcept {
     std::lock_guard<std::mutex> lk(bytes_mu_);
     auto it = bytes_.find(byte);
-    if (it == bytes_.end()) return;
+    if (it == bytes_.end() || it->second.pinned) return;
     if (it->second.shared > 1) {
       --it->second.shared;
       return;
@@ -749,6 +765,7 @@ private:
     unsigned shared = 0;     //!< holders in shared mode
     bool exclusive = false;  //!< one holder in exclusive mode
     bool acquiring = false;  //!< a holder is asking the kernel
+    bool pinned = false;     //!< held exclusively between operations (an open import)
   };
   std::mutex bytes_mu_;
   std::condition_variable bytes_cv_;
