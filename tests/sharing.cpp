@@ -359,7 +359,7 @@ FILE_REFLINK_FIXTURE_TEST("adopt: a pool of Qubes-layout files is registered, an
   CHECK(a1.config.vid == "vm1/private");
   CHECK(a1.config.kind() == volume_kind::origin);
   CHECK(a1.config.size == 64 * KiB);
-  CHECK(a1.config.revisions_to_keep == 2);  // as many as it has: its next stop deletes none of them
+  CHECK(a1.config.revisions_to_keep == 2);  // the retention that kept its revisions
   CHECK(a1.revisions == 2);
   CHECK(a1.state == volume_status::stopped);
   const auto& a2 = rep.registered[1];

@@ -30,7 +30,7 @@ struct volume_create_args {
 //! Every other volume command: the pool, the vid, and its operands.
 struct volume_args {
   std::string dir, vid;
-  std::string operand1, operand2;  //!< REV|LABEL, SIZE, FILE, OFF and LEN...
+  std::string operand1, operand2;  //!< REV|LABEL, SIZE, FILE, OFF and LEN, KEY and VALUE...
   std::optional<std::string> size; //!< import: the size of data on a pipe
   bool force = false;               //!< remove: a running volume, or a source of other volumes
 };
@@ -40,6 +40,7 @@ result<void> pool_info(const std::string& dir, const common_options& o);
 result<void> pool_du(const std::string& dir, const common_options& o);
 result<void> pool_scan(const std::string& dir, const common_options& o);
 result<void> pool_recover(const std::string& dir, const common_options& o);
+result<void> pool_adopt(const std::string& dir, const common_options& o);
 
 result<void> volume_create(const volume_create_args& a, const common_options& o);
 result<void> volume_list(const std::string& dir, const common_options& o);
@@ -50,6 +51,8 @@ result<void> volume_revisions(const volume_args& a, const common_options& o);
 result<void> volume_revert(const volume_args& a, const common_options& o);
 result<void> volume_keep(const volume_args& a, const common_options& o);
 result<void> volume_drop(const volume_args& a, const common_options& o);
+result<void> volume_unkeep(const volume_args& a, const common_options& o);
+result<void> volume_set(const volume_args& a, const common_options& o);
 result<void> volume_resize(const volume_args& a, const common_options& o);
 result<void> volume_import(const volume_args& a, const common_options& o);
 result<void> volume_export(const volume_args& a, const common_options& o);

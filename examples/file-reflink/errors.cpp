@@ -38,6 +38,9 @@ int exit_status_of(const error& e) noexcept {
       c == errc::invalid_config)
     return exit_usage;
   if (c == errc::cancelled) return exit_cancelled;
+  // A lock wait that gave up (on a volume, or on the catalog): unlike a
+  // running volume, worth retrying as it is.
+  if (c == errc::volume_busy) return exit_busy;
   if (c == std::errc::no_such_file_or_directory) return exit_not_found;
   return exit_failed;
 }

@@ -7,12 +7,13 @@
 #include "commands.hpp"
 #include "errors.hpp"
 #include "progress.hpp"
-#include "volume_file.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace cli = file_reflink::cli;
@@ -25,8 +26,11 @@ const char* const description =
 
 const char* const footer_text =
     "Sizes: 10G, 512M, 1.5T, 4096 (K, M, G, T are powers of 1024; KB, MB, GB of 1000).\n"
-    "The volume configs live in DIR/.file-reflink-volumes.json, rewritten atomically under the lock\n"
-    "DIR/.file-reflink.lock (shared by commands that read, exclusive by those that change).\n"
+    "The volume configs live in the library's catalog DIR/.file-reflink-catalog (a volume file of an earlier\n"
+    "version, DIR/.file-reflink-volumes.json, is converted into it once and renamed *.converted).\n"
+    "Each command locks only the volumes it works on, in DIR/.file-reflink.lock, for each step: an export to a\n"
+    "slow pipe holds no volume while it copies, and commands on other volumes never wait for it. A command\n"
+    "waits for a volume another one holds as long as it takes, unless --wait or --no-wait says otherwise.\n"
     "Ctrl-C cancels a copy, an import or an export and leaves nothing behind.\n";
 
 }  // namespace
@@ -41,6 +45,16 @@ int main(int argc, char** argv) {
   cli::common_options opts;
   app.add_flag("-q,--quiet", opts.quiet, "No progress bar, no warnings");
   app.add_flag("-v,--verbose", opts.verbose, "Show every file operation (create, clone, copy, rename, remove)");
+  std::optional<double> wait_seconds;
+  bool no_wait = false;
+  CLI::Option* wait_opt =
+      app.add_option("--wait", wait_seconds,
+                     "Wait at most SECONDS (fractions too: 0.5) for a volume that another command works on; then fail with "
+                     "exit status 4")
+          ->type_name("SECONDS")
+          ->check(CLI::Range(0.0, 1e9));
+  app.add_flag("--no-wait", no_wait, "Fail at once (exit status 4) on a volume that another command works on")
+      ->excludes(wait_opt);
 
   std::function<file_reflink::result<void>()> action;
   auto json_flag = [&](CLI::App* c) { c->add_flag("--json", opts.json, "Print JSON (exact bytes) for scripts"); };
@@ -75,6 +89,10 @@ int main(int argc, char** argv) {
                         "Remove incomplete temporary files and interrupted imports; report running or crashed "
                         "volumes and stale precaches",
                         cli::pool_recover},
+           pool_command{"adopt",
+                        "Register the volumes on disk that the catalog lacks (a pool the Qubes driver made): "
+                        "origins of their image's size, keeping every revision they have",
+                        cli::pool_adopt},
        }) {
     c = pool->add_subcommand(pc.name, pc.help);
     dir_arg(c, pool_dir);
@@ -137,6 +155,13 @@ int main(int argc, char** argv) {
                           "Revision number", "LABEL", "Letters, digits, _ - . +", false},
            volume_command{"drop", "Remove a revision (by number or label) and its pins", cli::volume_drop,
                           "REV", "Revision number or label", "", "", false},
+           volume_command{"unkeep", "Remove the pin LABEL: its revision stays, and rotates as the others do",
+                          cli::volume_unkeep, "LABEL", "The label keep gave it", "", "", false},
+           volume_command{"set",
+                          "Change a setting: revisions_to_keep (-1: snapshots disabled, 0 or more), rw (true or "
+                          "false; not while running), source (a vid, or none)",
+                          cli::volume_set, "KEY", "revisions_to_keep, rw or source", "VALUE", "The new value",
+                          false},
            volume_command{"resize", "Grow the image (shrinking would lose data and is refused)", cli::volume_resize,
                           "SIZE", "The new size", "", "", false},
            volume_command{"import", "Replace the volume's data with FILE's (- : standard input), as a commit",
@@ -182,6 +207,12 @@ int main(int argc, char** argv) {
     return cli::exit_usage;
   }
   if (!action) return cli::exit_usage;
+  if (no_wait) {
+    opts.lock_timeout = std::chrono::milliseconds(0);
+  } else if (wait_seconds) {
+    // Rounded up: --wait 0.0001 still waits a little, unlike --no-wait.
+    opts.lock_timeout = std::chrono::ceil<std::chrono::milliseconds>(std::chrono::duration<double>(*wait_seconds));
+  }
   try {
     auto r = action();
     if (!r) {

@@ -101,7 +101,7 @@ json to_json(const scan_report& r) {
     json t = json::array();
     for (auto& p : v.temporary) t.push_back(p.generic_string());
     vols.push_back(json{{"vid", v.vid},
-                        {"in_volume_file", v.registered},
+                        {"in_catalog", v.registered},
                         {"clean", v.clean},
                         {"dirty", v.dirty},
                         {"import", v.import},
@@ -123,6 +123,7 @@ json to_json(const recover_report& r) {
   return json{{"removed", std::move(removed)},
               {"dirty", r.dirty},
               {"stale_precache", r.stale_precache},
+              {"busy", r.busy},
               {"foreign", std::move(foreign)}};
 }
 

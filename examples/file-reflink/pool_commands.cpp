@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! `file-reflink pool init|info|du|scan|recover`.
+//! `file-reflink pool init|info|du|scan|recover|adopt`.
 #include "commands.hpp"
 #include "du.hpp"
 #include "errors.hpp"
@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace file_reflink::cli {
@@ -29,13 +30,15 @@ result<void> pool_init(const pool_init_args& a, const common_options& o) {
   const std::string what = "pool init '" + dir.string() + "'";
   if (a.revisions_to_keep && *a.revisions_to_keep < -1)
     return failure(usage_error("--revisions-to-keep must be -1 (snapshots disabled), 0 or more"));
-  auto already = [&] {
+  const path catalog = dir / std::string(layout::catalog_name);
+  auto already = [&](const path& file) {
     return failure(error(std::make_error_code(std::errc::file_exists),
-                         what + ": it is a file-reflink pool already (it has " +
-                             (dir / volume_file_name).string() + ")"));
+                         what + ": it is a file-reflink pool already (it has " + file.string() + ")"));
   };
-  // Refuse before setup touches anything; checked again under the lock.
-  if (struct stat st; ::stat((dir / volume_file_name).c_str(), &st) == 0) return already();
+  // Refuse before setup touches anything. (A volume file of an earlier
+  // version is converted by the next command that opens the pool.)
+  for (const path& file : {catalog, dir / volume_file_name})
+    if (struct stat st; ::stat(file.c_str(), &st) == 0) return already(file);
 
   ProgressBar bar(false);
   // Its warning that copies will be full copies is shown here, once.
@@ -49,30 +52,33 @@ result<void> pool_init(const pool_init_args& a, const common_options& o) {
       return failure(error(r.error().code(), r.error().message() + " (--no-setup-check)"));
     return failure(r.error());
   }
-  FILE_REFLINK_TRY(auto lock, PoolLock::acquire(dir, lock_mode::exclusive, o.quiet));
-  FILE_REFLINK_TRY(auto file, read_volume_file(dir));
-  if (file.exists) return already();
-  file.pool.revisions_to_keep = cfg.revisions_to_keep;
-  file.pool.setup_check = cfg.setup_check;
-  return write_volume_file(dir, file);
+  // Setup records the settings in the catalog, unless it records some
+  // already: another pool init got there first, with its own.
+  FILE_REFLINK_TRY(auto recorded, pool.read_catalog());
+  if (recorded.revisions_to_keep != cfg.revisions_to_keep || recorded.setup_check != cfg.setup_check)
+    return already(catalog);
+  return success();
 }
 
 result<void> pool_info(const std::string& dir, const common_options& o) {
-  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
   FILE_REFLINK_TRY(auto size, s.pool().size());
   FILE_REFLINK_TRY(auto used, s.pool().usage());
   FILE_REFLINK_TRY(bool reflinks, s.pool().reflinks_supported());
-  const VolumeFile& f = s.file();
-  path file = s.dir() / volume_file_name;
+  const pool_settings& p = s.settings();
+  const path catalog = s.dir() / std::string(layout::catalog_name);
+  struct stat st;
+  const bool has_catalog = ::stat(catalog.c_str(), &st) == 0;
+  const std::size_t volumes = s.pool().list_volumes().size();
   if (o.json) {
     print_json(json{{"name", s.pool().name()},
                     {"directory", s.dir().string()},
                     {"filesystem", {{"size", size}, {"used", used}}},
                     {"reflinks", reflinks},
-                    {"revisions_to_keep", f.pool.revisions_to_keep},
-                    {"setup_check", f.pool.setup_check},
-                    {"volume_file", f.exists ? json(file.string()) : json(nullptr)},
-                    {"volumes", f.volumes.size()}});
+                    {"revisions_to_keep", p.revisions_to_keep},
+                    {"setup_check", p.setup_check},
+                    {"catalog", has_catalog ? json(catalog.string()) : json(nullptr)},
+                    {"volumes", volumes}});
     return success();
   }
   print_fields({
@@ -81,37 +87,50 @@ result<void> pool_info(const std::string& dir, const common_options& o) {
       {"filesystem", format_size(used) + " of " + format_size(size) + " used (" + percent(used, size) + ")"},
       {"reflinks", reflinks ? "yes: snapshots and commits are instant clones"
                             : "no: every volume copy is a full copy (slow, and it takes space)"},
-      {"revisions to keep", std::to_string(f.pool.revisions_to_keep) + " (the default of its volumes)"},
-      {"setup check", yes_no(f.pool.setup_check)},
-      {"volumes", std::to_string(f.volumes.size()) +
-                      (f.exists ? " (in " + file.string() + ")" : " (no volume file: not made by pool init)")},
+      {"revisions to keep", std::to_string(p.revisions_to_keep) + " (the default of its volumes)"},
+      {"setup check", yes_no(p.setup_check)},
+      {"volumes", std::to_string(volumes) + (has_catalog ? " (in " + catalog.string() + ")"
+                                                         : " (no catalog: not made by pool init; pool adopt "
+                                                           "registers the volumes found on disk)")},
   });
   return success();
 }
 
 result<void> pool_du(const std::string& dir, const common_options& o) {
-  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, lock_mode::shared, o));
-  // Volumes on disk that the volume file does not describe (another tool's)
-  // take space too: registered in this process only, to measure them.
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
+  struct measured {
+    volume_type vol;
+    bool in_catalog;
+  };
+  std::vector<measured> vols;
+  for (auto& v : s.pool().list_volumes()) vols.push_back({v, true});
+  // Volumes on disk that the catalog does not describe (another tool's)
+  // take space too: registered, to measure them, in a pool object that
+  // keeps no catalog, so that nothing is registered for good.
+  pool_config cfg = pool_config_for(s.dir(), o, s.progress(), s.settings().setup_check);
+  cfg.catalog = false;
+  pool_type unregistered(cfg);
   FILE_REFLINK_TRY(auto report, s.pool().scan());
   for (auto& v : report.volumes)
-    if (!v.registered) (void)s.pool().init_volume(volume_config::origin(v.vid, 0));
-  auto vols = s.pool().list_volumes();
+    if (!v.registered)
+      if (auto r = unregistered.init_volume(volume_config::origin(v.vid, 0))) vols.push_back({r.value(), false});
+  std::sort(vols.begin(), vols.end(), [](const measured& a, const measured& b) { return a.vol.vid() < b.vol.vid(); });
+  std::vector<std::string> vids;
+  for (auto& m : vols) vids.push_back(m.vol.vid());
   space_usage total;
-  FILE_REFLINK_TRY(auto whole, whole_volume_space(s, vols, total));
+  FILE_REFLINK_TRY(auto whole, whole_volume_space(s, vids, total));
 
   std::vector<du_row> rows;
   json jvols = json::array();
   for (std::size_t i = 0; i < vols.size(); ++i) {
-    auto& vol = vols[i];
+    auto& vol = vols[i].vol;
     FILE_REFLINK_TRY(auto sp, vol.space());
     FILE_REFLINK_TRY(auto revs, vol.revisions());
-    bool described = s.file().volumes.count(vol.vid()) > 0;
     jvols.push_back(json{{"vid", vol.vid()},
-                         {"in_volume_file", described},
+                         {"in_catalog", vols[i].in_catalog},
                          {"volume", to_json(whole[i])},
                          {"files", to_json(sp)}});
-    rows.push_back({vol.vid() + (described ? "" : " (not in the volume file)"), 0, whole[i]});
+    rows.push_back({vol.vid() + (vols[i].in_catalog ? "" : " (not in the catalog)"), 0, whole[i]});
     if (sp.dirty) rows.push_back({"running image", 1, *sp.dirty});
     if (sp.clean) rows.push_back({"committed image", 1, *sp.clean});
     if (sp.precache) rows.push_back({"precache", 1, *sp.precache});
@@ -145,13 +164,14 @@ result<void> pool_du(const std::string& dir, const common_options& o) {
 }
 
 result<void> pool_scan(const std::string& dir, const common_options& o) {
-  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
+  (void)s.pool().list_volumes();  // registers what the catalog has: scan tells those apart
   FILE_REFLINK_TRY(auto report, s.pool().scan());
   if (o.json) {
     print_json(to_json(report));
     return success();
   }
-  Table t({"VID", "IN FILE", "IMAGE", "RUNNING", "IMPORT", "PRECACHE", ">REVISIONS", "NOTES"});
+  Table t({"VID", "IN CATALOG", "IMAGE", "RUNNING", "IMPORT", "PRECACHE", ">REVISIONS", "NOTES"});
   for (auto& v : report.volumes) {
     std::vector<std::string> notes;
     if (!v.orphan_pins.empty()) notes.push_back("pins without their revision: " + join(v.orphan_pins, ", "));
@@ -169,7 +189,10 @@ result<void> pool_scan(const std::string& dir, const common_options& o) {
 }
 
 result<void> pool_recover(const std::string& dir, const common_options& o) {
-  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
+  // Registered volumes: recover knows their kind (a snapshot's running
+  // image is no crashed VM's data).
+  (void)s.pool().list_volumes();
   FILE_REFLINK_TRY(auto report, s.pool().recover());
   if (o.json) {
     print_json(to_json(report));
@@ -178,9 +201,41 @@ result<void> pool_recover(const std::string& dir, const common_options& o) {
   for (auto& p : report.removed) std::printf("removed: %s\n", p.generic_string().c_str());
   for (auto& v : report.dirty) std::printf("running or crashed (its image is kept; stop it to commit): %s\n", v.c_str());
   for (auto& v : report.stale_precache) std::printf("stale precache (replaced at its next start): %s\n", v.c_str());
+  for (auto& v : report.busy) std::printf("busy, left alone (another command works on it): %s\n", v.c_str());
   for (auto& f : report.foreign) std::printf("foreign, left alone: %s (%s)\n", f.relative.generic_string().c_str(), f.reason.c_str());
-  if (report.removed.empty() && report.dirty.empty() && report.stale_precache.empty() && report.foreign.empty())
+  if (report.removed.empty() && report.dirty.empty() && report.stale_precache.empty() && report.busy.empty() &&
+      report.foreign.empty())
     std::printf("nothing to recover\n");
+  return success();
+}
+
+result<void> pool_adopt(const std::string& dir, const common_options& o) {
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
+  FILE_REFLINK_TRY(auto report, s.pool().adopt());
+  if (o.json) {
+    json registered = json::array(), skipped = json::array();
+    for (auto& a : report.registered)
+      registered.push_back(json{{"vid", a.config.vid},
+                                {"kind", to_string(a.config.kind())},
+                                {"size", a.config.size},
+                                {"rw", a.config.rw},
+                                {"revisions_to_keep", a.config.revisions_to_keep.value_or(0)},
+                                {"state", to_string(a.state)},
+                                {"revisions", a.revisions}});
+    for (auto& [vid, why] : report.skipped) skipped.push_back(json{{"vid", vid}, {"reason", why}});
+    print_json(json{{"registered", std::move(registered)}, {"skipped", std::move(skipped)}});
+    return success();
+  }
+  if (report.registered.empty()) {
+    std::printf("no volume to adopt: every volume on disk is in the catalog\n");
+  } else {
+    Table t({"ADOPTED VID", "KIND", ">SIZE", ">KEEPS", "STATE", ">REVISIONS"});
+    for (auto& a : report.registered)
+      t.add({a.config.vid, to_string(a.config.kind()), format_size(a.config.size),
+             std::to_string(a.config.revisions_to_keep.value_or(0)), to_string(a.state), std::to_string(a.revisions)});
+    t.print();
+  }
+  for (auto& [vid, why] : report.skipped) std::printf("skipped: %s (%s)\n", vid.c_str(), why.c_str());
   return success();
 }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! `file-reflink volume ...`: each command opens the pool (shared lock to
-//! read, exclusive to change), acts on one volume through the library, and
-//! saves the volume file when a config changed.
+//! `file-reflink volume ...`: each command opens the pool and acts on one
+//! volume through the library, which locks that volume (shared to read,
+//! exclusive to change) for each operation and keeps its config in the
+//! pool's catalog.
 #include "commands.hpp"
 #include "errors.hpp"
 #include "output.hpp"
@@ -30,33 +31,41 @@ result<std::uint64_t> revision_number(const std::string& text) {
   return n;
 }
 
-//! What list and info show of a volume.
+//! What list and info show of a volume: names and sizes, never an extent
+//! map, so that a pool of large images lists at once, and a user who may
+//! only read the pool can list it.
 struct volume_facts {
   volume_config cfg;
   std::uint64_t size = 0;
-  bool running = false;
+  volume_status state = volume_status::stopped;
   bool outdated = false;
-  bool image_missing = false;  //!< keeps its data, but has no committed image (and is not running)
-  std::optional<path> image;   //!< the image to attach, while running
-  volume_space space;
+  std::optional<path> image;  //!< the image to attach, while running
   revision_map revisions;
+  bool busy = false;  //!< list: another command held it past --wait; only its config is known
 
-  const char* state() const { return running ? "running" : image_missing ? "no image" : "stopped"; }
+  bool running() const { return state != volume_status::stopped; }
+  std::string state_text() const { return busy ? "busy" : to_string(state); }
 };
 
 result<volume_facts> facts_of(PoolSession& s, volume_type& v) {
   volume_facts f;
   f.cfg = v.config();
-  FILE_REFLINK_TRY(f.space, v.space());
+  FILE_REFLINK_TRY(f.state, v.state());
   FILE_REFLINK_TRY(f.revisions, v.revisions());
   FILE_REFLINK_TRY(f.outdated, v.is_outdated());
   FILE_REFLINK_TRY(f.size, v.size());
-  f.running = f.space.dirty.has_value();
-  f.image_missing = f.cfg.save_on_stop && !f.running && !f.space.clean;
-  if (f.running) {
-    FILE_REFLINK_TRY(auto dev, v.block_device());
-    f.image = dev.device_path;
-  } else if (f.cfg.kind() == volume_kind::snapshot && f.cfg.source) {
+  if (f.running()) {
+    // Each query locks the volume on its own: another command may stop it
+    // between two of them, and block_device refuses a stopped volume.
+    auto dev = v.block_device();
+    if (dev)
+      f.image = dev.value().device_path;
+    else if (dev.error() == errc::volume_not_running)
+      f.state = volume_status::stopped;
+    else
+      return failure(dev.error());
+  }
+  if (!f.running() && f.cfg.kind() == volume_kind::snapshot && f.cfg.source) {
     // A stopped snapshot has no image: its next start is its source's size.
     if (auto src = s.volume(*f.cfg.source))
       if (auto sz = src.value().size()) f.size = sz.value();
@@ -73,12 +82,20 @@ json facts_json(const volume_facts& f) {
               {"source", f.cfg.source ? json(*f.cfg.source) : json(nullptr)},
               {"revisions_to_keep", f.cfg.revisions_to_keep.value_or(0)},
               {"ephemeral", f.cfg.ephemeral},
-              {"state", f.state()},
-              {"running", f.running},
+              {"state", f.state_text()},
+              {"running", f.running()},
               {"outdated", f.outdated},
               {"image", f.image ? json(f.image->string()) : json(nullptr)},
-              {"space", to_json(f.space)},
               {"revisions", to_json(f.revisions)}};
+}
+
+const char* state_help(volume_status s) {
+  switch (s) {
+    case volume_status::stopped: return "stopped";
+    case volume_status::running: return "running (its image is discarded at stop)";
+    case volume_status::dirty: return "dirty: running, or left by a crashed VM (its data is committed at stop)";
+  }
+  return "";
 }
 
 const char* kind_help(volume_kind k) {
@@ -91,27 +108,15 @@ const char* kind_help(volume_kind k) {
   return "";
 }
 
-//! The size the volume has now, into its config: a volatile volume resized
-//! while running, an origin after resize, import or revert. A snapshot's
-//! size is its source's.
-result<void> remember_size(PoolSession& s, volume_type& v) {
-  volume_config& c = s.file().volumes.at(v.vid());
-  if (c.snap_on_start) return success();
-  auto size = v.size();
-  if (!size || size.value() == c.size) return success();
-  c.size = size.value();
-  return s.save();
-}
-
 //! Open the pool and find the volume: the two steps every command starts with.
 struct opened {
   PoolSession session;
   volume_type volume;
 };
 
-result<opened> open_volume(const volume_args& a, lock_mode mode, const common_options& o) {
+result<opened> open_volume(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRYV(layout::validate_vid(a.vid));  // a malformed vid is a usage error, not a missing volume
-  FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, mode, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, o));
   FILE_REFLINK_TRY(auto v, s.volume(a.vid));
   return opened{std::move(s), std::move(v)};
 }
@@ -147,10 +152,17 @@ result<void> volume_create(const volume_create_args& a, const common_options& o)
     return failure(usage_error("--revisions-to-keep must be -1 (snapshots disabled), 0 or more"));
   if (auto r = layout::validate_vid(a.vid); !r) return failure(r.error());
 
-  FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, o));
   const std::string what = "volume create '" + a.vid + "'";
-  if (s.file().volumes.count(a.vid))
-    return failure(errc::volume_exists, what + ": it is in " + (s.dir() / volume_file_name).string() + " already");
+  // Registering a config the catalog has already is no error for the
+  // library (a program registering its volumes after a restart), but
+  // create() below would then wipe the existing volume's files: said early
+  // here, and refused under the catalog's lock by init_volume below (two
+  // commands creating one vid at once).
+  if (auto existing = s.pool().get_volume(a.vid))
+    return failure(errc::volume_exists, what + ": the pool's catalog has it already");
+  else if (existing.error() != errc::volume_not_found)
+    return failure(existing.error());
   std::optional<volume_type> source;
   if (a.source) {
     FILE_REFLINK_TRY(auto src, s.volume(*a.source));
@@ -164,14 +176,14 @@ result<void> volume_create(const volume_create_args& a, const common_options& o)
   FILE_REFLINK_TRY(auto report, s.pool().scan());
   for (auto& v : report.volumes)
     if (v.vid == a.vid && (v.clean || v.dirty || !v.revisions.empty()))
-      return failure(errc::volume_exists, what + ": the pool has files of that vid that the volume file does not "
-                                                 "describe (another tool's volume?); not touching them");
+      return failure(errc::volume_exists, what + ": the pool has files of that vid that its catalog does not "
+                                                 "describe (another tool's volume? pool adopt registers it); "
+                                                 "not touching them");
 
-  FILE_REFLINK_TRY(auto vol, s.pool().init_volume(c));
-  // The volume file first: were this command killed half-way, the volume it
-  // names can be removed; files that no config names could not be.
-  s.file().volumes[a.vid] = c;
-  FILE_REFLINK_TRYV(s.save());
+  // The catalog first (init_volume writes it): were this command killed
+  // half-way, the volume it names can be removed; files that no config
+  // names could not be.
+  FILE_REFLINK_TRY(auto vol, s.pool().init_volume(c, existing_volume::refuse));
   auto made = [&]() -> result<void> {
     // A copy of a source is committed by import_volume itself: creating an
     // empty image first would only leave it behind as revision 1.
@@ -184,33 +196,43 @@ result<void> volume_create(const volume_create_args& a, const common_options& o)
     return success();
   }();
   if (!made) {
-    (void)vol.remove();
-    s.file().volumes.erase(a.vid);
-    (void)s.save();
+    (void)vol.remove();  // its files and its catalog entry
     return failure(made.error());
   }
   return success();
 }
 
 result<void> volume_list(const std::string& dir, const common_options& o) {
-  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
   json out = json::array();
   Table t({"VID", "KIND", ">SIZE", "STATE", ">REVISIONS", "SOURCE"});
-  for (auto& v : s.pool().list_volumes()) {
-    FILE_REFLINK_TRY(auto f, facts_of(s, v));
+  auto vols = s.pool().list_volumes();
+  for (auto& v : vols) {
+    auto facts = facts_of(s, v);
+    if (!facts && facts.error() == errc::volume_busy) {
+      // --wait or --no-wait gave up on this one: the others are worth
+      // listing still, and its config is known without its lock.
+      if (!o.quiet) print_warning(facts.error().message());
+      volume_facts busy;
+      busy.cfg = v.config();
+      busy.size = busy.cfg.size;
+      busy.busy = true;
+      facts = busy;
+    }
+    if (!facts) return failure(facts.error());
+    const volume_facts& f = facts.value();
     if (o.json) {
       out.push_back(facts_json(f));
       continue;
     }
-    std::string state = f.state();
-    if (f.running && f.outdated) state += " (outdated)";
-    t.add({f.cfg.vid, to_string(f.cfg.kind()), format_size(f.size), state,
-           f.cfg.save_on_stop ? std::to_string(f.revisions.size()) : "-",
-           f.cfg.source.value_or("")});
+    std::string state = f.state_text();
+    if (f.running() && f.outdated) state += " (outdated)";
+    t.add({f.cfg.vid, to_string(f.cfg.kind()), f.busy ? "-" : format_size(f.size), state,
+           f.cfg.save_on_stop && !f.busy ? std::to_string(f.revisions.size()) : "-", f.cfg.source.value_or("")});
   }
   if (o.json)
     print_json(out);
-  else if (s.file().volumes.empty())
+  else if (vols.empty())
     std::printf("no volumes\n");
   else
     t.print();
@@ -218,18 +240,21 @@ result<void> volume_list(const std::string& dir, const common_options& o) {
 }
 
 result<void> volume_info(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   FILE_REFLINK_TRY(auto f, facts_of(ov.session, ov.volume));
+  FILE_REFLINK_TRY(auto space, ov.volume.space());
   // Its files share with each other: what it holds as a whole, against the
   // other volumes, is what removing it would free.
-  auto vols = ov.session.pool().list_volumes();
+  std::vector<std::string> vids;
+  for (auto& v : ov.session.pool().list_volumes()) vids.push_back(v.vid());
   space_usage total;
-  FILE_REFLINK_TRY(auto whole, whole_volume_space(ov.session, vols, total));
+  FILE_REFLINK_TRY(auto whole, whole_volume_space(ov.session, vids, total));
   space_usage own;
-  for (std::size_t i = 0; i < vols.size(); ++i)
-    if (vols[i].vid() == a.vid) own = whole[i];
+  for (std::size_t i = 0; i < vids.size(); ++i)
+    if (vids[i] == a.vid) own = whole[i];
   if (o.json) {
     json j = facts_json(f);
+    j["space"] = to_json(space);
     j["volume_space"] = to_json(own);
     print_json(j);
     return success();
@@ -237,9 +262,9 @@ result<void> volume_info(const volume_args& a, const common_options& o) {
   fields out{{"vid", f.cfg.vid}, {"kind", std::string(to_string(f.cfg.kind())) + ": " + kind_help(f.cfg.kind())}};
   if (f.cfg.source) out.push_back({"source", *f.cfg.source});
   out.push_back({"size", size_and_bytes(f.size) + (f.cfg.rw ? "" : ", read-only")});
-  std::string state = f.state();
-  if (f.running) state += ": attach " + f.image->string();
-  if (f.running && f.outdated) state += " (outdated: its source committed since it started)";
+  std::string state = state_help(f.state);
+  if (f.image) state += ": attach " + f.image->string();
+  if (f.running() && f.outdated) state += " (outdated: its source committed since it started)";
   out.push_back({"state", state});
   out.push_back({"space", format_size(own.allocated) + " on disk: " + format_size(own.exclusive) +
                               " its own (freed by removing it), " + format_size(own.shared) +
@@ -256,7 +281,7 @@ result<void> volume_info(const volume_args& a, const common_options& o) {
 }
 
 result<void> volume_start(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   FILE_REFLINK_TRYV(ov.volume.start());
   FILE_REFLINK_TRY(auto dev, ov.volume.block_device());
   // The one thing a script needs: the image to attach.
@@ -265,13 +290,12 @@ result<void> volume_start(const volume_args& a, const common_options& o) {
 }
 
 result<void> volume_stop(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
-  FILE_REFLINK_TRYV(ov.volume.stop());
-  return remember_size(ov.session, ov.volume);
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
+  return ov.volume.stop();
 }
 
 result<void> volume_revisions(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   FILE_REFLINK_TRY(auto revs, ov.volume.revisions());
   FILE_REFLINK_TRY(auto sp, ov.volume.space());
   json out = json::array();
@@ -294,26 +318,23 @@ result<void> volume_revisions(const volume_args& a, const common_options& o) {
 }
 
 result<void> volume_revert(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
-  if (a.operand1.empty()) {
-    FILE_REFLINK_TRYV(ov.volume.revert());
-  } else if (all_digits(a.operand1)) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
+  if (a.operand1.empty()) return ov.volume.revert();
+  if (all_digits(a.operand1)) {
     FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
-    FILE_REFLINK_TRYV(ov.volume.revert(n));
-  } else {
-    FILE_REFLINK_TRYV(ov.volume.revert(a.operand1));
+    return ov.volume.revert(n);
   }
-  return remember_size(ov.session, ov.volume);
+  return ov.volume.revert(a.operand1);
 }
 
 result<void> volume_keep(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   return ov.volume.keep_revision(n, a.operand2);
 }
 
 result<void> volume_drop(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   if (all_digits(a.operand1)) {
     FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
     return ov.volume.drop_revision(n);
@@ -321,11 +342,52 @@ result<void> volume_drop(const volume_args& a, const common_options& o) {
   return ov.volume.drop_revision(a.operand1);
 }
 
+result<void> volume_unkeep(const volume_args& a, const common_options& o) {
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
+  return ov.volume.unkeep_revision(a.operand1);
+}
+
+result<void> volume_set(const volume_args& a, const common_options& o) {
+  // The arguments first: a usage error opens nothing.
+  const std::string& key = a.operand1;
+  const std::string& value = a.operand2;
+  volume_update u;
+  if (key == "revisions_to_keep") {
+    int n = 0;
+    const char* end = value.data() + value.size();
+    auto [stop, ec] = std::from_chars(value.data(), end, n);
+    if (value.empty() || ec != std::errc() || stop != end || n < -1)
+      return failure(usage_error("revisions_to_keep '" + value +
+                                 "' must be -1 (snapshots disabled), 0 or more"));
+    u.revisions_to_keep = n;
+  } else if (key == "rw") {
+    if (value == "true" || value == "1" || value == "yes")
+      u.rw = true;
+    else if (value == "false" || value == "0" || value == "no")
+      u.rw = false;
+    else
+      return failure(usage_error("rw '" + value + "' must be true or false (1 or 0, yes or no)"));
+  } else if (key == "source") {
+    if (value.empty() || value == "none") {
+      u.source = std::optional<std::string>();
+    } else {
+      FILE_REFLINK_TRYV(layout::validate_vid(value));
+      u.source = value;
+    }
+  } else {
+    return failure(usage_error("unknown key '" + key + "' (revisions_to_keep, rw or source)"));
+  }
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
+  // As at create: a source must be a volume of the pool. The library only
+  // finds out at the next start.
+  if (u.source && *u.source) FILE_REFLINK_TRYV(ov.session.volume(**u.source));
+  return ov.volume.update(u);
+}
+
 result<void> volume_resize(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto size, size_argument("size", a.operand1));
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
-  FILE_REFLINK_TRYV(ov.volume.resize(size));
-  return remember_size(ov.session, ov.volume);
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
+  return ov.volume.resize(size);
 }
 
 result<void> volume_import(const volume_args& a, const common_options& o) {
@@ -333,7 +395,7 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   if (a.size) {
     FILE_REFLINK_TRY(size, size_argument("--size", *a.size));
   }
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   volume_type& v = ov.volume;
   FILE_REFLINK_TRY(auto src, open_import_source(a.operand1));
   if (!size) {
@@ -361,11 +423,11 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
     (void)v.import_data_end(false);
     return failure(r.error());
   }
-  return remember_size(ov.session, v);
+  return success();
 }
 
 result<void> volume_export(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::shared, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   volume_type& v = ov.volume;
   FILE_REFLINK_TRY(auto image, v.export_());
   ProgressBar& bar = ov.session.progress();
@@ -382,19 +444,19 @@ result<void> volume_export(const volume_args& a, const common_options& o) {
 result<void> volume_discard(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto offset, size_argument("offset", a.operand1));
   FILE_REFLINK_TRY(auto length, size_argument("length", a.operand2));
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   return ov.volume.discard(offset, length);
 }
 
 result<void> volume_sparsify(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   FILE_REFLINK_TRY(auto freed, ov.volume.sparsify());
   if (!o.quiet) std::printf("freed %s\n", size_and_bytes(freed).c_str());
   return success();
 }
 
 result<void> volume_remove(const volume_args& a, const common_options& o) {
-  FILE_REFLINK_TRY(auto ov, open_volume(a, lock_mode::exclusive, o));
+  FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   // The library refuses a running volume (its VM's unsaved data, an attached
   // loop device) and a source of other volumes; --force overrides both.
   if (auto r = ov.volume.remove(a.force); !r) {
@@ -402,8 +464,7 @@ result<void> volume_remove(const volume_args& a, const common_options& o) {
       return failure(error(r.error().code(), r.error().message() + " (--force removes it anyway)"));
     return failure(r.error());
   }
-  ov.session.file().volumes.erase(a.vid);
-  return ov.session.save();
+  return success();
 }
 
 }  // namespace file_reflink::cli

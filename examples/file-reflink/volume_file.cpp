@@ -1,20 +1,15 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "volume_file.hpp"
 
-#include "errors.hpp"
-#include "progress.hpp"
 #include "sizes.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 
 namespace file_reflink::cli {
 
@@ -36,18 +31,6 @@ volume_kind kind_from(const std::string& s, bool& ok) {
   if (s == "origin-snapshot") return volume_kind::origin_snapshot;
   ok = false;
   return volume_kind::origin;
-}
-
-json volume_to_json(const volume_config& c) {
-  json j;
-  j["kind"] = to_string(c.kind());
-  j["size"] = c.size;
-  j["rw"] = c.rw;
-  if (c.source) j["source"] = *c.source;
-  if (c.revisions_to_keep) j["revisions_to_keep"] = *c.revisions_to_keep;
-  if (c.ephemeral) j["ephemeral"] = true;
-  if (!c.name.empty() && c.name != path(c.vid).filename().string()) j["name"] = c.name;
-  return j;
 }
 
 //! One volume, tolerant of what a person may have written by hand (a size
@@ -94,20 +77,6 @@ result<volume_config> volume_from_json(const path& file, const std::string& vid,
     c.name = it->get<std::string>();
   }
   return c;
-}
-
-//! write(2) all of it, through EINTR.
-int write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return 0;
 }
 
 //! The whole file into `text`; 0 or the errno.
@@ -173,86 +142,20 @@ result<VolumeFile> read_volume_file(const path& dir) {
   return out;
 }
 
-result<void> write_volume_file(const path& dir, const VolumeFile& file) {
-  json j;
-  j["about"] =
-      "Volumes of this pool for the file-reflink command. Rewritten atomically under .file-reflink.lock; "
-      "edit it only when no file-reflink command runs.";
-  j["format"] = 1;
-  j["pool"] = {{"revisions_to_keep", file.pool.revisions_to_keep}, {"setup_check", file.pool.setup_check}};
-  json vols = json::object();
-  for (auto& [vid, c] : file.volumes) vols[vid] = volume_to_json(c);
-  j["volumes"] = std::move(vols);
-  std::string text = j.dump(2) + "\n";
-
-  path target = dir / volume_file_name;
-  std::string tmp = (dir / (std::string(volume_file_name) + "~XXXXXX")).string();
-  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return errno_failure(errno, "create " + q(tmp));
-  auto fail = [&](int err, const std::string& what) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return errno_failure(err, what);
-  };
-  if (::fchmod(fd, 0644) != 0) return fail(errno, "chmod " + q(tmp));
-  if (int err = write_all(fd, text.data(), text.size())) return fail(err, "write " + q(tmp));
-  // The new file's bytes are durable before its name replaces the old one.
-  if (int err = fsync_retry(fd)) return fail(err, "fsync " + q(tmp));
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return errno_failure(err, "close " + q(tmp));
+result<void> retire_volume_file(const path& dir) {
+  path from = dir / volume_file_name, to = dir / converted_volume_file_name;
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    if (errno == ENOENT) return success();
+    return errno_failure(errno, "rename " + q(from) + " -> " + q(to));
   }
-  if (::rename(tmp.c_str(), target.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return errno_failure(err, "rename " + q(tmp) + " -> " + q(target));
-  }
-  // The rename is not durable until its directory is.
+  // Not durable until its directory is: a crash that brings the file back
+  // only makes the next command convert it again (converting is idempotent).
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return errno_failure(errno, "open " + q(dir));
   int err = fsync_retry(dfd);
   ::close(dfd);
   if (err) return errno_failure(err, "fsync " + q(dir));
   return success();
-}
-
-PoolLock& PoolLock::operator=(PoolLock&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-PoolLock::~PoolLock() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-result<PoolLock> PoolLock::acquire(const path& dir, lock_mode mode, bool quiet) {
-  path file = dir / lock_file_name;
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0 && mode == lock_mode::shared && (errno == EACCES || errno == EROFS)) {
-    // A reader without write access to the pool still locks an existing file.
-    fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT) return PoolLock();  // nobody ever wrote: nothing to wait for
-  }
-  if (fd < 0) return errno_failure(errno, "open " + q(file));
-  PoolLock lock(fd);
-  int op = mode == lock_mode::exclusive ? LOCK_EX : LOCK_SH;
-  if (::flock(fd, op | LOCK_NB) == 0) return lock;
-  if (errno != EWOULDBLOCK) return errno_failure(errno, "flock " + q(file));
-  if (!quiet) {
-    std::fprintf(stderr, "file-reflink: waiting for another file-reflink command on %s to finish...\n",
-                 dir.c_str());
-    std::fflush(stderr);
-  }
-  while (::flock(fd, op) != 0) {
-    if (errno != EINTR) return errno_failure(errno, "flock " + q(file));
-    if (interrupted()) return failure(errc::cancelled, "wait for the lock " + q(file));
-  }
-  return lock;
 }
 
 }  // namespace file_reflink::cli

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! What the command remembers between runs: the pool's settings and every
-//! volume's config, in one JSON file at the top of the pool, and the lock
-//! that keeps two invocations from losing each other's changes.
+//! The volume file of earlier versions of the command: the pool's settings
+//! and every volume's config, in one JSON file at the top of the pool. The
+//! library's catalog has replaced it; a pool that still has one is
+//! converted once (see `PoolSession::open`), and the file renamed aside.
 //!
 //! Both names start with ".file-reflink", a prefix the library reserves for
 //! tools: `Pool::scan` skips them, no vid can start with a dot, and a Qubes
@@ -17,10 +18,11 @@
 
 namespace file_reflink::cli {
 
-//! The volume configs, next to the images they describe.
+//! The volume configs of earlier versions, next to the images they describe.
 inline constexpr const char* volume_file_name = ".file-reflink-volumes.json";
-//! flock(2)ed: shared by commands that read, exclusive by those that change.
-inline constexpr const char* lock_file_name = ".file-reflink.lock";
+//! What it is renamed to once its contents are in the catalog: kept for the
+//! operator to look at (a reserved name: the library's scan skips it).
+inline constexpr const char* converted_volume_file_name = ".file-reflink-volumes.json.converted";
 
 //! The pool's own settings, as `pool init` chose them.
 struct pool_settings {
@@ -28,43 +30,18 @@ struct pool_settings {
   bool setup_check = true;    //!< false: made on a filesystem without reflinks, on purpose
 };
 
-//! The whole file. A pool without it (one the Qubes driver made) has the
-//! default settings and no volumes yet.
+//! The whole file.
 struct VolumeFile {
   bool exists = false;
   pool_settings pool;
   std::map<std::string, volume_config> volumes;  //!< by vid
 };
 
-//! The file of the pool in `dir`; defaults when it does not exist yet.
+//! The file of the pool in `dir`; `exists` false when there is none.
 result<VolumeFile> read_volume_file(const path& dir);
 
-//! Replace the file atomically: a temporary beside it, fsynced, renamed over
-//! it, and the directory fsynced, so a crash leaves the old file or the new
-//! one, never half of one. Call it holding the exclusive lock.
-result<void> write_volume_file(const path& dir, const VolumeFile& file);
-
-enum class lock_mode { shared, exclusive };
-
-//! A held flock on the pool's lock file, released when destroyed (or when
-//! the process ends, however it ends).
-class PoolLock {
-public:
-  PoolLock() = default;
-  PoolLock(PoolLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  PoolLock& operator=(PoolLock&& o) noexcept;
-  PoolLock(const PoolLock&) = delete;
-  PoolLock& operator=(const PoolLock&) = delete;
-  ~PoolLock();
-
-  //! Take the lock of the pool in `dir`, waiting while another command
-  //! holds it (saying so on stderr unless `quiet`); Ctrl-C while waiting
-  //! gives `errc::cancelled`.
-  static result<PoolLock> acquire(const path& dir, lock_mode mode, bool quiet);
-
-private:
-  explicit PoolLock(int fd) noexcept : fd_(fd) {}
-  int fd_ = -1;
-};
+//! Rename the file to `converted_volume_file_name`, durably. Done already
+//! (by another command converting at the same time) is success.
+result<void> retire_volume_file(const path& dir);
 
 }  // namespace file_reflink::cli

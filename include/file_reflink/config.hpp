@@ -53,6 +53,14 @@ struct pool_config {
   //! empty waits as long as it takes, zero not at all, anything else up to
   //! that long; a volume still busy then fails with `errc::volume_busy`.
   std::optional<std::chrono::milliseconds> lock_timeout;
+  //! Optional: called while an operation waits for a lock that another
+  //! `Pool` object or process holds, once as the wait begins (`waited` 0)
+  //! and then about every 100 ms, with what it waits for ("volume 'vm/a'")
+  //! and how long so far (to say "waiting for ..." or to notice Ctrl-C).
+  //! Return false to give up: the operation fails with `errc::cancelled`
+  //! and changes nothing. It runs on the waiting thread and must not call
+  //! back into the pool.
+  std::function<bool(const std::string& what, std::chrono::milliseconds waited)> lock_wait;
   //! Keep the volumes' configurations in the pool directory
   //! (".file-reflink-catalog"), where every process using the pool finds
   //! them: `init_volume`, `Volume::update`, `resize` and `remove` write it,
@@ -129,6 +137,13 @@ struct volume_config {
     if (snap_on_start) return save_on_stop ? volume_kind::origin_snapshot : volume_kind::snapshot;
     return save_on_stop ? volume_kind::origin : volume_kind::volatile_;
   }
+};
+
+//! What `init_volume` does, with the catalog on, with a vid that the
+//! catalog already has with the same configuration.
+enum class existing_volume : std::uint8_t {
+  same_config_ok,  //!< return it: a program registering its volumes again after a restart
+  refuse,          //!< `errc::volume_exists`: a tool about to create a new volume (two of them racing)
 };
 
 //! Changes to a registered volume's configuration (`Volume::update`): each

@@ -104,9 +104,12 @@ public:
   //! `start`/`verify`, when it matters. With the pool's catalog on, the
   //! volume is written there first; a vid the catalog already has with the
   //! same configuration is simply returned (a program registering its
-  //! volumes again after a restart), with another one it is
-  //! `errc::volume_exists` (change it with `Volume::update`).
-  result<volume_type> init_volume(volume_config cfg) noexcept {
+  //! volumes again after a restart) unless `existing` says `refuse`, with
+  //! another one it is `errc::volume_exists` (change it with
+  //! `Volume::update`). The check and the write happen under the catalog's
+  //! lock: of two processes registering one new vid with `refuse`, one wins.
+  result<volume_type> init_volume(volume_config cfg,
+                                  existing_volume existing = existing_volume::same_config_ok) noexcept {
     const auto what_of = [&] { return "init_volume " + detail::q(cfg.vid); };
     return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
       const std::string what = what_of();
@@ -127,6 +130,8 @@ public:
         if (!detail::same_config(it->second, cfg))
           return failure(errc::volume_exists, what + ": the pool's catalog has it with another configuration "
                                                      "(change it with update)");
+        if (existing == existing_volume::refuse)
+          return failure(errc::volume_exists, what + ": the pool's catalog has it already");
         std::lock_guard<std::mutex> lk(core_->mu);
         return volume_type(core_, core_->volumes.at(cfg.vid));
       }
@@ -187,8 +192,8 @@ public:
   //! Register every volume that `scan()` finds on disk and that is neither
   //! registered nor in the catalog, with a configuration inferred from its
   //! files (README, "Adopting a pool"): an origin, rw, of its image's size,
-  //! keeping the pool's revisions_to_keep or as many revisions as it has on
-  //! disk if that is more (so that its next stop deletes none); one with a
+  //! keeping the pool's revisions_to_keep or as many unpinned revisions as
+  //! it has on disk if that is more (the retention that kept them); one with a
   //! running image and nothing else, an origin with snapshots disabled (its
   //! stop keeps that image). A volume with only an import, a precache or
   //! temporaries is skipped and reported. With the catalog on, the adopted

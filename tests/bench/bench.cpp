@@ -40,6 +40,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -545,6 +546,67 @@ void run_parallel_starts(trio<Ops, Replayer>& t, const std::string& fs, int iter
   }
 }
 
+fr::pool_config config_of(const std::string& dir, bool reflinks);
+
+//! Locks: volume B's start and stop while another Pool object (another
+//! process, as far as the locks go) holds volume A in the middle of an
+//! operation (a long copy, such as an export to a slow pipe), against the
+//! same with nothing held. A ratio near 1 says B never waits for A.
+void run_held_neighbour(const std::string& fs, const std::string& dir, bool reflinks, int iterations) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool armed = false, reached = false, open = false;
+  fr::pool_config hc = config_of(dir, reflinks);
+  hc.log = [&](fr::log_level, const std::string& m) {
+    std::unique_lock<std::mutex> lk(mu);
+    if (!armed || m.find("vm/a") == std::string::npos) return;
+    armed = false;
+    reached = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return open; });
+  };
+  fr::Pool<fr::LinuxFsOps> holder(hc), pool(config_of(dir, reflinks));
+  check(pool.setup(), fs + " held: setup");
+  auto a = pool.init_volume(fr::volume_config::origin("vm/a", 64 << 20));
+  auto b = pool.init_volume(fr::volume_config::origin("vm/b", 64 << 20));
+  check(a, fs + " held");
+  check(b, fs + " held");
+  check(a.value().create(), fs + " held: create");
+  check(b.value().create(), fs + " held: create");
+  auto ha = holder.init_volume(fr::volume_config::origin("vm/a", 64 << 20));
+  check(ha, fs + " held");
+  row& r = row_of(fs, "64 MiB", "start+stop of B while another Pool holds A", "unheld");
+  auto start_stop = [&] {
+    const auto t0 = clk::now();
+    check(b.value().start(), fs + " held: start B");
+    check(b.value().stop(), fs + " held: stop B");
+    return us_between(t0, clk::now());
+  };
+  (void)start_stop();
+  for (int it = 0; it < iterations; ++it) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      armed = true;
+      reached = open = false;
+    }
+    std::thread t([&] { check(ha.value().start(), fs + " held: start A"); });
+    {
+      std::unique_lock<std::mutex> lk(mu);
+      cv.wait(lk, [&] { return reached; });
+    }
+    r.ours.push_back(start_stop());
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      open = true;
+      cv.notify_all();
+    }
+    t.join();
+    check(ha.value().stop(), fs + " held: stop A");
+    r.other.push_back(start_stop());
+  }
+  r.note = "A's lock held by another Pool object for the whole measurement";
+}
+
 fr::pool_config config_of(const std::string& dir, bool reflinks) {
   fr::pool_config c;
   c.name = "bench";
@@ -575,6 +637,8 @@ void run_linux(const std::string& fs, const std::string& mnt, const options& o) 
   if (!o.short_mode) run_volume_ops(t, fs, 10000, std::max(3, iterations / 4), false, q);
   progress(fs + ": 32 starts");
   run_parallel_starts(t, fs, o.short_mode ? 1 : 5, [&] { return linux_replayer(c, t_dir); });
+  progress(fs + ": a neighbour held");
+  run_held_neighbour(fs, mnt + "/l", reflinks, iterations);
   ::close(mfd);
 }
 

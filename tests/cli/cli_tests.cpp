@@ -22,6 +22,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -187,6 +189,84 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+//! A new file holding `data`, and the directories above it.
+void write_file(const std::string& path, const std::string& data) {
+  stdfs::create_directories(stdfs::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(data.data(), static_cast<std::streamsize>(data.size()));
+  f.close();
+  REQUIRE_MESSAGE(f.good(), "write " << path);
+}
+
+//! The catalog's lines for volume `vid` (key -> value); empty if it has none.
+std::map<std::string, std::string> catalog_entry(const std::string& pool, const std::string& vid) {
+  std::istringstream in(read_file(pool + "/.file-reflink-catalog"));
+  std::map<std::string, std::string> out;
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "volume " + vid) {
+      inside = true;
+    } else if (inside && line == "end") {
+      break;
+    } else if (inside) {
+      std::size_t sp = line.find(' ');
+      out[line.substr(0, sp)] = sp == std::string::npos ? "" : line.substr(sp + 1);
+    }
+  }
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+//! The byte of the pool's lock file that stands for volume `vid`, as the
+//! library computes it: 1 and 62 bits of the FNV-1a hash of the vid.
+std::uint64_t lock_byte(const std::string& vid) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : vid) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return 1 + (h & ((std::uint64_t(1) << 62) - 1));
+}
+
+//! Volume `vid` held by this process the way another command's operation
+//! holds it: an OFD write lock on its byte of the pool's lock file.
+class HeldVolume {
+public:
+  HeldVolume(const std::string& pool, const std::string& vid) {
+    fd_ = ::open((pool + "/.file-reflink.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    REQUIRE_MESSAGE(fd_ >= 0, "open the lock file: " << std::strerror(errno));
+    struct flock fl;
+    std::memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(lock_byte(vid));
+    fl.l_len = 1;
+    REQUIRE_MESSAGE(::fcntl(fd_, F_OFD_SETLK, &fl) == 0, "lock " << vid << ": " << std::strerror(errno));
+  }
+  ~HeldVolume() { release(); }
+  HeldVolume(const HeldVolume&) = delete;
+  HeldVolume& operator=(const HeldVolume&) = delete;
+  void release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+//! Whether the child is still running. It is not reaped: `finish` still
+//! collects its exit status.
+bool still_running(const Child& c) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  REQUIRE(::waitid(P_PID, static_cast<id_t>(c.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0);
+  return info.si_pid == 0;
+}
+
 //! Every name below `dir`, relative, sorted: what a command left behind.
 std::vector<std::string> tree(const std::string& dir) {
   std::vector<std::string> out;
@@ -260,7 +340,9 @@ CLI_TEST("cli: create, start, write into the dirty image, stop, revisions, rever
   REQUIRE(!image.empty());
   image.pop_back();  // the newline
   CHECK(image == P + "/vm/private-dirty.img");
-  CHECK(ok_json({"volume", "info", P, "vm/private", "--json"})["state"] == "running");
+  json running = ok_json({"volume", "info", P, "vm/private", "--json"});
+  CHECK(running["state"] == "dirty");  // its data is committed at stop
+  CHECK(running["running"] == true);
   const std::string first = pattern(2 * MiB, 1), second = pattern(MiB, 2);
   write_at(image, 0, first);
   ok({"volume", "stop", P, "vm/private"});
@@ -446,7 +528,7 @@ CLI_TEST("cli: JSON output parses back") {
 
   json scan = ok_json({"pool", "scan", P, "--json"});
   CHECK(scan["volumes"].size() == 2);
-  CHECK(scan["foreign"].empty());  // the volume file and its lock are the tools' own
+  CHECK(scan["foreign"].empty());  // the catalog and the lock file are the library's own
   json recover = ok_json({"pool", "recover", P, "--json"});
   CHECK(recover["removed"].empty());
 
@@ -462,7 +544,7 @@ CLI_TEST("cli: bad arguments and their exit codes") {
   Fx fx;
   const std::string& P = fx.dir();
   ok({"volume", "create", P, "vm/private", "--size", "8M"});
-  std::string before = read_file(P + "/.file-reflink-volumes.json");
+  std::string before = read_file(P + "/.file-reflink-catalog");
   std::vector<std::string> files = tree(P);
 
   // Usage errors: 2, and nothing done.
@@ -478,7 +560,10 @@ CLI_TEST("cli: bad arguments and their exit codes") {
   fails(2, {"volume", "resize", P, "vm/private", "lots"});
   fails(2, {"volume", "keep", P, "vm/private", "1", "bad label"});
   fails(2, {"volume", "keep", P, "vm/private", "one", "label"});
-  CHECK(read_file(P + "/.file-reflink-volumes.json") == before);
+  fails(2, {"--wait", "-1", "volume", "list", P});
+  fails(2, {"--wait", "soon", "volume", "list", P});
+  fails(2, {"volume", "list", P, "--wait", "1", "--no-wait"});
+  CHECK(read_file(P + "/.file-reflink-catalog") == before);
   CHECK(tree(P) == files);
 
   // Not found: 3.
@@ -511,6 +596,8 @@ CLI_TEST("cli: bad arguments and their exit codes") {
   ran help = run({"--help"});
   CHECK(help.status == 0);
   CHECK(help.out.find("Exit status") != std::string::npos);
+  CHECK(help.out.find("4 busy") != std::string::npos);
+  CHECK(help.out.find(".file-reflink-catalog") != std::string::npos);
 }
 
 CLI_TEST("cli: a cancelled import leaves nothing behind") {
@@ -557,7 +644,7 @@ CLI_TEST("cli: a cancelled import leaves nothing behind") {
 CLI_TEST("cli: concurrent invocations do not lose each other's changes") {
   Fx fx;
   const std::string& P = fx.dir();
-  // Eighteen creates at once, each a read-modify-write of the volume file.
+  // Eighteen creates at once, each a read-modify-write of the catalog.
   constexpr int volumes = 18;
   std::vector<Child> creates;
   for (int i = 0; i < volumes; ++i)
@@ -578,8 +665,7 @@ CLI_TEST("cli: resize, discard, sparsify and remove") {
   ok({"volume", "create", P, "vm/private", "--size", "8M"});
   ok({"volume", "resize", P, "vm/private", "16M"});
   CHECK(ok_json({"volume", "info", P, "vm/private", "--json"})["size"] == 16 * MiB);
-  json file = json::parse(read_file(P + "/.file-reflink-volumes.json"));
-  CHECK(file["volumes"]["vm/private"]["size"] == 16 * MiB);  // remembered for the next run
+  CHECK(catalog_entry(P, "vm/private")["size"] == std::to_string(16 * MiB));  // remembered for the next run
 
   std::string img = ok({"volume", "start", P, "vm/private"});
   img.pop_back();
@@ -609,5 +695,305 @@ CLI_TEST("cli: resize, discard, sparsify and remove") {
   ok({"volume", "stop", P, "vm/volatile"});
   ok({"volume", "remove", P, "vm/volatile"});
   CHECK(ok_json({"volume", "list", P, "--json"}).empty());
-  CHECK(tree(P) == std::vector<std::string>{".file-reflink-pool", ".file-reflink-volumes.json", ".file-reflink.lock"});
+  CHECK(catalog_entry(P, "vm/private").empty());
+  CHECK(tree(P) == std::vector<std::string>{".file-reflink-catalog", ".file-reflink-pool", ".file-reflink.lock"});
+}
+
+CLI_TEST("cli: pool adopt registers the volumes the Qubes OS driver left, which then work") {
+  Fx fx;
+  const std::string clean = pattern(4 * MiB, 31), rev3 = pattern(4 * MiB, 33), rev5 = pattern(4 * MiB, 35),
+                    running = pattern(2 * MiB, 37);
+  // The same files in a directory that is only that (no marker, no catalog:
+  // the library takes a non-empty directory for a pool the driver made) and
+  // in the fixture's pool (pool init made it).
+  for (const std::string& D : {fx.top() + "/qubes", fx.dir()}) {
+    INFO("pool " << D);
+    write_file(D + "/vm1/private.img", clean);
+    write_file(D + "/vm1/private.img.3@2024-01-02T03:04:05Z", rev3);
+    write_file(D + "/vm1/private.img.5@2024-02-03T04:05:06Z", rev5);
+    write_file(D + "/vm1/private-precache.img", clean);
+    write_file(D + "/vm2/root-dirty.img", running);
+
+    json adopted = ok_json({"pool", "adopt", D, "--json"});
+    REQUIRE(adopted["registered"].size() == 2);
+    CHECK(adopted["skipped"].empty());
+    json priv = adopted["registered"][0], root = adopted["registered"][1];
+    CHECK(priv["vid"] == "vm1/private");
+    CHECK(priv["kind"] == "origin");
+    CHECK(priv["size"] == 4 * MiB);
+    CHECK(priv["state"] == "stopped");
+    CHECK(priv["revisions"] == 2);
+    CHECK(priv["revisions_to_keep"] == 2);  // the retention that kept its revisions (more than the pool's 1)
+    CHECK(root["vid"] == "vm2/root");
+    CHECK(root["state"] == "dirty");
+    CHECK(root["revisions"] == 0);
+    CHECK(root["size"] == 2 * MiB);
+    CHECK(catalog_entry(D, "vm1/private")["save_on_stop"] == "1");
+    CHECK(catalog_entry(D, "vm2/root")["revisions_to_keep"] == "-1");  // its running image is all it has
+
+    // Twice: nothing more to register.
+    json again = ok_json({"pool", "adopt", D, "--json"});
+    CHECK(again["registered"].empty());
+    CHECK(again["skipped"].empty());
+    CHECK(ok({"pool", "adopt", D}).find("no volume to adopt") != std::string::npos);
+
+    json list = ok_json({"volume", "list", D, "--json"});
+    REQUIRE(list.size() == 2);
+    CHECK(list[0]["vid"] == "vm1/private");
+    CHECK(list[0]["state"] == "stopped");
+    CHECK(list[0]["revisions"].size() == 2);
+    CHECK(list[1]["vid"] == "vm2/root");
+    CHECK(list[1]["state"] == "dirty");
+    CHECK(list[1]["image"] == D + "/vm2/root-dirty.img");
+
+    ok({"volume", "stop", D, "vm2/root"});
+    CHECK_FALSE(exists(D + "/vm2/root-dirty.img"));
+    CHECK(read_file(D + "/vm2/root.img") == running);
+    CHECK(ok_json({"volume", "info", D, "vm2/root", "--json"})["state"] == "stopped");
+
+    // A start and a stop commit revision 6, after the highest on disk, and
+    // prune down to the 2 revisions it kept: the oldest, 3, goes.
+    std::string image = ok({"volume", "start", D, "vm1/private"});
+    REQUIRE(image == D + "/vm1/private-dirty.img\n");
+    CHECK(read_file(D + "/vm1/private-dirty.img") == clean);
+    write_at(D + "/vm1/private-dirty.img", 0, "written by the VM");
+    ok({"volume", "stop", D, "vm1/private"});
+    CHECK(read_file(D + "/vm1/private.img", 17) == "written by the VM");
+    std::vector<std::string> revisions;
+    for (auto& name : tree(D + "/vm1"))
+      if (name.rfind("private.img.", 0) == 0) revisions.push_back(name);
+    CHECK(revisions.size() == 2);
+    CHECK_FALSE(exists(D + "/vm1/private.img.3@2024-01-02T03:04:05Z"));
+    CHECK(exists(D + "/vm1/private.img.5@2024-02-03T04:05:06Z"));
+    REQUIRE_FALSE(revisions.empty());
+    CHECK(revisions.back().rfind("private.img.6@", 0) == 0);
+    CHECK(read_file(D + "/vm1/" + revisions.back()) == clean);  // what the stop superseded
+    json revs = ok_json({"volume", "revisions", D, "vm1/private", "--json"});
+    CHECK(revs.size() == 2);
+    REQUIRE_FALSE(revs.empty());
+    CHECK(revs.front()["number"] == 5);
+    CHECK(revs.front()["timestamp"] == "2024-02-03T04:05:06Z");
+    CHECK(revs.back()["number"] == 6);
+
+    ok({"volume", "revert", D, "vm1/private", "5"});
+    CHECK(read_file(D + "/vm1/private.img") == rev5);
+  }
+}
+
+CLI_TEST("cli: the volume file of an earlier version is converted into the catalog once") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  // The pool as an earlier version of the command left it: its marker, its
+  // volume file, the images; no catalog.
+  REQUIRE(::unlink((P + "/.file-reflink-catalog").c_str()) == 0);
+  const std::string tpl = pattern(4 * MiB, 41), priv = pattern(2 * MiB, 43);
+  write_file(P + "/tpl/root.img", tpl);
+  write_file(P + "/vm/private.img", priv);
+  json old = {{"about", "Volumes of this pool for the file-reflink command."},
+              {"format", 1},
+              {"pool", {{"revisions_to_keep", 3}, {"setup_check", fx.reflinks()}}},
+              {"volumes",
+               {{"tpl/root", {{"kind", "origin"}, {"size", "4M"}, {"rw", true}}},
+                {"vm/root", {{"kind", "snapshot"}, {"size", 0}, {"rw", false}, {"source", "tpl/root"}}},
+                {"vm/private", {{"kind", "origin"}, {"size", 2 * MiB}, {"rw", true}, {"revisions_to_keep", 2}}},
+                {"vm/volatile", {{"kind", "volatile"}, {"size", "1M"}, {"rw", true}}}}}};
+  const std::string old_text = old.dump(2) + "\n";
+  write_file(P + "/.file-reflink-volumes.json", old_text);
+
+  ran r = run({"volume", "list", P, "--json"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.find("converted") != std::string::npos);
+  CHECK_FALSE(exists(P + "/.file-reflink-volumes.json"));
+  CHECK(read_file(P + "/.file-reflink-volumes.json.converted") == old_text);
+  REQUIRE(exists(P + "/.file-reflink-catalog"));
+  CHECK(catalog_entry(P, "vm/root")["source"] == "tpl/root");
+  CHECK(catalog_entry(P, "vm/root")["rw"] == "0");
+  CHECK(catalog_entry(P, "vm/private")["revisions_to_keep"] == "2");
+  CHECK(catalog_entry(P, "tpl/root")["revisions_to_keep"] == "3");  // the pool's default, as the file had it
+  CHECK(catalog_entry(P, "vm/volatile")["size"] == std::to_string(MiB));
+  json list = json::parse(r.out);
+  REQUIRE(list.size() == 4);
+  CHECK(list[0]["vid"] == "tpl/root");
+  CHECK(list[0]["size"] == 4 * MiB);
+  CHECK(list[1]["vid"] == "vm/private");
+  CHECK(list[1]["revisions_to_keep"] == 2);
+  CHECK(list[2]["vid"] == "vm/root");
+  CHECK(list[2]["kind"] == "snapshot");
+  CHECK(list[2]["size"] == 4 * MiB);  // its source's
+  CHECK(list[3]["kind"] == "volatile");
+  json info = ok_json({"pool", "info", P, "--json"});
+  CHECK(info["revisions_to_keep"] == 3);
+  CHECK(info["setup_check"] == fx.reflinks());
+  CHECK(info["catalog"] == P + "/.file-reflink-catalog");
+  CHECK(info["volumes"] == 4);
+
+  // Once: the next command finds nothing to convert, and the same volumes.
+  std::string catalog = read_file(P + "/.file-reflink-catalog");
+  ran second = run({"volume", "list", P, "--json"});
+  CHECK(second.status == 0);
+  CHECK(second.err.empty());
+  CHECK(json::parse(second.out) == list);
+  CHECK(read_file(P + "/.file-reflink-catalog") == catalog);
+
+  // They work: the snapshot starts from its source's data, and a new volume
+  // gets the converted pool default.
+  std::string root = ok({"volume", "start", P, "vm/root"});
+  REQUIRE(root == P + "/vm/root-dirty.img\n");
+  CHECK(read_file(P + "/vm/root-dirty.img") == tpl);
+  ok({"volume", "stop", P, "vm/root"});
+  CHECK(ok({"volume", "export", P, "vm/private", "-"}) == priv);
+  ok({"volume", "create", P, "vm2/private", "--size", "1M"});
+  CHECK(ok_json({"volume", "info", P, "vm2/private", "--json"})["revisions_to_keep"] == 3);
+}
+
+CLI_TEST("cli: volume set changes a config, volume unkeep removes a pin") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "tpl/root", "--size", "2M"});
+  ok({"volume", "create", P, "tpl2/root", "--size", "2M"});
+  const std::string tpl2 = pattern(2 * MiB, 51);
+  ok({"volume", "import", P, "tpl2/root", "-"}, tpl2);
+  ok({"volume", "create", P, "vm/root", "--kind", "snapshot", "--source", "tpl/root"});
+  ok({"volume", "create", P, "vm/private", "--size", "1M"});
+
+  ok({"volume", "set", P, "vm/private", "revisions_to_keep", "5"});
+  CHECK(catalog_entry(P, "vm/private")["revisions_to_keep"] == "5");
+  CHECK(ok_json({"volume", "info", P, "vm/private", "--json"})["revisions_to_keep"] == 5);
+  ok({"volume", "set", P, "vm/private", "rw", "false"});
+  CHECK(catalog_entry(P, "vm/private")["rw"] == "0");
+  CHECK(ok_json({"volume", "info", P, "vm/private", "--json"})["rw"] == false);
+  CHECK(fails(1, {"volume", "resize", P, "vm/private", "2M"}).err.find("read-only") != std::string::npos);
+  ok({"volume", "set", P, "vm/private", "rw", "yes"});
+  CHECK(catalog_entry(P, "vm/private")["rw"] == "1");
+  ok({"volume", "set", P, "vm/root", "source", "tpl2/root"});
+  CHECK(catalog_entry(P, "vm/root")["source"] == "tpl2/root");
+  CHECK(ok_json({"volume", "info", P, "vm/root", "--json"})["source"] == "tpl2/root");
+  ok({"volume", "start", P, "vm/root"});
+  CHECK(read_file(P + "/vm/root-dirty.img") == tpl2);  // it starts from its new source
+  ok({"volume", "stop", P, "vm/root"});
+
+  // Refused, and nothing changed.
+  const std::string before = read_file(P + "/.file-reflink-catalog");
+  fails(2, {"volume", "set", P, "vm/private", "size", "2M"});               // no such key
+  fails(2, {"volume", "set", P, "vm/private", "revisions_to_keep", "-2"});  // below -1
+  fails(2, {"volume", "set", P, "vm/private", "revisions_to_keep", "many"});
+  fails(2, {"volume", "set", P, "vm/private", "rw", "maybe"});
+  fails(2, {"volume", "set", P, "vm/root", "source", "../escape"});         // not a vid
+  fails(2, {"volume", "set", P, "vm/root", "source", "none"});              // a snapshot needs one
+  fails(2, {"volume", "set", P, "vm/private", "source", "tpl/root"});       // an origin has none
+  fails(3, {"volume", "set", P, "vm/root", "source", "no/such"});
+  fails(3, {"volume", "set", P, "no/such", "rw", "true"});
+  ok({"volume", "start", P, "vm/private"});
+  CHECK(fails(1, {"volume", "set", P, "vm/private", "rw", "0"}).err.find("running") != std::string::npos);
+  ok({"volume", "set", P, "vm/private", "revisions_to_keep", "5"});  // the same value, while running
+  CHECK(read_file(P + "/.file-reflink-catalog") == before);
+  ok({"volume", "stop", P, "vm/private"});
+
+  // A pin removed: its revision stays, as a plain revision.
+  ok({"volume", "keep", P, "vm/private", "1", "before-update"});
+  json revs = ok_json({"volume", "revisions", P, "vm/private", "--json"});
+  REQUIRE(revs.size() == 1);
+  const std::string stamp = revs[0]["timestamp"];
+  const std::string pin = P + "/vm/private.img.1@" + stamp + ".before-update.pin";
+  CHECK(exists(pin));
+  ok({"volume", "unkeep", P, "vm/private", "before-update"});
+  CHECK_FALSE(exists(pin));
+  CHECK(exists(P + "/vm/private.img.1@" + stamp));
+  revs = ok_json({"volume", "revisions", P, "vm/private", "--json"});
+  REQUIRE(revs.size() == 1);
+  CHECK(revs[0]["labels"].empty());
+  fails(3, {"volume", "unkeep", P, "vm/private", "before-update"});
+  fails(2, {"volume", "unkeep", P, "vm/private", "bad label"});
+}
+
+CLI_TEST("cli: --no-wait and --wait on a volume that another process holds") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/a", "--size", "1M"});
+  ok({"volume", "create", P, "vm/b", "--size", "1M"});
+  {
+    HeldVolume held(P, "vm/a");
+    auto t0 = std::chrono::steady_clock::now();
+    ran busy = fails(4, {"volume", "start", P, "vm/a", "--no-wait"});
+    double no_wait = seconds_since(t0);
+    CHECK(busy.err.find("'vm/a'") != std::string::npos);
+    CHECK(busy.err.find("busy") != std::string::npos);
+    CHECK(no_wait < 0.25);
+
+    t0 = std::chrono::steady_clock::now();
+    ran waited = fails(4, {"--wait", "0.3", "volume", "start", P, "vm/a"});
+    double wait = seconds_since(t0);
+    CHECK(waited.err.find("'vm/a'") != std::string::npos);
+    CHECK(wait >= 0.3);
+    CHECK(wait < 5);
+    MESSAGE("--no-wait failed after " << no_wait << " s, --wait 0.3 after " << wait << " s");
+    CHECK_FALSE(exists(P + "/vm/a-dirty.img"));
+
+    // Another volume meanwhile: no wait at all.
+    ok({"volume", "start", P, "vm/b", "--no-wait"});
+    CHECK(exists(P + "/vm/b-dirty.img"));
+    // A list shows what it can, the busy volume as such.
+    ran list = run({"volume", "list", P, "--json", "--no-wait"});
+    INFO("stderr: " << list.err);
+    CHECK(list.status == 0);
+    CHECK(list.err.find("'vm/a'") != std::string::npos);
+    json l = json::parse(list.out);
+    REQUIRE(l.size() == 2);
+    CHECK(l[0]["state"] == "busy");
+    CHECK(l[1]["state"] == "dirty");
+
+    // Without either option, a command waits as long as it takes.
+    Child start = spawn({"volume", "start", P, "vm/a"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(still_running(start));
+    CHECK_FALSE(exists(P + "/vm/a-dirty.img"));
+    held.release();
+    ran started = finish(start);
+    INFO("stderr: " << started.err);
+    CHECK(started.status == 0);
+    CHECK(started.out == P + "/vm/a-dirty.img\n");
+  }
+  ok({"volume", "stop", P, "vm/a", "--no-wait"});
+  ok({"volume", "stop", P, "vm/b", "--no-wait"});
+  CHECK_FALSE(exists(P + "/vm/a-dirty.img"));
+}
+
+CLI_TEST("cli: an export to a slow reader holds up no other volume") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  // Far more than a pipe holds: the export blocks until the reader reads.
+  const std::string data = pattern(64 * MiB, 61);
+  const std::string file = fx.top() + "/a.img";
+  write_file(file, data);
+  ok({"volume", "create", P, "vm/a", "--size", "64M"});
+  ok({"volume", "import", P, "vm/a", file});
+  ok({"volume", "create", P, "vm/b", "--size", "1M"});
+
+  auto t0 = std::chrono::steady_clock::now();
+  Child exporting = spawn({"volume", "export", P, "vm/a", "-"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it fills the pipe
+  auto timed = [&](const std::vector<std::string>& args) {
+    auto t = std::chrono::steady_clock::now();
+    ok(args);
+    return seconds_since(t);
+  };
+  double start = timed({"volume", "start", P, "vm/b", "--no-wait"});
+  double stop = timed({"volume", "stop", P, "vm/b", "--no-wait"});
+  double list = timed({"volume", "list", P, "--no-wait"});
+  double info = timed({"volume", "info", P, "vm/a", "--no-wait"});
+  MESSAGE("while the export waits for its reader: start " << start << " s, stop " << stop << " s, list " << list
+                                                         << " s, info of the exported volume " << info << " s");
+  CHECK(start < 1);
+  CHECK(stop < 1);
+  CHECK(list < 1);
+  CHECK(info < 1);
+  while (seconds_since(t0) < 2) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(still_running(exporting));  // it was blocked on the pipe all along
+  ran exported = finish(exporting);
+  INFO("stderr: " << exported.err);
+  CHECK(exported.status == 0);
+  CHECK(exported.out.size() == data.size());
+  CHECK(exported.out == data);
+  CHECK_FALSE(exists(P + "/vm/b-dirty.img"));
 }

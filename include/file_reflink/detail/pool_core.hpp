@@ -383,18 +383,27 @@ public:
       e.acquiring = true;
     }
     // Then the kernel's (other objects, other processes), with no mutex held.
+    bool cancelled = false;
     auto got = [&]() -> result<bool> {
-      if (!until) {
+      if (!until && !cfg.lock_wait) {
         FILE_REFLINK_TRY(bool ok, ops.lock(*f, byte, mode, true));
         if (ok) return true;
       }
       auto pause = std::chrono::microseconds(200);
+      std::optional<std::chrono::steady_clock::time_point> told;
       for (;;) {
         FILE_REFLINK_TRY(bool ok, ops.lock(*f, byte, mode, false));
         if (ok) return true;
         const auto now = std::chrono::steady_clock::now();
-        if (!until || now >= *until) return false;
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, *until - now));
+        if (until && now >= *until) return false;
+        if (cfg.lock_wait && (!told || now - *told >= std::chrono::milliseconds(100))) {
+          told = now;
+          if (!cfg.lock_wait(who(), std::chrono::duration_cast<std::chrono::milliseconds>(now - start)))
+            return cancelled = true, false;
+        }
+        auto nap = std::chrono::steady_clock::duration(pause);
+        if (until) nap = std::min(nap, *until - now);
+        std::this_thread::sleep_for(nap);
         pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
       }
     }();
@@ -409,6 +418,7 @@ public:
     }
     bytes_cv_.notify_all();
     if (!got) return failure(std::move(got).error());
+    if (cancelled) return failure(errc::cancelled, "while waiting for " + who());
     if (!got.value()) return failure(busy(who(), std::chrono::steady_clock::now() - start));
     return held_lock(this, byte);
   }

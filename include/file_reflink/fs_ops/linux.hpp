@@ -16,6 +16,7 @@
 #include <file_reflink/detail/unique_fd.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
+#include <file_reflink/layout.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -619,15 +620,25 @@ public:
     return errno_failure_nothrow(ENOMEM, "rmdir");
   }
 
+  //! The mode of a new file: see `create`.
+  static mode_t file_mode_of(const path& rel) noexcept {
+    const std::string& n = rel.native();
+    const std::string_view prefix = layout::reserved_prefix;
+    return n.find('/') == std::string::npos && n.compare(0, prefix.size(), prefix) == 0 ? 0644 : 0600;
+  }
+
   //! A sparse regular file of `size`, mode 0600 (an image is nobody else's
-  //! business). A new file that cannot be sized is removed again.
+  //! business); 0644 (less the umask) for the pool's own metadata at its
+  //! top (names with the reserved prefix: marker, catalog), which holds no
+  //! VM data and which a user who may read the pool reads to list it. A new
+  //! file that cannot be sized is removed again.
   result<void> create(const dir_handle& h, const path& rel, std::uint64_t size, create_mode mode) const noexcept try {
     using namespace detail::linux_impl;
     const bool exclusive = mode == create_mode::exclusive;
     location loc;
     if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "create", h, rel);
     detail::unique_fd fd;
-    if (int err = open_at(loc, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC), 0600, fd))
+    if (int err = open_at(loc, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC), file_mode_of(rel), fd))
       return fail(err, "create", h, rel);
     detail::unlink_guard guard(loc.dir, loc.name, exclusive);
     if (detail::retry_eintr(::ftruncate, fd.get(), static_cast<off_t>(size)) < 0)
@@ -1086,7 +1097,8 @@ public:
     bool read_only_ = false;
   };
 
-  //! Opens (creating it, 0600) the lock file `rel`, never through a symlink;
+  //! Opens (creating it, 0644 less the umask: a reader takes shared locks
+  //! through a read-only open) the lock file `rel`, never through a symlink;
   //! where it cannot be opened for writing (a pool the caller may only read),
   //! opens it read-only.
   result<lock_file> open_lock(const dir_handle& h, const path& rel) const noexcept try {
@@ -1095,7 +1107,7 @@ public:
     if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "open_lock", h, rel);
     detail::unique_fd fd;
     lock_file out;
-    int err = open_at(loc, O_RDWR | O_CREAT, 0600, fd);
+    int err = open_at(loc, O_RDWR | O_CREAT, 0644, fd);
     if (err == EACCES || err == EROFS || err == EPERM) {
       err = open_at(loc, O_RDONLY, 0, fd);
       out.read_only_ = true;
