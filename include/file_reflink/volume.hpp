@@ -822,10 +822,8 @@ private:
         if (!r) return failure(std::move(r).error().context(what()));
         return r;
       }
-      std::optional<handle> other_h;
-      if (other->core == core_.get()) {
-        other_h = h.value();
-      } else {
+      handle other_h = h.value();
+      if (other->core != core_.get()) {
         auto oh = other->core->dir();
         if (!oh) return failure(std::move(oh).error().context(what()));
         other_h = std::move(oh).value();
@@ -837,10 +835,10 @@ private:
         return failure(error(make_error_code(errc::invalid_config), "the source is the volume itself").context(what()));
       auto own_first = [&]() -> result<void> {
         FILE_REFLINK_TRYV(acquire(*core_, h.value(), st_.get(), vid(), mode, until, own));
-        return acquire(*other->core, *other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs);
+        return acquire(*other->core, other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs);
       };
       auto theirs_first = [&]() -> result<void> {
-        FILE_REFLINK_TRYV(acquire(*other->core, *other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs));
+        FILE_REFLINK_TRYV(acquire(*other->core, other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs));
         return acquire(*core_, h.value(), st_.get(), vid(), mode, until, own);
       };
       if (auto r = key_a < key_b ? own_first() : theirs_first(); !r) return failure(std::move(r).error().context(what()));
