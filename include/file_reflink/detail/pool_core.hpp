@@ -213,20 +213,16 @@ public:
   //! directory found at `dir_path`, so that a pool whose filesystem was
   //! unmounted refuses to work on the empty mount point left behind.
   result<handle> dir() {
-    std::optional<handle> h;
-    file_stat ident;
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      h = dir_;
-      ident = identity_;
-    }
-    if (!h) {
+    std::unique_lock<std::mutex> lk(mu);
+    if (!dir_) {
+      lk.unlock();
       FILE_REFLINK_TRYV(open_existing());
-      std::lock_guard<std::mutex> lk(mu);
-      h = dir_;
-      ident = identity_;
-      return *h;  // just checked by open_existing
+      lk.lock();
+      return *dir_;  // just checked by open_existing
     }
+    handle h = *dir_;
+    const file_stat ident = identity_;
+    lk.unlock();
     auto st = ops.stat_path(cfg.dir_path);
     if (!st) {
       if (st.error() == std::errc::no_such_file_or_directory)
@@ -239,7 +235,7 @@ public:
                      "pool directory " + q(cfg.dir_path) +
                          " is no longer the directory the pool was opened on (was its filesystem unmounted or "
                          "replaced?); refusing to work on the wrong filesystem");
-    return *h;
+    return h;
   }
 
   //! Open `dir_path` for use without creating anything. An empty directory
