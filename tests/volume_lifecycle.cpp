@@ -278,12 +278,17 @@ FILE_REFLINK_FIXTURE_TEST("volume: block_device names the dirty image, its mode 
   cfg.rw = false;
   cfg.name = "private";
   auto v = env.add(cfg);
+  REQUIRE_OK(v.create());
+  CHECK_ERR(v.block_device(), errc::volume_not_running);  // stopped: nothing to attach
+  REQUIRE_OK(v.start());
   auto b = REQUIRE_VALUE(v.block_device());
   CHECK(b.device_path == env.dir / (V + "-dirty.img"));
+  CHECK(env.has(path(V + "-dirty.img")));
   CHECK(b.read_only);
   CHECK(b.name == "private");
   auto w = env.add(volume_config::volatile_volume("vm/volatile", MiB));
   CHECK(w.name() == "volatile");
+  REQUIRE_OK(w.start());
   CHECK_FALSE(REQUIRE_VALUE(w.block_device()).read_only);
 }
 
