@@ -4,6 +4,8 @@
 // their wait policy, the catalog, adoption of a pool that something else
 // made, a volume's state, and configuration changes. The same with real
 // processes is tests/multiprocess.
+#include "multiprocess/model.hpp"
+#include "multiprocess/workload.hpp"
 #include "pool_support.hpp"
 
 #include <chrono>
@@ -181,54 +183,58 @@ FILE_REFLINK_FIXTURE_TEST("sharing: an open import keeps other pool objects away
   CHECK_ERR(vb.start(), errc::image_not_found);
 }
 
-FILE_REFLINK_FIXTURE_TEST("sharing: two pool objects doing random operations on shared volumes never fail each other") {
-  pool_env<Fx> env(fx, 2);
-  env.origin("shared/a");
-  env.origin("shared/b");
-  auto p1 = other_pool(env, std::nullopt);
-  auto p2 = other_pool(env, std::nullopt);
-  std::atomic<int> unexpected{0};
-  auto worker = [&](decltype(p1)& pool, unsigned seed) {
-    std::vector<typename pool_env<Fx>::volume_type> vols;
-    for (const char* vid : {"shared/a", "shared/b"}) {
-      volume_config c = volume_config::origin(vid, MiB);
-      c.revisions_to_keep = 2;
-      vols.push_back(REQUIRE_VALUE(pool.init_volume(c)));
-    }
-    std::uint32_t x = seed;
-    for (int i = 0; i < 150; ++i) {
-      x = x * 1664525u + 1013904223u;
-      auto& v = vols[(x >> 8) & 1];
-      result<void> r = success();
-      switch ((x >> 12) % 6) {
-        case 0: r = v.start(); break;
-        case 1:
-        case 2: r = v.stop(); break;
-        case 3: { auto q = v.revisions(); if (!q) r = failure(q.error()); break; }
-        case 4: { auto q = v.state(); if (!q) r = failure(q.error()); break; }
-        case 5: { auto q = v.space(); if (!q) r = failure(q.error()); break; }
-      }
-      if (!r) {
-        ++unexpected;
-        MESSAGE(r.error().message());
-      }
+TEST_CASE("sharing: two pool objects, 400 random operations each, match a sequential model<memory>") {
+  // The multi-process test's workload and model (tests/multiprocess), with
+  // threads for processes: MemoryFsOps lives in one process, and each Pool
+  // object is an open of the lock file of its own.
+  using ops_type = mp::ticket_ops<MemoryFsOps>;
+  memory_fixture fx;
+  std::uint64_t counter = 0;
+  mp::ticket_counter = &counter;
+  pool_config c;
+  c.name = "shared";
+  c.dir_path = fx.root / "pool";
+  c.catalog = true;
+  c.revisions_to_keep = mp::keep;
+  ops_type ops;
+  static_cast<MemoryFsOps&>(ops) = fx.ops;
+  Pool<ops_type> maker(c, ops);
+  REQUIRE_OK(maker.setup());
+  for (const char* vid : {"shared/s", "p1/own", "p2/own"}) {
+    auto v = REQUIRE_VALUE(maker.init_volume(volume_config::origin(vid, MiB)));
+    REQUIRE_OK(v.create());
+  }
+  auto h = fx.open(c.dir_path);
+  struct memory_io {
+    memory_fixture& fx;
+    MemoryFsOps::dir_handle h;
+    void write_marker(const std::string& rel, const std::string& marker) { write_bytes(fx, h, path(rel), 0, marker); }
+    std::string first_bytes(const std::string& rel) {
+      std::string s = read_at(fx, h, path(rel), 0, mp::marker_size);
+      for (char& ch : s)
+        if (ch == '\0') ch = '.';
+      return s;
     }
   };
-  std::thread t1(worker, std::ref(p1), 1u), t2(worker, std::ref(p2), 2u);
+  Pool<ops_type> p1(c, ops), p2(c, ops);
+  memory_io io1{fx, h}, io2{fx, h};
+  std::vector<std::string> l1, l2;
+  std::thread t1([&] { l1 = mp::workload(p1, 1, 20261202u, 400, io1); });
+  std::thread t2([&] { l2 = mp::workload(p2, 2, 20261203u, 400, io2); });
   t1.join();
   t2.join();
-  CHECK(unexpected == 0);
-  for (const char* vid : {"shared/a", "shared/b"}) {
-    auto v = REQUIRE_VALUE(p1.get_volume(vid));
-    REQUIRE_OK(v.stop());
-    auto revs = REQUIRE_VALUE(v.revisions());
-    std::set<std::uint64_t> distinct;
-    for (auto& [n, info] : revs) distinct.insert(n);
-    CHECK(distinct.size() == revs.size());  // no number chosen twice
-  }
-  auto rep = REQUIRE_VALUE(env.pool.recover());
-  CHECK(rep.removed.empty());
-  CHECK(rep.foreign.empty());
+  auto r = mp::replay(l1, l2);
+  CHECK(r.failed == 0);
+  CHECK(r.shared_ops + r.own_ops[0] + r.own_ops[1] >= 600);
+  MESSAGE("shared/s: " << r.shared_ops << " operations; p1/own: " << r.own_ops[0] << ", p2/own: " << r.own_ops[1]);
+  struct files_env {
+    memory_fixture& fx;
+    MemoryFsOps::dir_handle h;
+    std::string read(const path& rel, std::uint64_t off, std::size_t n) { return read_at(fx, h, rel, off, n); }
+    static path clean(const std::string& vid) { return path(vid + ".img"); }
+  } env{fx, h};
+  mp::check_files(env, maker, r);
+  mp::ticket_counter = nullptr;
 }
 
 // ---- the catalog ------------------------------------------------------------------
