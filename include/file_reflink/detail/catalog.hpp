@@ -77,25 +77,6 @@ inline bool same_config(const volume_config& a, const volume_config& b) {
          a.ephemeral == b.ephemeral;
 }
 
-//! An integer of the catalog, or nothing.
-inline std::optional<std::int64_t> catalog_int(std::string_view v) {
-  if (v.empty() || v.size() > 20) return std::nullopt;
-  bool neg = v.front() == '-';
-  if (neg) v.remove_prefix(1);
-  if (v.empty()) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char ch : v) {
-    if (ch < '0' || ch > '9') return std::nullopt;
-    const auto d = static_cast<std::uint64_t>(ch - '0');
-    if (n > (UINT64_MAX - d) / 10) return std::nullopt;
-    n = n * 10 + d;
-  }
-  if (neg) return n <= std::uint64_t(INT64_MAX) + 1 ? std::optional<std::int64_t>(-static_cast<std::int64_t>(n - 1) - 1)
-                                                     : std::nullopt;
-  if (n > std::uint64_t(INT64_MAX)) return std::nullopt;
-  return static_cast<std::int64_t>(n);
-}
-
 //! An unsigned integer of the catalog (a size), or nothing.
 inline std::optional<std::uint64_t> catalog_uint(std::string_view v) {
   if (v.empty() || v.size() > 20) return std::nullopt;
@@ -107,6 +88,19 @@ inline std::optional<std::uint64_t> catalog_uint(std::string_view v) {
     n = n * 10 + d;
   }
   return n;
+}
+
+//! An integer of the catalog, or nothing.
+inline std::optional<std::int64_t> catalog_int(std::string_view v) {
+  if (v.size() > 20) return std::nullopt;  // the sign included
+  const bool neg = !v.empty() && v.front() == '-';
+  if (neg) v.remove_prefix(1);
+  const auto n = catalog_uint(v);
+  if (!n) return std::nullopt;
+  if (neg) return *n <= std::uint64_t(INT64_MAX) + 1 ? std::optional<std::int64_t>(-static_cast<std::int64_t>(*n - 1) - 1)
+                                                      : std::nullopt;
+  if (*n > std::uint64_t(INT64_MAX)) return std::nullopt;
+  return static_cast<std::int64_t>(*n);
 }
 
 //! The catalog in `text`, or `errc::catalog_invalid` saying which line is wrong.
