@@ -4,7 +4,7 @@
 //! volume operations return (revisions, space, scan and recovery reports).
 #pragma once
 
-#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/fs_types.hpp>
 
 #include <chrono>
 #include <cstdint>

@@ -84,7 +84,7 @@ public:
     if (on()) c.a = abs;
     return done(push(std::move(c)), inner_.remove_dir(abs));
   }
-  path path_of(const dir_handle& h, const path& rel) const noexcept { return inner_.path_of(h, rel); }
+  result<path> path_of(const dir_handle& h, const path& rel) const noexcept { return inner_.path_of(h, rel); }
   result<void> mkdir(const dir_handle& h, const path& rel) const noexcept {
     return done(push(one(fs_op::mkdir, h, rel)), inner_.mkdir(h, rel));
   }

@@ -290,6 +290,7 @@ private:
         auto r = LinuxFsOps{}.notify_resize(h.value().handle, c.a);
         return r ? 0 : r.error().code().value();
       }
+      case fs_op::path_of:
       case fs_op::open_lock:
       case fs_op::lock:
       case fs_op::unlock: return EINVAL;  // never recorded (see RecordingFsOps)
@@ -445,6 +446,7 @@ private:
       case fs_op::copy: return code(ops_.copy(dir(c.dir1), c.a, dir(c.dir2), c.b, c.copy));
       case fs_op::notify_resize: return code(ops_.notify_resize(dir(c.dir1), c.a));
       case fs_op::probe_reflink: return code(ops_.probe_reflink(dir(c.dir1)));
+      case fs_op::path_of:
       case fs_op::open_lock:
       case fs_op::lock:
       case fs_op::unlock: return EINVAL;  // never recorded (see RecordingFsOps)

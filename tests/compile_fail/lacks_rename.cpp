@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: BSL-1.0
-// Must NOT compile: a policy that provides every operation but rename. The
-// check that Pool and Volume instantiate must say so in words ("lacks
-// rename"), which the ctest entry looks for in the compiler's output.
+// Must NOT compile: a Pool over a policy that provides every operation but
+// rename. The check that Pool and Volume make must say so in words ("lacks
+// rename: result<void> rename(const dir_handle& dir, const path& from, ...)"),
+// which the ctest entry looks for in the compiler's output.
 // Built with FILE_REFLINK_WITH_RENAME it must compile: the control that
-// proves nothing else is wrong with this policy.
-#include <file_reflink/fs_ops.hpp>
+// proves nothing else is wrong with this policy or with the way it is used.
+#include <file_reflink/pool.hpp>
 
 namespace {
 
@@ -16,7 +17,7 @@ struct PolicyWithoutRename {
   result<opened_dir<dir_handle>> open_dir(const path&, bool) noexcept;
   result<file_stat> stat_path(const path&) noexcept;
   result<void> remove_dir(const path&) noexcept;
-  path path_of(const dir_handle&, const path&) noexcept;
+  result<path> path_of(const dir_handle&, const path&) noexcept;
   result<void> mkdir(const dir_handle&, const path&) noexcept;
   result<void> rmdir(const dir_handle&, const path&) noexcept;
   result<void> create(const dir_handle&, const path&, std::uint64_t, create_mode) noexcept;
@@ -47,8 +48,9 @@ struct PolicyWithoutRename {
 
 }  // namespace
 
-// What Pool<PolicyWithoutRename> instantiates.
-template struct file_reflink::detail::check_fs_ops<PolicyWithoutRename>;
+// The class Pool<PolicyWithoutRename>, as a program that declares such a
+// pool instantiates it.
+static_assert(sizeof(file_reflink::Pool<PolicyWithoutRename>) > 0);
 
 #ifdef FILE_REFLINK_WITH_RENAME
 static_assert(file_reflink::is_fs_ops_v<PolicyWithoutRename>, "the control policy must be complete");

@@ -815,7 +815,11 @@ outcome execute(side<Ops>& s, const call& c, const time_window& w) {
       if (!r) return failed_outcome(r);
       return {"ok", "", ""};
     }
-    case op::path_of: return {"ok", ops.path_of(h1, p1).string(), ""};
+    case op::path_of: {
+      auto r = ops.path_of(h1, p1);
+      if (!r) return failed_outcome(r);
+      return {"ok", r.value().string(), ""};
+    }
     case op::mkdir:
     case op::rmdir:
     case op::remove:

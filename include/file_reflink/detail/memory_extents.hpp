@@ -6,7 +6,7 @@
 //! the blocks it touches unless the chunk is referenced by that extent alone.
 #pragma once
 
-#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/fs_types.hpp>
 
 #include <algorithm>
 #include <atomic>

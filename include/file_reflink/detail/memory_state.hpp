@@ -5,9 +5,10 @@
 //! name resolution, and the bookkeeping of calls and injected faults.
 #pragma once
 
+#include <file_reflink/detail/path_rules.hpp>
 #include <file_reflink/detail/memory_extents.hpp>
 #include <file_reflink/detail/memory_types.hpp>
-#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/fs_types.hpp>
 
 #include <algorithm>
 #include <array>
@@ -232,30 +233,6 @@ inline void split_components(std::string_view p, std::vector<std::string_view>& 
     if (j > i) out.push_back(p.substr(i, j - i));
     i = j + 1;
   }
-}
-
-//! The parts of a path relative to a handle, as LinuxFsOps splits them:
-//! empty and "." parts dropped; EXDEV for an absolute path or a ".." that
-//! would climb above the handle (checked lexically, before any lookup).
-inline int split_beneath(std::string_view rel, std::vector<std::string_view>& parts) {
-  if (!rel.empty() && rel.front() == '/') return EXDEV;
-  int depth = 0;
-  std::size_t i = 0;
-  while (i <= rel.size()) {
-    std::size_t j = rel.find('/', i);
-    if (j == std::string_view::npos) j = rel.size();
-    const std::string_view part = rel.substr(i, j - i);
-    i = j + 1;
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (depth == 0) return EXDEV;
-      --depth;
-    } else {
-      ++depth;
-    }
-    parts.push_back(part);
-  }
-  return 0;
 }
 
 //! Whether `rel` is made of plain names only ("vm/work/private.img": no

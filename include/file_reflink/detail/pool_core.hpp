@@ -593,20 +593,20 @@ public:
     }
   }
 
-  std::string abs(const handle& h, const path& rel) const { return q(ops.path_of(h, rel)); }
-
-  //! The absolute path of `rel`, to hand to a caller: the policy's path_of
-  //! cannot report a failure and says "" when it could not build it.
-  result<path> absolute(const handle& h, const path& rel) const {
-    path p = ops.path_of(h, rel);
-    if (p.empty()) return errno_failure_nothrow(ENOMEM, [&] { return "the absolute path of " + q(rel); });
-    return p;
+  //! The absolute path of `rel`, quoted, for a message (`rel` itself if the
+  //! policy cannot say).
+  std::string abs(const handle& h, const path& rel) const {
+    auto p = ops.path_of(h, rel);
+    return q(p ? p.value() : rel);
   }
+
+  //! The absolute path of `rel`, to hand to a caller.
+  result<path> absolute(const handle& h, const path& rel) const { return ops.path_of(h, rel); }
 
   //! The fallback is announced once: when setup's probe or the first copy
   //! finds the filesystem without reflinks (later copies do not try again).
   void warn_no_reflinks(const handle& h) const {
-    if (cfg.log) log(log_level::warning, "The filesystem of " + q(ops.path_of(h, path())) +
+    if (cfg.log) log(log_level::warning, "The filesystem of " + abs(h, path()) +
                                 " does not support reflinks: volume copies are full copies from now on (slow, and "
                                 "they take space)");
   }

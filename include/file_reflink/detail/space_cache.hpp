@@ -7,7 +7,7 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
-#include <file_reflink/fs_ops.hpp>
+#include <file_reflink/fs_types.hpp>
 
 #include <atomic>
 #include <chrono>
