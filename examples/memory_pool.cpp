@@ -2,6 +2,7 @@
 // Testing your own VM tooling against file_reflink without btrfs and without
 // root: the same Pool, on MemoryFsOps, an in-memory copy-on-write filesystem.
 #include <file_reflink/file_reflink.hpp>
+#include <file_reflink/testing.hpp>
 
 #include <cstdio>
 #include <string>

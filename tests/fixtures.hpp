@@ -21,6 +21,7 @@
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/fs_ops/linux.hpp>
 #include <file_reflink/fs_ops/memory.hpp>
+#include <file_reflink/testing.hpp>
 
 #include <doctest/doctest.h>
 
@@ -194,30 +195,33 @@ private:
 };
 
 //! The Linux policy on a real filesystem of `Kind`, made once per process.
-template <scratch_kind Kind>
-struct linux_fixture : FixtureBase<LinuxFsOps> {
+template <scratch_kind Kind, class Ops = LinuxFsOps>
+struct linux_fixture : FixtureBase<Ops> {
+  using FixtureBase<Ops>::root;
+  using FixtureBase<Ops>::other_root;
   static constexpr bool real = true;
   static constexpr bool reflinks = Kind != scratch_kind::ext4;
-  static constexpr const char* name = Kind == scratch_kind::btrfs ? "btrfs"
+  static constexpr bool forwarded = !std::is_same<Ops, LinuxFsOps>::value;
+  static constexpr const char* name = Kind == scratch_kind::btrfs ? (forwarded ? "btrfs-forwarded" : "btrfs")
                                       : Kind == scratch_kind::xfs ? "xfs"
                                                                   : "ext4";
 
   linux_fixture() {
     static unsigned instances = 0;
     ++instances;
-    const std::string leaf = "t" + std::to_string(instances);
+    const std::string leaf = std::string(forwarded ? "f" : "t") + std::to_string(instances);
     mount_ = scratch_mount(Kind);
     root = path(mount_) / leaf;
     other_root = path(scratch_other_mount(Kind)) / (std::string(name) + "-" + leaf);
     fill_ = path(mount_) / (".fill-" + leaf);
-    open_roots();
+    this->open_roots();
   }
 
   ~linux_fixture() {
     std::error_code ec;
     ::unlink(fill_.c_str());
-    dir_.reset();
-    other_dir_.reset();
+    this->dir_.reset();
+    this->other_dir_.reset();
     std::filesystem::remove_all(root.string(), ec);
     std::filesystem::remove_all(other_root.string(), ec);
   }
@@ -289,7 +293,23 @@ using xfs_fixture = linux_fixture<scratch_kind::xfs>;
 using ext4_fixture = linux_fixture<scratch_kind::ext4>;
 
 //! Every fixture a behaviour test runs on.
+//! A third policy, written as an embedder writes one: a plain forwarding
+//! decorator over LinuxFsOps (`testing.hpp`). The behaviour tests run on it
+//! too, on btrfs, when their target defines FILE_REFLINK_TEST_FORWARDED.
+struct forwarded_linux_ops : forwarding_fs_ops<LinuxFsOps> {
+  using forwarding_fs_ops::forwarding_fs_ops;
+};
+using forwarded_btrfs_fixture = linux_fixture<scratch_kind::btrfs, forwarded_linux_ops>;
+
+#if defined(FILE_REFLINK_TEST_MEMORY_ONLY)
+// A build that runs only the memory cases (CI's second compiler) compiles
+// only them.
+using all_fixtures = std::tuple<memory_fixture>;
+#elif defined(FILE_REFLINK_TEST_FORWARDED)
+using all_fixtures = std::tuple<memory_fixture, btrfs_fixture, xfs_fixture, ext4_fixture, forwarded_btrfs_fixture>;
+#else
 using all_fixtures = std::tuple<memory_fixture, btrfs_fixture, xfs_fixture, ext4_fixture>;
+#endif
 
 // ---------------------------------------------------------------------------
 // Helpers, through the policy's own operations
@@ -461,6 +481,7 @@ TYPE_TO_STRING_AS("memory", file_reflink::test::memory_fixture);
 TYPE_TO_STRING_AS("btrfs", file_reflink::test::btrfs_fixture);
 TYPE_TO_STRING_AS("xfs", file_reflink::test::xfs_fixture);
 TYPE_TO_STRING_AS("ext4", file_reflink::test::ext4_fixture);
+TYPE_TO_STRING_AS("btrfs-forwarded", file_reflink::test::forwarded_btrfs_fixture);
 
 //! A behaviour test, written once and run on every fixture in `all_fixtures`:
 //! inside the body `Fx` is the fixture type and `fx` a fresh instance.

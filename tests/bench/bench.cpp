@@ -27,6 +27,7 @@
 #include "replay.hpp"
 
 #include <file_reflink/file_reflink.hpp>
+#include <file_reflink/testing.hpp>
 
 #include <fcntl.h>
 #include <spawn.h>

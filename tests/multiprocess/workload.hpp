@@ -16,6 +16,7 @@
 #pragma once
 
 #include <file_reflink/file_reflink.hpp>
+#include <file_reflink/testing.hpp>
 
 #include <cstdint>
 #include <cstdio>

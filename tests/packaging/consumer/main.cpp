@@ -2,6 +2,7 @@
 // An embedder's program: names both policies' templates and runs a volume
 // through start and stop on the in-memory filesystem.
 #include <file_reflink/file_reflink.hpp>
+#include <file_reflink/testing.hpp>
 
 #include <cstdio>
 #include <string>
