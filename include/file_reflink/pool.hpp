@@ -172,5 +172,15 @@ private:
 
 }  // namespace file_reflink
 
-// The definitions of the member functions.
+// The member functions' definitions: here (header-only, the default), or in
+// the one source file that includes <file_reflink/impl/src.hpp>.
+#if !defined(FILE_REFLINK_SEPARATE_COMPILATION)
 #include <file_reflink/impl/pool.ipp>
+#endif
+
+// Separately compiled: the instantiations for the shipped policies that this
+// file and theirs, included in either order, make known are in the library.
+#if defined(FILE_REFLINK_SEPARATE_COMPILATION)
+#define FILE_REFLINK_DETAIL_HAVE_POOL
+#include <file_reflink/detail/extern_templates.hpp>
+#endif

@@ -586,5 +586,8 @@ private:
 
 }  // namespace file_reflink
 
-// The definitions of the member functions.
+// The member functions' definitions: here (header-only, the default), or in
+// the one source file that includes <file_reflink/impl/src.hpp>.
+#if !defined(FILE_REFLINK_SEPARATE_COMPILATION)
 #include <file_reflink/impl/volume.ipp>
+#endif

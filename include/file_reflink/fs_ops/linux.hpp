@@ -1223,3 +1223,9 @@ static_assert(std::is_empty<LinuxFsOps>::value, "LinuxFsOps keeps its state in d
 static_assert(file_reflink::is_fs_ops_v<LinuxFsOps>);
 
 }  // namespace file_reflink
+
+// Separately compiled: see <file_reflink/detail/extern_templates.hpp>.
+#if defined(FILE_REFLINK_SEPARATE_COMPILATION)
+#define FILE_REFLINK_DETAIL_HAVE_LINUX_FS_OPS
+#include <file_reflink/detail/extern_templates.hpp>
+#endif

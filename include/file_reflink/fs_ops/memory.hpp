@@ -1586,3 +1586,9 @@ private:
 static_assert(file_reflink::is_fs_ops_v<MemoryFsOps>);
 
 }  // namespace file_reflink
+
+// Separately compiled: see <file_reflink/detail/extern_templates.hpp>.
+#if defined(FILE_REFLINK_SEPARATE_COMPILATION)
+#define FILE_REFLINK_DETAIL_HAVE_MEMORY_FS_OPS
+#include <file_reflink/detail/extern_templates.hpp>
+#endif

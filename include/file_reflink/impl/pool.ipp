@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
 //! The definitions of `Pool<FsOps>`'s member functions, declared in
-//! `<file_reflink/pool.hpp>`, which includes this file at its end.
+//! `<file_reflink/pool.hpp>`. That header includes this file, unless
+//! FILE_REFLINK_SEPARATE_COMPILATION is defined: then one source file of the
+//! program includes `<file_reflink/impl/src.hpp>`, which includes this file
+//! and instantiates `Pool` for `LinuxFsOps` and `MemoryFsOps` (a program
+//! with a policy of its own includes this file where it uses that policy).
 #pragma once
 
 #include <file_reflink/pool.hpp>
