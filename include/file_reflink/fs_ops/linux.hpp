@@ -471,3 +471,9 @@ static_assert(std::is_empty<LinuxFsOps>::value, "LinuxFsOps keeps its state in d
 // The longer operations, defined after the class.
 #include <file_reflink/fs_ops/linux/data_ops.hpp>
 #include <file_reflink/fs_ops/linux/file_ops.hpp>
+
+// Separately compiled: see <file_reflink/detail/extern_templates.hpp>.
+#if defined(FILE_REFLINK_SEPARATE_COMPILATION)
+#define FILE_REFLINK_DETAIL_HAVE_LINUX_FS_OPS
+#include <file_reflink/detail/extern_templates.hpp>
+#endif

@@ -621,3 +621,9 @@ private:
 #include <file_reflink/fs_ops/memory/file_ops.hpp>
 #include <file_reflink/fs_ops/memory/name_ops.hpp>
 #include <file_reflink/fs_ops/memory/test_api.hpp>
+
+// Separately compiled: see <file_reflink/detail/extern_templates.hpp>.
+#if defined(FILE_REFLINK_SEPARATE_COMPILATION)
+#define FILE_REFLINK_DETAIL_HAVE_MEMORY_FS_OPS
+#include <file_reflink/detail/extern_templates.hpp>
+#endif

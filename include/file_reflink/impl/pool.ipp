@@ -1,0 +1,540 @@
+// SPDX-License-Identifier: BSL-1.0
+//! \file
+//! The definitions of `Pool<FsOps>`'s member functions, declared in
+//! `<file_reflink/pool.hpp>`. That header includes this file, unless
+//! FILE_REFLINK_SEPARATE_COMPILATION is defined: then one source file of the
+//! program includes `<file_reflink/impl/src.hpp>`, which includes this file
+//! and instantiates `Pool` for `LinuxFsOps` and `MemoryFsOps` (a program
+//! with a policy of its own includes this file where it uses that policy).
+#pragma once
+
+#include <file_reflink/pool.hpp>
+
+namespace file_reflink {
+
+template <class FsOps>
+auto Pool<FsOps>::setup() noexcept -> result<void> {
+  const auto what_of = [&] { return "setup pool " + detail::q(name()); };
+  return detail::no_throw<result<void>>(what_of, [&]() -> result<void> {
+    const std::string what = what_of();
+    auto opened = core_->ops.open_dir(dir_path(), true);
+    if (!opened) return failure(std::move(opened).error().context(what));
+    auto h = opened.value().handle;
+    bool created = opened.value().created;
+    auto undo = [&] {
+      if (created) (void)core_->ops.remove_dir(dir_path());
+    };
+    if (created) core_->log(log_level::info, "Created directory: " + detail::q(dir_path()));
+    auto ok = core_->ops.probe_reflink(h);
+    if (!ok) return undo(), failure(std::move(ok).error().context(what));
+    if (!ok.value() && !core_->cfg.setup_check) {
+      // Forced: say once what that costs. The probe taught the handle, so
+      // the copies that follow do not try (and warn) again.
+      core_->warn_no_reflinks(h);
+    } else if (!ok.value()) {
+      undo();
+      return failure(error(make_error_code(errc::reflink_unsupported),
+                           what + ": the filesystem of " + detail::q(dir_path()) +
+                               " does not support reflinks, so every volume copy would be a full copy (slow, "
+                               "and it takes space); pass setup_check=false to use that fallback anyway"));
+    }
+    if (auto r = write_marker(h); !r) return undo(), failure(std::move(r).error().context(what));
+    if (auto r = core_->adopt(h); !r) return failure(std::move(r).error().context(what));
+    if (core_->cfg.catalog) {
+      // The pool's settings, for the tools that open it later.
+      std::lock_guard<std::mutex> lk(core_->catalog_mu);
+      auto r = [&]() -> result<void> {
+        FILE_REFLINK_TRY(auto held, core_->take_catalog(h, lock_mode::exclusive));
+        FILE_REFLINK_TRY(auto c, core_->read_catalog(h));
+        if (c.revisions_to_keep && c.setup_check) return success();
+        if (!c.revisions_to_keep) c.revisions_to_keep = core_->cfg.revisions_to_keep;
+        if (!c.setup_check) c.setup_check = core_->cfg.setup_check;
+        return core_->write_catalog(h, c);
+      }();
+      if (!r) return failure(std::move(r).error().context(what));
+    }
+    return success();
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::init_volume(volume_config cfg, existing_volume existing) noexcept -> result<volume_type> {
+  const auto what_of = [&] { return "init_volume " + detail::q(cfg.vid); };
+  return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
+    const std::string what = what_of();
+    if (auto r = validate(cfg); !r) return failure(std::move(r).error().context(what));
+    if (cfg.name.empty()) cfg.name = layout::paths_of(cfg.vid).base;
+    if (!cfg.revisions_to_keep) cfg.revisions_to_keep = core_->cfg.revisions_to_keep;
+    if (!core_->cfg.catalog) {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      FILE_REFLINK_TRY_CTX(auto v, what, register_locked(std::move(cfg)));
+      return v;
+    }
+    std::lock_guard<std::mutex> cl(core_->catalog_mu);
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    FILE_REFLINK_TRY_CTX(auto held, what, core_->take_catalog(h, lock_mode::exclusive));
+    FILE_REFLINK_TRY_CTX(auto c, what, core_->read_catalog(h));
+    FILE_REFLINK_TRYV_CTX(what, apply_catalog(c));
+    if (auto it = c.volumes.find(cfg.vid); it != c.volumes.end()) {
+      if (!detail::same_config(it->second, cfg))
+        return failure(errc::volume_exists, what + ": the pool's catalog has it with another configuration "
+                                                   "(change it with update)");
+      if (existing == existing_volume::refuse)
+        return failure(errc::volume_exists, what + ": the pool's catalog has it already");
+      std::lock_guard<std::mutex> lk(core_->mu);
+      return volume_type(core_, core_->volumes.at(cfg.vid));
+    }
+    {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, what);
+      for (auto& [other, st] : core_->volumes)
+        if (auto col = layout::vid_collision(cfg.vid, other)) return failure(errc::invalid_vid, what + ": " + *col);
+    }
+    c.volumes.emplace(cfg.vid, cfg);
+    FILE_REFLINK_TRYV_CTX(what, core_->write_catalog(h, c));
+    std::lock_guard<std::mutex> lk(core_->mu);
+    FILE_REFLINK_TRY_CTX(auto v, what, register_locked(std::move(cfg)));
+    return v;
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::get_volume(const std::string& vid) const noexcept -> result<volume_type> {
+  const auto what_of = [&] { return "get_volume " + detail::q(vid); };
+  return detail::no_throw<result<volume_type>>(what_of, [&]() -> result<volume_type> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRYV_CTX(what, sync_catalog());
+    std::lock_guard<std::mutex> lk(core_->mu);
+    auto it = core_->volumes.find(vid);
+    if (it == core_->volumes.end()) return failure(errc::volume_not_found, what);
+    return volume_type(core_, it->second);
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::list_volumes() const -> std::vector<volume_type> {
+  if (auto r = sync_catalog(); !r) core_->log(log_level::warning, "list_volumes: " + r.error().message());
+  std::lock_guard<std::mutex> lk(core_->mu);
+  std::vector<volume_type> out;
+  out.reserve(core_->volumes.size());
+  for (auto& [vid, st] : core_->volumes) out.push_back(volume_type(core_, st));
+  return out;
+}
+
+template <class FsOps>
+auto Pool<FsOps>::read_catalog() const noexcept -> result<catalog_contents> {
+  const auto what_of = [&] { return "read_catalog of pool " + detail::q(name()); };
+  return detail::no_throw<result<catalog_contents>>(what_of, [&]() -> result<catalog_contents> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    FILE_REFLINK_TRY_CTX(auto held, what, core_->take_catalog(h, lock_mode::shared));
+    FILE_REFLINK_TRY_CTX(auto c, what, core_->read_catalog(h));
+    return c;
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::adopt() noexcept -> result<adopt_report> {
+  const auto what_of = [&] { return "adopt pool " + detail::q(name()); };
+  return detail::no_throw<result<adopt_report>>(what_of, [&]() -> result<adopt_report> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    std::unique_lock<std::mutex> cl(core_->catalog_mu, std::defer_lock);
+    std::optional<typename core_type::held_lock> held;
+    catalog_contents c;
+    if (core_->cfg.catalog) {
+      cl.lock();
+      FILE_REFLINK_TRY_CTX(auto l, what, core_->take_catalog(h, lock_mode::exclusive));
+      held = std::move(l);
+      FILE_REFLINK_TRY_CTX(auto cc, what, core_->read_catalog(h));
+      c = std::move(cc);
+      FILE_REFLINK_TRYV_CTX(what, apply_catalog(c));
+    }
+    FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
+    adopt_report out;
+    std::vector<volume_config> found;
+    for (const volume_scan& v : report.volumes) {
+      if (v.registered || c.volumes.count(v.vid)) continue;
+      if (!v.clean && !v.dirty && v.revisions.empty()) {
+        out.skipped.push_back({v.vid, v.import ? "only an interrupted import (recover removes it)"
+                                               : "no committed image, running image or revision"});
+        continue;
+      }
+      const layout::volume_paths p = layout::paths_of(v.vid);
+      volume_config vc = volume_config::origin(v.vid, 0);
+      vc.name = p.base;
+      std::size_t unpinned = 0;
+      for (auto& [n, info] : v.revisions)
+        if (info.labels.empty()) ++unpinned;
+      int keep = core_->cfg.revisions_to_keep < 0 ? 1 : core_->cfg.revisions_to_keep;
+      if (static_cast<std::size_t>(keep) < unpinned) keep = static_cast<int>(std::min<std::size_t>(unpinned, INT32_MAX));
+      vc.revisions_to_keep = keep;
+      if (!v.clean && v.revisions.empty()) vc.revisions_to_keep = -1;  // a running image is all it has
+      std::optional<file_stat> img;
+      std::vector<path> candidates;
+      if (v.dirty) candidates.push_back(p.dirty());
+      if (v.clean) candidates.push_back(p.clean());
+      if (!v.revisions.empty()) {
+        auto last = std::prev(v.revisions.end());
+        candidates.push_back(p.revision(last->first, last->second.timestamp));
+      }
+      for (const path& rel : candidates) {
+        if (img) break;
+        FILE_REFLINK_TRY_CTX(img, what, core_->stat_if(h, rel));
+      }
+      vc.size = img ? img->size : 0;
+      if (auto r = validate(vc); !r) {
+        out.skipped.push_back({v.vid, r.error().message()});
+        continue;
+      }
+      bool collides = false;
+      {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        for (auto& [other, st] : core_->volumes)
+          if (layout::vid_collision(vc.vid, other)) collides = true;
+      }
+      if (collides) {
+        out.skipped.push_back({v.vid, "its files collide with a registered volume's"});
+        continue;
+      }
+      adopted_volume a;
+      a.config = vc;
+      a.state = !v.dirty ? volume_status::stopped : volume_status::dirty;
+      a.revisions = v.revisions.size();
+      out.registered.push_back(std::move(a));
+      found.push_back(std::move(vc));
+    }
+    if (core_->cfg.catalog && !found.empty()) {
+      for (auto& vc : found) c.volumes.emplace(vc.vid, vc);
+      FILE_REFLINK_TRYV_CTX(what, core_->write_catalog(h, c));
+    }
+    std::lock_guard<std::mutex> lk(core_->mu);
+    for (auto& vc : found)
+      if (!core_->volumes.count(vc.vid)) (void)register_locked(std::move(vc));
+    return out;
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::destroy() noexcept -> result<void> {
+  const auto what_of = [&] { return "destroy pool " + detail::q(name()); };
+  return detail::no_throw<result<void>>(what_of, [&]() -> result<void> {
+    const std::string what = what_of();
+    std::vector<std::shared_ptr<detail::volume_state>> states;
+    {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      for (auto& [vid, st] : core_->volumes) states.push_back(st);  // by vid
+    }
+    const detail::deadline until = detail::deadline_of(core_->cfg);
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<detail::local_lock> held(states.size());
+    for (std::size_t i = 0; i < states.size(); ++i)
+      if (!detail::lock_local(states[i]->mu, lock_mode::exclusive, until, held[i]))
+        return failure(core_type::busy("volume " + detail::q(states[i]->vid),
+                                       std::chrono::steady_clock::now() - start)
+                           .context(what));
+    auto h = core_->dir();
+    if (!h) return failure(std::move(h).error().context(what));
+    std::vector<typename core_type::held_lock> bytes;
+    for (auto& st : states) {
+      auto b = core_->take(h.value(), detail::lock_byte(st->vid), lock_mode::exclusive, until,
+                           [&] { return "volume " + detail::q(st->vid); });
+      if (!b) return failure(std::move(b).error().context(what));
+      bytes.push_back(std::move(b).value());
+    }
+    auto report = scan_dir(h.value());
+    if (!report) return failure(std::move(report).error().context(what));
+    std::size_t with_files = 0;
+    for (auto& v : report.value().volumes)
+      if (v.clean || v.dirty || v.import || v.precache != precache_state::none || !v.revisions.empty() ||
+          !v.orphan_pins.empty())
+        ++with_files;
+    if (with_files)
+      return failure(error(std::make_error_code(std::errc::directory_not_empty),
+                           what + ": " + std::to_string(with_files) +
+                               " volume(s) still have files in it: remove them first"));
+    // The catalog (no volume of it has files) and the lock file go too
+    // (the locks held on it here go with it): a process that opens the
+    // pool again makes a new one.
+    for (std::string_view name : {layout::catalog_name, layout::lock_file_name})
+      if (auto r = core_->remove_file(h.value(), path(std::string(name))); !r)
+        return failure(std::move(r).error().context(what));
+    auto r = core_->remove_file(h.value(), path(std::string(layout::pool_marker)));
+    if (!r) return failure(std::move(r).error().context(what));
+    (void)core_->sync_dir(h.value(), path());
+    auto rm = core_->ops.remove_dir(dir_path());
+    if (rm) core_->log(log_level::info, "Removed empty directory: " + detail::q(dir_path()));
+    for (auto& st : states) st->removed = true;  // each under its own lock, held
+    {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      for (auto& st : states) {
+        auto it = core_->volumes.find(st->vid);
+        if (it != core_->volumes.end() && it->second == st) core_->volumes.erase(it);
+      }
+    }
+    core_->forget_dir();
+    return success();
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::size() noexcept -> result<std::uint64_t> {
+  return space("size", [](const fs_space& s) { return s.size; });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::usage() noexcept -> result<std::uint64_t> {
+  return space("usage", [](const fs_space& s) { return s.size - std::min(s.size, s.free); });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::reflinks_supported() noexcept -> result<bool> {
+  const auto what_of = [&] { return "reflinks_supported pool " + detail::q(name()); };
+  return detail::no_throw<result<bool>>(what_of, [&]() -> result<bool> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    FILE_REFLINK_TRY_CTX(bool ok, what, core_->ops.probe_reflink(h));
+    return ok;
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::scan() noexcept -> result<scan_report> {
+  const auto what_of = [&] { return "scan pool " + detail::q(name()); };
+  return detail::no_throw<result<scan_report>>(what_of, [&]() -> result<scan_report> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
+    return report;
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::recover() noexcept -> result<recover_report> {
+  const auto what_of = [&] { return "recover pool " + detail::q(name()); };
+  return detail::no_throw<result<recover_report>>(what_of, [&]() -> result<recover_report> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    FILE_REFLINK_TRY_CTX(auto report, what, scan_dir(h));
+    recover_report out;
+    out.foreign = report.foreign;
+    for (auto& v : report.volumes) {
+      std::shared_ptr<detail::volume_state> st;
+      {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        auto it = core_->volumes.find(v.vid);
+        if (it != core_->volumes.end()) st = it->second;
+      }
+      detail::local_lock local;
+      const detail::deadline now = std::chrono::steady_clock::now();
+      if (st && !detail::lock_local(st->mu, lock_mode::exclusive, now, local)) {
+        out.busy.push_back(v.vid);
+        continue;
+      }
+      auto held = core_->take(h, detail::lock_byte(v.vid), lock_mode::exclusive, now,
+                              [&] { return "volume " + detail::q(v.vid); });
+      if (!held) {
+        if (held.error() != errc::volume_busy) return failure(std::move(held).error().context(what));
+        out.busy.push_back(v.vid);
+        continue;
+      }
+      layout::volume_paths p = layout::paths_of(v.vid);
+      bool removed_any = false;
+      for (auto& t : v.temporary) {
+        FILE_REFLINK_TRY_CTX(bool r, what, core_->remove_file(h, t));
+        if (r) out.removed.push_back(t), removed_any = true;
+      }
+      if (v.import && !(st && st->importing)) {
+        FILE_REFLINK_TRY_CTX(bool r, what, core_->remove_file(h, p.import()));
+        if (r) out.removed.push_back(p.import()), removed_any = true;
+      }
+      // Cleaning up is not urgent, but a recovery that a crash undoes
+      // would report the same garbage again: make it stick.
+      if (removed_any) FILE_REFLINK_TRYV_CTX(what, core_->sync_dir(h, p.dir));
+      if (v.dirty && (!st || st->config()->save_on_stop)) out.dirty.push_back(v.vid);
+      if (v.precache == precache_state::stale) out.stale_precache.push_back(v.vid);
+    }
+    return out;
+  });
+}
+
+template <class FsOps>
+auto Pool<FsOps>::register_locked(volume_config cfg) -> result<volume_type> {
+  if (core_->volumes.count(cfg.vid)) return failure(errc::volume_exists, "");
+  for (auto& [other, st] : core_->volumes)
+    if (auto c = layout::vid_collision(cfg.vid, other)) return failure(errc::invalid_vid, *c);
+  auto st = std::make_shared<detail::volume_state>(std::move(cfg));
+  core_->volumes.emplace(st->vid, st);
+  return volume_type(core_, st);
+}
+
+template <class FsOps>
+auto Pool<FsOps>::apply_catalog(const catalog_contents& c) const -> result<bool> {
+  bool whole = true;
+  std::lock_guard<std::mutex> lk(core_->mu);
+  for (auto& [vid, vc] : c.volumes) {
+    auto it = core_->volumes.find(vid);
+    if (it == core_->volumes.end()) {
+      if (auto r = detail::validate_config(vc, core_->cfg); !r) {
+        core_->log(log_level::warning, "The pool's catalog has an invalid volume " + detail::q(vid) + ": " +
+                                           r.error().message());
+        continue;
+      }
+      auto st = std::make_shared<detail::volume_state>(vc);
+      core_->volumes.emplace(vid, st);
+      continue;
+    }
+    auto& st = it->second;
+    volume_config now = *st->config();
+    // Its size: read only under its lock.
+    std::unique_lock<std::shared_timed_mutex> vl(st->mu, std::try_to_lock);
+    if (!vl) {
+      whole = false;
+      continue;
+    }
+    now.size = st->size;
+    if (!detail::same_config(now, vc)) {
+      st->size = vc.size;
+      st->set_config(vc);
+    }
+  }
+  for (auto it = core_->volumes.begin(); it != core_->volumes.end();) {
+    if (c.volumes.count(it->first)) {
+      ++it;
+      continue;
+    }
+    std::unique_lock<std::shared_timed_mutex> vl(it->second->mu, std::try_to_lock);
+    if (!vl) {
+      whole = false;
+      ++it;
+      continue;
+    }
+    it->second->removed = true;
+    vl.unlock();
+    it = core_->volumes.erase(it);
+  }
+  return whole;
+}
+
+template <class FsOps>
+auto Pool<FsOps>::sync_catalog() const -> result<void> {
+  if (!core_->cfg.catalog) return success();
+  std::lock_guard<std::mutex> cl(core_->catalog_mu);
+  FILE_REFLINK_TRY(auto h, core_->dir());
+  FILE_REFLINK_TRY(auto held, core_->take_catalog(h, lock_mode::shared));
+  FILE_REFLINK_TRY(auto text, core_->read_catalog_text(h));
+  held.release();
+  if (!text) return success();
+  auto c = detail::parse_catalog(*text);
+  if (!c) return failure(std::move(c).error().context(core_->abs(h, path(std::string(layout::catalog_name)))));
+  FILE_REFLINK_TRY(bool whole, apply_catalog(c.value()));
+  if (whole) core_->catalog_applied(std::move(*text));
+  return success();
+}
+
+template <class FsOps>
+auto Pool<FsOps>::write_marker(const handle& h) -> result<void> {
+  const path marker{std::string(layout::pool_marker)};
+  FILE_REFLINK_TRY(auto st, core_->stat_if(h, marker));
+  if (st) return success();
+  static constexpr char text[] = "file_reflink pool: do not remove (it tells this pool from an empty mount point)\n";
+  path tmp = layout::temp_name(marker);
+  FILE_REFLINK_TRYV(core_->ops.create(h, tmp, 0, create_mode::exclusive));
+  auto r = [&]() -> result<void> {
+    FILE_REFLINK_TRYV(core_->ops.write(h, tmp, 0, text, sizeof text - 1));
+    FILE_REFLINK_TRYV(core_->ops.fsync(h, tmp));
+    FILE_REFLINK_TRYV(core_->rename_file(h, tmp, marker));
+    return core_->sync_dir(h, path());
+  }();
+  if (!r) (void)core_->ops.remove(h, tmp);
+  return r;
+}
+
+template <class FsOps>
+auto Pool<FsOps>::scan_dir(const handle& h) -> result<scan_report> {
+  std::map<std::string, volume_scan> vols;
+  // vid -> (N, stamp) -> the revision: a revision is its number and stamp.
+  std::map<std::string, std::map<std::pair<std::uint64_t, std::string>, revision_info>> revs;
+  std::map<std::string, std::set<std::pair<std::uint64_t, std::string>>> files;  // revisions with a file of their own
+  scan_report out;
+  std::vector<path> todo{path()};
+  while (!todo.empty()) {
+    path dir = todo.back();
+    todo.pop_back();
+    FILE_REFLINK_TRY(auto entries, core_->list_if(h, dir));
+    for (const dir_entry& e : entries) {
+      path rel = dir / e.name;
+      if (dir.empty() && layout::detail::starts_with(e.name, layout::reserved_prefix)) continue;
+      if (e.type == file_type::directory) {
+        if (layout::dir_component_problem(e.name))
+          out.foreign.push_back({rel, e.type, "directory whose name no vid can have"});
+        else
+          todo.push_back(rel);
+        continue;
+      }
+      if (e.type != file_type::regular) {
+        out.foreign.push_back({rel, e.type, e.type == file_type::symlink ? "symlink (never followed)" : "not a regular file"});
+        continue;
+      }
+      layout::name_info info = layout::classify(e.name);
+      if (info.kind == layout::file_kind::foreign) {
+        out.foreign.push_back({rel, e.type, "not a volume file name"});
+        continue;
+      }
+      std::string vid = (dir / info.base).generic_string();
+      volume_scan& v = vols[vid];
+      v.vid = vid;
+      switch (info.kind) {
+        case layout::file_kind::clean: v.clean = true; break;
+        case layout::file_kind::dirty: v.dirty = true; break;
+        case layout::file_kind::precache: v.precache = precache_state::current; break;
+        case layout::file_kind::import: v.import = true; break;
+        case layout::file_kind::revision:
+        case layout::file_kind::pin: {
+          revision_info& r = revs[vid][{info.revision, info.stamp}];
+          r.number = info.revision;
+          r.timestamp = info.stamp;
+          r.time = layout::parse_timestamp(info.stamp).value_or(0);
+          if (info.kind == layout::file_kind::pin)
+            r.labels.push_back(info.label);
+          else
+            files[vid].insert({info.revision, info.stamp});
+          break;
+        }
+        case layout::file_kind::temporary: v.temporary.push_back(rel); break;
+        case layout::file_kind::foreign: break;
+      }
+    }
+  }
+  // Orphan pins: a pin whose revision file is gone (its data lives on in
+  // the pin). Precaches: current only if they match the clean image.
+  for (auto& [vid, v] : vols) {
+    layout::volume_paths p = layout::paths_of(vid);
+    for (auto& [key, r] : revs[vid]) {
+      std::sort(r.labels.begin(), r.labels.end());
+      if (!files[vid].count(key))
+        for (auto& l : r.labels) v.orphan_pins.push_back(l);
+      v.revisions.emplace_hint(v.revisions.end(), key.first, std::move(r));
+    }
+    if (v.precache != precache_state::none) {
+      FILE_REFLINK_TRY(auto clean, core_->stat_if(h, p.clean()));
+      FILE_REFLINK_TRY(auto pre, core_->stat_if(h, p.precache()));
+      bool current = clean && pre && clean->mtime == pre->mtime && clean->size == pre->size;
+      v.precache = current ? precache_state::current : precache_state::stale;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(core_->mu);
+    for (auto& [vid, st] : core_->volumes) {
+      volume_scan& v = vols[vid];
+      v.vid = vid;
+      v.registered = true;
+    }
+  }
+  for (auto& [vid, v] : vols) out.volumes.push_back(std::move(v));
+  std::sort(out.foreign.begin(), out.foreign.end(),
+            [](const foreign_file& a, const foreign_file& b) { return a.relative < b.relative; });
+  return out;
+}
+
+}  // namespace file_reflink
