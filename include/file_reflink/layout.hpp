@@ -10,14 +10,17 @@
 
 #include <boost/filesystem/path.hpp>
 
+#include <sys/random.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
-#include <thread>
 
 namespace file_reflink {
 namespace layout {
@@ -325,15 +328,42 @@ inline volume_paths paths_of(std::string_view vid) {
   return p;
 }
 
+namespace detail {
+//! 64 random bits for temporary names: splitmix64 over a per-thread state
+//! seeded from getrandom, the clock, the thread and the process; seeded
+//! again in a child after fork, so parent and child never draw alike.
+inline std::uint64_t temp_name_bits() noexcept {
+  thread_local std::uint64_t state = 0;
+  thread_local pid_t owner = 0;
+  const pid_t pid = ::getpid();
+  if (owner != pid) {
+    std::uint64_t seed = 0;
+    if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed)) seed = 0;
+    struct timespec now {};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    seed ^= static_cast<std::uint64_t>(now.tv_sec) * 1000000000u + static_cast<std::uint64_t>(now.tv_nsec);
+    seed ^= (static_cast<std::uint64_t>(pid) << 32) ^ static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&state));
+    state = seed;
+    owner = pid;
+  }
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace detail
+
 //! A temporary name for `final_name`: "<final>~<random>". It is renamed over
 //! its final name only once complete; any left behind is garbage to remove.
 inline path temp_name(const path& final_name) {
   static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                   (std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1)};
+  std::uint64_t bits = detail::temp_name_bits();
   std::string s = final_name.string();
   s += '~';
-  for (int i = 0; i < 8; ++i) s += alphabet[rng() % (sizeof alphabet - 1)];
+  for (int i = 0; i < 8; ++i) {
+    s += alphabet[bits % (sizeof alphabet - 1)];
+    bits /= (sizeof alphabet - 1);
+  }
   return path(s);
 }
 

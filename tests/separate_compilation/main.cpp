@@ -4,6 +4,7 @@
 // declared here and defined there. A short pool on MemoryFsOps; exits 1 at
 // the first thing that is not as expected.
 #include <file_reflink/file_reflink.hpp>
+#include <file_reflink/testing.hpp>
 
 #if !defined(FILE_REFLINK_SEPARATE_COMPILATION)
 #error "this test is built with FILE_REFLINK_SEPARATE_COMPILATION"
