@@ -16,6 +16,7 @@
 //! - `Fx::reflinks`, `Fx::real`, `Fx::name`.
 #pragma once
 
+#include "support/patterns.hpp"
 #include "support/scratch_fs.hpp"
 
 #include <file_reflink/fs_ops.hpp>
@@ -293,20 +294,6 @@ using all_fixtures = std::tuple<memory_fixture, btrfs_fixture, xfs_fixture, ext4
 
 // ---------------------------------------------------------------------------
 // Helpers, through the policy's own operations
-
-//! Deterministic, incompressible, never-zero bytes: a copy that lost or moved
-//! a block cannot pass by accident.
-inline std::string pattern(std::size_t n, std::uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 12345u;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>((x & 0xff) | 1);
-  }
-  return s;
-}
 
 //! Write `data` at `offset` of `rel`, or fail the test.
 template <class Fx, class H>

@@ -24,6 +24,7 @@
 //! once more after syncfs before a difference counts (`settle`).
 #pragma once
 
+#include "../support/patterns.hpp"
 #include "../support/scratch_fs.hpp"
 
 #include <file_reflink/fs_ops.hpp>
@@ -258,16 +259,7 @@ inline std::string to_string(const plant& p) {
 
 //! `n` bytes of a write: zeros for seed 0, else never-zero bytes from the seed.
 inline std::string bytes_of(std::uint32_t seed, std::size_t n) {
-  std::string s(n, '\0');
-  if (seed == 0) return s;
-  std::uint32_t x = seed * 2654435761u + 12345u;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>((x & 0xff) | 1);
-  }
-  return s;
+  return seed == 0 ? std::string(n, '\0') : test::pattern(n, seed);
 }
 
 // ---------------------------------------------------------------------------
