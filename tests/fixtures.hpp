@@ -17,6 +17,7 @@
 #pragma once
 
 #include "support/patterns.hpp"
+#include "support/ranges.hpp"
 #include "support/scratch_fs.hpp"
 
 #include <file_reflink/fs_ops.hpp>
@@ -365,22 +366,6 @@ std::set<std::string> names(Fx& fx, const H& h, const path& rel = path()) {
       out.insert(name.string());
       if (e.type == file_type::directory) todo.emplace_back(dir.empty() ? path(e.name) : dir / e.name, name);
     }
-  }
-  return out;
-}
-
-//! A set of byte ranges [begin, end), merged.
-using ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
-
-inline ranges merged(ranges r) {
-  std::sort(r.begin(), r.end());
-  ranges out;
-  for (const auto& x : r) {
-    if (x.first >= x.second) continue;
-    if (!out.empty() && x.first <= out.back().second)
-      out.back().second = std::max(out.back().second, x.second);
-    else
-      out.push_back(x);
   }
   return out;
 }
