@@ -16,6 +16,8 @@
 //! - `Fx::reflinks`, `Fx::real`, `Fx::name`.
 #pragma once
 
+#include "support/patterns.hpp"
+#include "support/ranges.hpp"
 #include "support/scratch_fs.hpp"
 
 #include <file_reflink/fs_ops.hpp>
@@ -314,20 +316,6 @@ using all_fixtures = std::tuple<memory_fixture, btrfs_fixture, xfs_fixture, ext4
 // ---------------------------------------------------------------------------
 // Helpers, through the policy's own operations
 
-//! Deterministic, incompressible, never-zero bytes: a copy that lost or moved
-//! a block cannot pass by accident.
-inline std::string pattern(std::size_t n, std::uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 12345u;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>((x & 0xff) | 1);
-  }
-  return s;
-}
-
 //! Write `data` at `offset` of `rel`, or fail the test.
 template <class Fx, class H>
 void write_bytes(Fx& fx, const H& h, const path& rel, std::uint64_t offset, std::string_view data) {
@@ -398,22 +386,6 @@ std::set<std::string> names(Fx& fx, const H& h, const path& rel = path()) {
       out.insert(name.string());
       if (e.type == file_type::directory) todo.emplace_back(dir.empty() ? path(e.name) : dir / e.name, name);
     }
-  }
-  return out;
-}
-
-//! A set of byte ranges [begin, end), merged.
-using ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
-
-inline ranges merged(ranges r) {
-  std::sort(r.begin(), r.end());
-  ranges out;
-  for (const auto& x : r) {
-    if (x.first >= x.second) continue;
-    if (!out.empty() && x.first <= out.back().second)
-      out.back().second = std::max(out.back().second, x.second);
-    else
-      out.push_back(x);
   }
   return out;
 }

@@ -21,6 +21,7 @@
 // through the same operations. The filesystem is synced (syncfs) before
 // each timed part, so each starts from a clean journal.
 
+#include "../support/patterns.hpp"
 #include "mounts.hpp"
 #include "qubes.hpp"
 #include "recording.hpp"
@@ -295,13 +296,7 @@ struct trio {
 const std::vector<char>& chunk_bytes() {
   static const std::vector<char> bytes = [] {
     std::vector<char> b(64 * MiB);
-    std::uint32_t x = 2463534242u;
-    for (auto& c : b) {
-      x ^= x << 13;
-      x ^= x >> 17;
-      x ^= x << 5;
-      c = static_cast<char>((x & 0xff) | 1);
-    }
+    fr::test::fill_pattern(b.data(), b.data() + b.size(), 2463534242u);
     return b;
   }();
   return bytes;

@@ -53,6 +53,36 @@ inline std::string moved(const std::string& p, const std::string& from, const st
   return p;
 }
 
+//! Call `dir` with each directory the recording names.
+template <class Dir>
+void open_dirs(const recording& r, Dir&& dir) {
+  for (const call& c : r) {
+    if (!c.dir1.empty()) dir(c.dir1);
+    if (!c.dir2.empty()) dir(c.dir2);
+  }
+}
+
+//! Issue every call of `r` through `one` (the call's errno, 0 on success);
+//! the first one that ends otherwise than recorded.
+template <class One>
+replay_error replay_calls(const recording& r, One&& one) {
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    const call& c = r[i];
+    const int err = one(c);
+    const int expected = c.err < 0 ? err : c.err;  // a library condition: any outcome
+    if ((err == 0) != (expected == 0) || (err != 0 && err != expected)) {
+      replay_error e;
+      e.index = i;
+      e.op = c.op;
+      e.what = std::string(to_string(c.op)) + " '" + c.a.string() + "'" + (c.b.empty() ? "" : " -> '" + c.b.string() + "'");
+      e.recorded = c.err;
+      e.now = err;
+      return e;
+    }
+  }
+  return {};
+}
+
 //! Replays recordings made in pool directory `from` as bare system calls in
 //! pool directory `to`.
 class linux_replayer {
@@ -71,29 +101,12 @@ public:
 
   //! Open the directories the recording names (outside any timing).
   void prepare(const recording& r) {
-    for (const call& c : r) {
-      if (!c.dir1.empty()) (void)dir(c.dir1);
-      if (!c.dir2.empty()) (void)dir(c.dir2);
-    }
+    open_dirs(r, [this](const std::string& d) { (void)dir(d); });
   }
 
   //! Issue every call; the first one that ends otherwise than recorded.
   replay_error run(const recording& r) {
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      const call& c = r[i];
-      const int err = one(c);
-      const int expected = c.err < 0 ? err : c.err;  // a library condition: any outcome
-      if ((err == 0) != (expected == 0) || (err != 0 && err != expected)) {
-        replay_error e;
-        e.index = i;
-        e.op = c.op;
-        e.what = std::string(to_string(c.op)) + " '" + c.a.string() + "'" + (c.b.empty() ? "" : " -> '" + c.b.string() + "'");
-        e.recorded = c.err;
-        e.now = err;
-        return e;
-      }
-    }
-    return {};
+    return replay_calls(r, [this](const call& c) { return one(c); });
   }
 
 private:
@@ -379,29 +392,14 @@ public:
   memory_replayer(MemoryFsOps ops, std::string from, std::string to)
       : ops_(std::move(ops)), from_(std::move(from)), to_(std::move(to)) {}
 
+  //! Open the directories the recording names (outside any timing).
   void prepare(const recording& r) {
-    for (const call& c : r) {
-      if (!c.dir1.empty()) (void)dir(c.dir1);
-      if (!c.dir2.empty()) (void)dir(c.dir2);
-    }
+    open_dirs(r, [this](const std::string& d) { (void)dir(d); });
   }
 
+  //! Issue every call; the first one that ends otherwise than recorded.
   replay_error run(const recording& r) {
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      const call& c = r[i];
-      const int err = one(c);
-      const int expected = c.err < 0 ? err : c.err;
-      if ((err == 0) != (expected == 0) || (err != 0 && err != expected)) {
-        replay_error e;
-        e.index = i;
-        e.op = c.op;
-        e.what = std::string(to_string(c.op)) + " '" + c.a.string() + "'" + (c.b.empty() ? "" : " -> '" + c.b.string() + "'");
-        e.recorded = c.err;
-        e.now = err;
-        return e;
-      }
-    }
-    return {};
+    return replay_calls(r, [this](const call& c) { return one(c); });
   }
 
 private:

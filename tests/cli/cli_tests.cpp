@@ -4,6 +4,7 @@
 // btrfs and an ext4 scratch mount and in a plain temporary directory. Each
 // test is written once and runs on the three; a scratch filesystem that
 // cannot be made (not root, no loop devices) skips the test (exit 77).
+#include "support/patterns.hpp"
 #include "support/scratch_fs.hpp"
 
 #include <doctest/doctest.h>
@@ -36,6 +37,7 @@ namespace {
 
 using json = nlohmann::json;
 namespace stdfs = std::filesystem;
+using file_reflink::test::pattern;
 constexpr std::uint64_t MiB = std::uint64_t(1) << 20;
 
 // ---- running the command ------------------------------------------------------
@@ -166,16 +168,6 @@ void write_at(const std::string& path, std::uint64_t offset, const std::string& 
   REQUIRE_MESSAGE(fd >= 0, "open " << path << ": " << std::strerror(errno));
   REQUIRE(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset)) == static_cast<ssize_t>(data.size()));
   ::close(fd);
-}
-
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : s) {
-    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
 }
 
 std::uint64_t allocated(const std::string& path) {

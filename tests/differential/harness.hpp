@@ -24,6 +24,8 @@
 //! once more after syncfs before a difference counts (`settle`).
 #pragma once
 
+#include "../support/patterns.hpp"
+#include "../support/ranges.hpp"
 #include "../support/scratch_fs.hpp"
 
 #include <file_reflink/fs_ops.hpp>
@@ -258,16 +260,7 @@ inline std::string to_string(const plant& p) {
 
 //! `n` bytes of a write: zeros for seed 0, else never-zero bytes from the seed.
 inline std::string bytes_of(std::uint32_t seed, std::size_t n) {
-  std::string s(n, '\0');
-  if (seed == 0) return s;
-  std::uint32_t x = seed * 2654435761u + 12345u;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>((x & 0xff) | 1);
-  }
-  return s;
+  return seed == 0 ? std::string(n, '\0') : test::pattern(n, seed);
 }
 
 // ---------------------------------------------------------------------------
@@ -1106,27 +1099,15 @@ inline std::set<std::pair<std::string, std::string>> sharing(const snapshot& s, 
 //! they agree). `*_prev` are the snapshots before the call: mtime and ctime
 //! are compared as "moved or not" unless the mtime was set.
 //! Byte ranges [a, b), sorted and merged.
-using ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
-
-inline ranges merge(ranges r) {
-  std::sort(r.begin(), r.end());
-  ranges out;
-  for (const auto& x : r) {
-    if (x.first >= x.second) continue;
-    if (!out.empty() && x.first <= out.back().second)
-      out.back().second = std::max(out.back().second, x.second);
-    else
-      out.push_back(x);
-  }
-  return out;
-}
+using test::merged;
+using test::ranges;
 
 //! The logical ranges of `ex`: all of them, or those with `shared` set.
 inline ranges logical(const std::vector<extent>& ex, bool only_shared) {
   ranges r;
   for (const extent& e : ex)
     if (!only_shared || e.shared) r.emplace_back(e.logical, e.logical + e.length);
-  return merge(r);
+  return merged(r);
 }
 
 //! Whether every byte of `a` is in `b`.

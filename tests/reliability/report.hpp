@@ -4,7 +4,7 @@
 //! points, second crashes and injected faults were tried and how many broke a
 //! rule; per hostile-input check, how many inputs. The tests assert that no
 //! rule broke; `file_reflink_reliability --report` runs them and prints the
-//! one table the README shows.
+//! one table tests/reliability/README.md shows.
 #pragma once
 
 #include <atomic>

@@ -8,6 +8,8 @@
 //! bytes, sorted into volumes.
 #pragma once
 
+#include "../support/patterns.hpp"
+
 #include <file_reflink/fs_ops/memory.hpp>
 #include <file_reflink/pool.hpp>
 
@@ -72,17 +74,7 @@ inline volume_config config_of(kind_id k) {
 }
 
 //! Deterministic, never-zero bytes: a lost or moved block cannot pass.
-inline std::string pattern(std::size_t n, std::uint32_t seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 12345u;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>((x & 0xff) | 1);
-  }
-  return s;
-}
+using test::pattern;
 
 //! A failed result of any type as a `result<void>`, a value as success.
 template <class R>

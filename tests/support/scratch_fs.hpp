@@ -9,29 +9,18 @@
 //! one line and exits with 77, which ctest reports as skipped.
 #pragma once
 
-#include "loop_device.hpp"
+#include "image_fs.hpp"
 #include "private_mounts.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <vector>
-
-extern char** environ;
 
 namespace file_reflink::test {
 
@@ -48,8 +37,6 @@ inline const char* to_string(scratch_kind k) noexcept {
 }
 
 namespace detail {
-
-inline std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
 //! The per-process state: the private namespace, the temporary directory and
 //! what is mounted in it. Its destructor (at exit) unmounts and removes it all.
@@ -80,13 +67,8 @@ public:
     return other_;
   }
 
-  ~ScratchState() {
-    for (auto it = mounted_.rbegin(); it != mounted_.rend(); ++it) {
-      if (::umount2(it->c_str(), 0) != 0) ::umount2(it->c_str(), MNT_DETACH);
-      ::rmdir(it->c_str());
-    }
-    if (!temp_.empty()) ::rmdir(temp_.c_str());
-  }
+  // The destructor of dir_ (at exit) unmounts and removes it all.
+  ~ScratchState() = default;
 
 private:
   ScratchState() = default;
@@ -105,149 +87,33 @@ private:
       ns_error_ = (err == EPERM ? "needs root (" : "cannot run (") + errno_text("unshare", err) + ")";
       return ns_error_;
     }
-    remove_stale_dirs();
-    std::string tmpl = "/tmp/file_reflink_tests." + std::to_string(::getpid()) + ".XXXXXX";
-    if (!::mkdtemp(tmpl.data())) {
-      ns_error_ = "cannot run (" + errno_text("mkdtemp " + tmpl, errno) + ")";
-      return ns_error_;
-    }
-    temp_ = tmpl;
-    bool bound = false;
-    std::string why = make_mounts_private(temp_, bound);
-    if (bound) mounted_.push_back(temp_);
-    if (!why.empty()) {
+    if (std::string why = dir_.make("/tmp", "file_reflink_tests."); !why.empty()) {
       ns_error_ = "cannot run (" + why + ")";
       return ns_error_;
     }
-    std::string other = temp_ + "/other";
+    std::string other = dir_.path() + "/other";
     if (::mkdir(other.c_str(), 0755) != 0 ||
         ::mount("file_reflink_tests", other.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=0755") != 0) {
       ns_error_ = "cannot run (" + errno_text("mount tmpfs " + other, errno) + ")";
       ::rmdir(other.c_str());
       return ns_error_;
     }
-    mounted_.push_back(other);
+    dir_.mounted(other);
     other_ = other;
     return "";
   }
 
-  //! A test process killed with SIGKILL leaves its empty mount points
-  //! behind (the mounts, the loop devices and the images go with it): remove
-  //! those of processes that are gone. rmdir only, so nothing else is lost.
-  static void remove_stale_dirs() {
-    const std::string prefix = "file_reflink_tests.";
-    DIR* tmp = ::opendir("/tmp");
-    if (!tmp) return;
-    while (const dirent* e = ::readdir(tmp)) {
-      const std::string name = e->d_name;
-      if (name.compare(0, prefix.size(), prefix) != 0) continue;
-      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-      if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
-      const std::string dir = "/tmp/" + name;
-      for (const char* sub : {"btrfs", "xfs", "ext4", "other"}) ::rmdir((dir + "/" + sub).c_str());
-      ::unlink((dir + "/mkfs.log").c_str());
-      ::rmdir(dir.c_str());
-    }
-    ::closedir(tmp);
-  }
-
-  static std::string find_program(const std::string& name) {
-    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
-    dirs += ":/usr/sbin:/sbin:/usr/bin:/bin";
-    std::stringstream ss(dirs);
-    for (std::string dir; std::getline(ss, dir, ':');) {
-      if (dir.empty()) continue;
-      std::string p = dir + "/" + name;
-      if (::access(p.c_str(), X_OK) == 0) return p;
-    }
-    return "";
-  }
-
-  //! Run a program quietly; "" or why it failed, with the start of its output.
-  std::string run(const std::vector<std::string>& argv) {
-    std::string program = find_program(argv[0]);
-    if (program.empty()) return argv[0] + " not found";
-    std::string log = temp_ + "/mkfs.log";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    pid_t pid = 0;
-    int err = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (err != 0) return errno_text(program, err);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-      if (errno != EINTR) return errno_text("waitpid " + argv[0], errno);
-    }
-    std::string first;
-    {
-      std::ifstream in(log);
-      std::getline(in, first);
-    }
-    ::unlink(log.c_str());
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-    std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
-                                        : "killed by signal " + std::to_string(WTERMSIG(status));
-    return argv[0] + " " + how + (first.empty() ? "" : ": " + first);
-  }
-
   std::string make_fs(scratch_kind kind, std::string& mount_point) {
-    const std::string name = to_string(kind);
-    const std::string image = temp_ + "/" + name + ".img";
-    const std::string mnt = temp_ + "/" + name;
-    auto fail = [&](const std::string& why) {
-      ::unlink(image.c_str());
-      return "cannot run (" + why + ")";
-    };
-    {
-      int fd = ::open(image.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd < 0) return fail(errno_text("create " + image, errno));
-      int rc = ::ftruncate(fd, off_t(512) << 20);
-      int err = errno;
-      ::close(fd);
-      if (rc != 0) return fail(errno_text("truncate " + image, err));
-    }
-    std::vector<std::string> mkfs;
-    switch (kind) {
-      case scratch_kind::btrfs: mkfs = {"mkfs.btrfs", "-q", "-f", image}; break;
-      case scratch_kind::xfs: mkfs = {"mkfs.xfs", "-q", "-f", "-m", "reflink=1", image}; break;
-      case scratch_kind::ext4: mkfs = {"mkfs.ext4", "-q", "-F", image}; break;
-    }
-    if (std::string why = run(mkfs); !why.empty()) return fail(why);
-
-    int fd = ::open(image.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return fail(errno_text("open " + image, errno));
-    LoopDevice loop;
-    std::string why = loop.attach(fd);
-    ::close(fd);
-    if (!why.empty()) return fail(why);
-    if (::mkdir(mnt.c_str(), 0755) != 0) return fail(errno_text("mkdir " + mnt, errno));
-    if (::mount(loop.path().c_str(), mnt.c_str(), name.c_str(), 0, nullptr) != 0) {
-      int err = errno;
-      ::rmdir(mnt.c_str());
-      if (err == ENODEV) return fail("the kernel lacks " + name + ": " + errno_text("mount", err));
-      return fail(errno_text("mount " + loop.path() + " on " + mnt, err));
-    }
-    mounted_.push_back(mnt);
-    // The mount holds the device now; it detaches itself (autoclear) once the
-    // filesystem is unmounted, and the unlinked image is freed with it.
-    loop.release();
-    ::unlink(image.c_str());
-    mount_point = mnt;
-    return "";
+    std::string why = make_image_fs(dir_, to_string(kind), std::uint64_t(512) << 20, {}, [](const LoopDevice&) {},
+                                    mount_point);
+    return why.empty() ? "" : "cannot run (" + why + ")";
   }
 
   bool ns_done_ = false;
   std::string ns_error_;
-  std::string temp_;
+  private_mount_dir dir_;
   std::string other_;
   std::string fs_[3];
-  std::vector<std::string> mounted_;
 };
 
 }  // namespace detail
