@@ -313,22 +313,7 @@ private:
 
   static int walk_extents(int fd) {
     namespace li = file_reflink::detail::linux_impl;
-    const std::size_t bytes = sizeof(struct fiemap) + li::fiemap_batch * sizeof(struct fiemap_extent);
-    std::vector<std::uint64_t> buffer((bytes + 7) / 8);
-    auto* map = reinterpret_cast<struct fiemap*>(buffer.data());
-    std::uint64_t pos = 0;
-    for (;;) {
-      std::memset(map, 0, sizeof *map);
-      map->fm_start = pos;
-      map->fm_length = FIEMAP_MAX_OFFSET - pos;
-      map->fm_flags = FIEMAP_FLAG_SYNC;
-      map->fm_extent_count = li::fiemap_batch;
-      if (::ioctl(fd, li::ioc_fiemap, map) < 0) return errno;
-      if (map->fm_mapped_extents == 0) return 0;
-      const struct fiemap_extent& tail = map->fm_extents[map->fm_mapped_extents - 1];
-      if ((tail.fe_flags & FIEMAP_EXTENT_LAST) || tail.fe_logical + tail.fe_length <= pos) return 0;
-      pos = tail.fe_logical + tail.fe_length;
-    }
+    return li::for_each_fiemap_extent(fd, FIEMAP_MAX_OFFSET, true, [](const struct fiemap_extent&, std::uint64_t) {});
   }
 
   //! LinuxFsOps::copy without its wrapping: FICLONE and its byte count, or

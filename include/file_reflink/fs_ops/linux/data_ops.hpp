@@ -13,32 +13,12 @@ inline result<std::vector<extent>> LinuxFsOps::extents(const dir_handle& h, cons
   using namespace detail::linux_impl;
   detail::unique_fd fd;
   if (int err = open_beneath(h.state_.get(), rel, O_RDONLY, fd)) return fail(err, "extents", h, rel);
-  // struct fiemap ends in a flexible array: one buffer, 8-byte aligned.
-  const std::size_t bytes = sizeof(struct fiemap) + fiemap_batch * sizeof(struct fiemap_extent);
-  std::vector<std::uint64_t> buffer((bytes + 7) / 8);
-  auto* map = reinterpret_cast<struct fiemap*>(buffer.data());
   std::vector<extent> out;
-  std::uint64_t pos = 0;
-  for (;;) {
-    std::memset(map, 0, sizeof *map);
-    map->fm_start = pos;
-    map->fm_length = FIEMAP_MAX_OFFSET - pos;
-    map->fm_flags = FIEMAP_FLAG_SYNC;
-    map->fm_extent_count = fiemap_batch;
-    if (detail::retry_eintr(::ioctl, fd.get(), ioc_fiemap, map) < 0) return fail(errno, "extents", h, rel);
-    if (map->fm_mapped_extents == 0) break;
-    bool last = false;
-    for (std::uint32_t i = 0; i < map->fm_mapped_extents; ++i) {
-      const struct fiemap_extent& e = map->fm_extents[i];
-      last = last || (e.fe_flags & FIEMAP_EXTENT_LAST);
-      if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) continue;
-      out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0});
-    }
-    const struct fiemap_extent& tail = map->fm_extents[map->fm_mapped_extents - 1];
-    const std::uint64_t next = tail.fe_logical + tail.fe_length;
-    if (last || next <= pos) break;
-    pos = next;
-  }
+  const int err = for_each_fiemap_extent(fd.get(), FIEMAP_MAX_OFFSET, true, [&](const struct fiemap_extent& e, std::uint64_t) {
+    if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) return;
+    out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0});
+  });
+  if (err) return fail(err, "extents", h, rel);
   return out;
 } catch (const std::exception&) {
   return errno_failure_nothrow(ENOMEM, "extents");

@@ -39,22 +39,22 @@ inline int data_segments(int fd, std::uint64_t limit, std::vector<segment>& out)
   return 0;
 }
 
-//! Bytes of data below `limit`, from the extent map (FIEMAP, a batch of
-//! extents per call). After a clone this stands in for the SEEK_DATA/SEEK_HOLE
-//! walk, two system calls per data segment: on btrfs that walk took longer
-//! than the clone of a 200-extent image itself. Unwritten (preallocated)
-//! extents read as zeros and are not data, as SEEK_DATA says. Returns the
-//! errno; EOPNOTSUPP where the filesystem has no FIEMAP.
-inline int mapped_data_bytes(int fd, std::uint64_t limit, std::uint64_t& out) {
+//! The FIEMAP loop, written once: calls `f(extent, start)` for each extent
+//! the kernel maps in [0, limit), `start` being where the batch holding it
+//! began, fetching `fiemap_batch` extents per call (with FIEMAP_FLAG_SYNC
+//! when `sync`, so delayed allocations show). Returns the ioctl's errno, or 0.
+template <class F>
+int for_each_fiemap_extent(int fd, std::uint64_t limit, bool sync, F&& f) {
+  // struct fiemap ends in a flexible array: one buffer, 8-byte aligned.
   const std::size_t bytes = sizeof(struct fiemap) + fiemap_batch * sizeof(struct fiemap_extent);
-  std::vector<std::uint64_t> buffer((bytes + 7) / 8);  // struct fiemap wants 8-byte alignment
+  std::vector<std::uint64_t> buffer((bytes + 7) / 8);
   auto* map = reinterpret_cast<struct fiemap*>(buffer.data());
-  out = 0;
   std::uint64_t pos = 0;
   while (pos < limit) {
     std::memset(map, 0, sizeof *map);
     map->fm_start = pos;
     map->fm_length = limit - pos;
+    map->fm_flags = sync ? FIEMAP_FLAG_SYNC : 0;
     map->fm_extent_count = fiemap_batch;
     if (retry_eintr(::ioctl, fd, ioc_fiemap, map) < 0) return errno;
     if (map->fm_mapped_extents == 0) break;
@@ -62,10 +62,7 @@ inline int mapped_data_bytes(int fd, std::uint64_t limit, std::uint64_t& out) {
     for (std::uint32_t i = 0; i < map->fm_mapped_extents; ++i) {
       const struct fiemap_extent& e = map->fm_extents[i];
       last = last || (e.fe_flags & FIEMAP_EXTENT_LAST);
-      if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) continue;
-      const std::uint64_t a = std::max<std::uint64_t>(e.fe_logical, pos);
-      const std::uint64_t b = std::min<std::uint64_t>(e.fe_logical + e.fe_length, limit);
-      if (b > a) out += b - a;
+      f(e, pos);
     }
     const struct fiemap_extent& tail = map->fm_extents[map->fm_mapped_extents - 1];
     const std::uint64_t next = tail.fe_logical + tail.fe_length;
@@ -73,6 +70,22 @@ inline int mapped_data_bytes(int fd, std::uint64_t limit, std::uint64_t& out) {
     pos = next;
   }
   return 0;
+}
+
+//! Bytes of data below `limit`, from the extent map (FIEMAP, a batch of
+//! extents per call). After a clone this stands in for the SEEK_DATA/SEEK_HOLE
+//! walk, two system calls per data segment: on btrfs that walk took longer
+//! than the clone of a 200-extent image itself. Unwritten (preallocated)
+//! extents read as zeros and are not data, as SEEK_DATA says. Returns the
+//! errno; EOPNOTSUPP where the filesystem has no FIEMAP.
+inline int mapped_data_bytes(int fd, std::uint64_t limit, std::uint64_t& out) {
+  out = 0;
+  return for_each_fiemap_extent(fd, limit, false, [&](const struct fiemap_extent& e, std::uint64_t pos) {
+    if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) return;
+    const std::uint64_t a = std::max<std::uint64_t>(e.fe_logical, pos);
+    const std::uint64_t b = std::min<std::uint64_t>(e.fe_logical + e.fe_length, limit);
+    if (b > a) out += b - a;
+  });
 }
 
 //! Asks the kernel for the source's data segments up to `readahead_window`
