@@ -350,7 +350,7 @@ private:
     if (int e = li::data_segments(in.get(), limit, segments)) return e;
     std::uint64_t total = 0;
     for (const auto& s : segments) total += s.length;
-    li::progress_meter meter(none, total);
+    file_reflink::detail::progress_meter meter(none, total);
     if (::ftruncate(out.get(), static_cast<off_t>(final_size)) < 0) return errno;
     bool done = limit == 0;
     if (!done && c.copy.try_copy_file_range) {

@@ -38,6 +38,7 @@
 #pragma once
 
 #include <file_reflink/detail/memory_extents.hpp>
+#include <file_reflink/detail/progress_meter.hpp>
 #include <file_reflink/detail/memory_state.hpp>
 #include <file_reflink/detail/memory_types.hpp>
 #include <file_reflink/error.hpp>
@@ -568,37 +569,6 @@ private:
   //! go, partial ones are zeroed and stay allocated (as on XFS and btrfs).
   //! btrfs zeroes up to the end of the last block, past the end of file.
   int punch(Inode& n, std::uint64_t off, std::uint64_t end) const;
-
-  //! Tells a copy's progress callback, as LinuxFsOps does: after each piece,
-  //! and once at the end unless the last report already said it all. A
-  //! callback that throws stops the copy like one that returns false.
-  class ProgressMeter {
-  public:
-    ProgressMeter(const progress_callback& callback, std::uint64_t total) : callback_(callback), total_(total) {}
-    bool advance(std::uint64_t n) {
-      done_ += n;
-      return report();
-    }
-    bool finish() { return reported_ && last_ == done_ ? true : report(); }
-    std::uint64_t done() const noexcept { return done_; }
-
-  private:
-    bool report() {
-      if (!callback_) return true;
-      reported_ = true;
-      last_ = done_;
-      try {
-        return callback_(done_, total_);
-      } catch (...) {
-        return false;
-      }
-    }
-    const progress_callback& callback_;
-    std::uint64_t total_;
-    std::uint64_t done_ = 0;
-    std::uint64_t last_ = 0;
-    bool reported_ = false;
-  };
 
   //! The copy, as LinuxFsOps makes it: the source opened, the destination
   //! created (exclusive), then FICLONE and an ftruncate to the final size;

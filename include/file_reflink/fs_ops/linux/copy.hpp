@@ -1,56 +1,14 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! LinuxFsOps internals: the progress meter of a copy and the two ways of
-//! moving data segments (`copy_file_range`, or a buffer in this process).
+//! LinuxFsOps internals: the two ways of moving data segments (`copy_file_range`, or a buffer in this process).
 #pragma once
 
+#include <file_reflink/detail/progress_meter.hpp>
 #include <file_reflink/fs_ops/linux/segments.hpp>
 
 namespace file_reflink {
 namespace detail {
 namespace linux_impl {
-
-//! Counts the bytes a copy has moved and tells the caller's callback: after
-//! each chunk, and once at the end unless the last report already said it.
-class progress_meter {
-public:
-  progress_meter(const progress_callback& callback, std::uint64_t total) noexcept
-      : callback_(callback), total_(total) {}
-
-  //! `n` more bytes are done; false when the callback asks to stop.
-  bool advance(std::uint64_t n) {
-    done_ += n;
-    return report();
-  }
-  //! The last report; false when the callback asks to stop.
-  bool finish() { return reported_ && last_ == done_ ? true : report(); }
-
-  std::uint64_t done() const noexcept { return done_; }
-  //! The callback said stop (or threw, which is taken the same way).
-  bool cancelled() const noexcept { return cancelled_; }
-
-private:
-  bool report() {
-    if (!callback_) return true;
-    reported_ = true;
-    last_ = done_;
-    bool go_on = false;
-    try {
-      go_on = callback_(done_, total_);
-    } catch (...) {
-      go_on = false;
-    }
-    cancelled_ = !go_on;
-    return go_on;
-  }
-
-  const progress_callback& callback_;
-  std::uint64_t total_;
-  std::uint64_t done_ = 0;
-  std::uint64_t last_ = 0;
-  bool reported_ = false;
-  bool cancelled_ = false;
-};
 
 //! Copies the segments in the kernel with `copy_file_range`.
 inline int copy_segments_in_kernel(int in, int out, const std::vector<segment>& segments, progress_meter& meter) {

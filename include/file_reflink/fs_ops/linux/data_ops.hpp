@@ -84,7 +84,7 @@ inline result<copy_result> LinuxFsOps::copy(const dir_handle& src_h, const path&
         total = 0;
         for (const segment& seg : segments) total += seg.length;
       }
-      progress_meter meter(opts.progress, total);
+      detail::progress_meter meter(opts.progress, total);
       if (!meter.advance(total)) return cancelled();
       // A clone has the source's size; only a copy to another size cuts or extends it.
       if (final_size != src_size &&
@@ -108,7 +108,7 @@ inline result<copy_result> LinuxFsOps::copy(const dir_handle& src_h, const path&
   if (int err = find_segments()) return failed(err);
   std::uint64_t total = 0;
   for (const segment& seg : segments) total += seg.length;
-  progress_meter meter(opts.progress, total);
+  detail::progress_meter meter(opts.progress, total);
   // The final size before any data: a write that extends a file lets XFS
   // preallocate beyond its end, and the next segment's write would leave
   // that preallocation allocated inside what should be a hole.

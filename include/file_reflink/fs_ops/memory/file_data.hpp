@@ -164,7 +164,7 @@ inline result<copy_result> MemoryFsOps::do_copy(const Call& c, const dir_handle&
         if (e.logical >= limit) break;
         total += std::min(limit, e.end()) - e.logical;
       }
-      ProgressMeter meter(opts.progress, total);
+      detail::progress_meter meter(opts.progress, total);
       if (!meter.advance(total)) return cancelled();
       if (final_size != src_size) {
         if (int e = truncate_check(*n, final_size)) return failed(e);
@@ -181,7 +181,7 @@ inline result<copy_result> MemoryFsOps::do_copy(const Call& c, const dir_handle&
     const std::vector<Segment> segs = data_segments(sf.view(), limit);
     std::uint64_t total = 0;
     for (const Segment& s : segs) total += s.end - s.begin;
-    ProgressMeter meter(opts.progress, total);
+    detail::progress_meter meter(opts.progress, total);
     // The final size before any data (a hole at the end if larger).
     if (int e = truncate_check(*n, final_size)) return failed(e);
     nf.size = final_size;
