@@ -43,13 +43,13 @@ private:
 };
 
 //! The mode bits of a file on a real filesystem (stat reports no mode).
-inline unsigned mode_of(const path& abs) {
+[[maybe_unused]] inline unsigned mode_of(const path& abs) {
   struct ::stat st {};
   REQUIRE_MESSAGE(::lstat(abs.c_str(), &st) == 0, "lstat '" << abs.string() << "': " << std::string(std::strerror(errno)));
   return st.st_mode & 07777;
 }
 
-inline unsigned current_umask() {
+[[maybe_unused]] inline unsigned current_umask() {
   const mode_t m = ::umask(0);
   ::umask(m);
   return m;
