@@ -11,6 +11,8 @@
 
 #include <cerrno>
 #include <string>
+#include <new>
+#include <stdexcept>
 #include <system_error>
 #include <type_traits>
 
@@ -128,6 +130,54 @@ TEST_CASE("errors: messages carry the operation, the path and the reason") {
   CHECK(moved.message() == "b: a: read '/p/a.img': No such file or directory");
 }
 
+namespace {
+// A category that counts how often it is asked for a reason: an error's
+// message must be made only when somebody reads it.
+class counting_category final : public std::error_category {
+public:
+  mutable int asked = 0;
+  const char* name() const noexcept override { return "counting"; }
+  std::string message(int c) const override {
+    ++asked;
+    return "reason " + std::to_string(c);
+  }
+};
+}  // namespace
+
+TEST_CASE("errors: the message is made when asked for, from the parts an error stores") {
+  counting_category cat;
+  const std::error_code code(7, cat);
+
+  error one = error::of_operation(code, "stat", "/p/vm/private.img");
+  error two = error::of_operation(code, "rename", "/p/a", "/p/b");
+  error ctx = std::move(error::with_reason(code, "import volume 'x'")).context("pool '/p'");
+  CHECK(cat.asked == 0);  // built, tested, copied, prefixed: no message yet
+  CHECK(one == code);
+  const error copy = one;
+  CHECK(copy == code);
+  CHECK(cat.asked == 0);
+
+  CHECK(one.message() == "stat '/p/vm/private.img': reason 7");
+  CHECK(two.message() == "rename '/p/a' -> '/p/b': reason 7");
+  CHECK(ctx.message() == "pool '/p': import volume 'x': reason 7");
+  CHECK(cat.asked == 3);
+
+  // A context added to a copy leaves the other copy as it was.
+  error outer = copy.context("start volume 'vm'");
+  CHECK(outer.message() == "start volume 'vm': stat '/p/vm/private.img': reason 7");
+  CHECK(copy.message() == "stat '/p/vm/private.img': reason 7");
+  CHECK(one.message() == "stat '/p/vm/private.img': reason 7");
+
+  // A code alone speaks with the code's text; a whole message as given.
+  CHECK(error(code, "").message() == "reason 7");
+  CHECK(error(code, "as given").message() == "as given");
+  CHECK(error(code, "").context("open").message() == "open: reason 7");
+  CHECK(error().message() == std::error_code().message());
+
+  // A success carries no message: a result is a code and a pointer wide.
+  CHECK(sizeof(error) <= sizeof(std::error_code) + sizeof(void*));
+}
+
 TEST_CASE("errors: TRY macros pass values through and return errors") {
   auto ok = quarter(8);
   REQUIRE_OK(ok);
@@ -223,4 +273,33 @@ FILE_REFLINK_FIXTURE_TEST("errors: a full disk says No space left on device for 
   MESSAGE(r.error().message());
   CHECK(r.error().message() == "write '" + (fx.root / "big.img").string() + "': No space left on device");
   fx.unfill();
+}
+
+TEST_CASE("errors: the exception boundary turns every exception into an error") {
+  using file_reflink::detail::exception_boundary;
+  auto none = exception_boundary<result<int>>("count", [] { return result<int>(3); });
+  REQUIRE_OK(none);
+  CHECK(none.value() == 3);
+
+  auto oom = exception_boundary<result<int>>("count '/p'", []() -> result<int> { throw std::bad_alloc(); });
+  REQUIRE_FALSE(oom);
+  CHECK(oom.error() == std::errc::not_enough_memory);
+  CHECK(oom.error().message() == "count '/p': " + std::error_code(ENOMEM, std::system_category()).message());
+
+  auto sys = exception_boundary<result<void>>([] { return std::string("lock '/p/x'"); }, []() -> result<void> {
+    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur));
+  });
+  REQUIRE_FALSE(sys);
+  CHECK(sys.error() == std::errc::resource_deadlock_would_occur);
+  CHECK(sys.error().message().rfind("lock '/p/x': ", 0) == 0);
+
+  auto other = exception_boundary<result<void>>("parse", []() -> result<void> { throw std::out_of_range("index 9"); });
+  REQUIRE_FALSE(other);
+  CHECK(other.error() == std::errc::io_error);
+  CHECK(other.error().message() == "parse: index 9");
+
+  auto odd = exception_boundary<result<void>>("odd", []() -> result<void> { throw 42; });
+  REQUIRE_FALSE(odd);
+  CHECK(odd.error() == std::errc::io_error);
+  CHECK(odd.error().message().rfind("odd: ", 0) == 0);
 }

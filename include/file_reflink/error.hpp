@@ -10,6 +10,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -143,25 +146,101 @@ struct std::is_error_code_enum<file_reflink::errc> : std::true_type {};
 namespace file_reflink {
 
 //! An error: a `std::error_code` (errno values untouched in the system
-//! category, library conditions as `errc`) and one line for a human that
-//! names the operation, the volume, the path(s) and the OS reason.
+//! category, library conditions as `errc`) and what a human needs to know:
+//! the operation, the volume, the path(s) and the OS reason.
+//!
+//! An error stores those parts and makes its one-line message only when
+//! `message()` is called: an expected failure that is tested and dropped
+//! (the `stat` of a name that is not there) never formats a message or asks
+//! the OS for its reason. A success costs a code and a null pointer.
 class error {
 public:
-  error() = default;
-  error(std::error_code code, std::string message) : code_(code), message_(std::move(message)) {}
+  error() noexcept = default;
+  //! An error whose message is `message`, as given (empty: the code's own text).
+  error(std::error_code code, std::string message) : code_(code) {
+    if (!message.empty()) {
+      d_ = std::make_unique<parts>();
+      d_->text = std::move(message);
+    }
+  }
+  error(const error& other) : code_(other.code_), d_(other.d_ ? std::make_unique<parts>(*other.d_) : nullptr) {}
+  error(error&&) noexcept = default;
+  error& operator=(const error& other) {
+    if (this != &other) *this = error(other);
+    return *this;
+  }
+  error& operator=(error&&) noexcept = default;
+  ~error() = default;
+
+  //! "<what>: <the code's reason>", the reason added when the message is made.
+  static error with_reason(std::error_code code, std::string what) {
+    error e;
+    e.code_ = code;
+    e.d_ = std::make_unique<parts>();
+    e.d_->text = std::move(what);
+    e.d_->reason = true;
+    return e;
+  }
+
+  //! "<op> '<first>': <reason>", or with `second`
+  //! "<op> '<first>' -> '<second>': <reason>". `op` is a string with static
+  //! storage duration (an operation's name).
+  static error of_operation(std::error_code code, const char* op, std::string first) {
+    error e = with_reason(code, std::move(first));
+    e.d_->op = op;
+    return e;
+  }
+  static error of_operation(std::error_code code, const char* op, std::string first, std::string second) {
+    error e = of_operation(code, op, std::move(first));
+    e.d_->second = std::move(second);
+    e.d_->two = true;
+    return e;
+  }
 
   //! The code: compare with `std::errc::...` or `errc::...`.
   const std::error_code& code() const noexcept { return code_; }
-  //! The whole message, e.g. "start volume 'vm/private': rename '/p/a' -> '/p/b': No space left on device".
-  const std::string& message() const noexcept { return message_; }
+
+  //! The whole message, made now, e.g.
+  //! "start volume 'vm/private': rename '/p/a' -> '/p/b': No space left on device".
+  std::string message() const {
+    if (!d_) return code_.message();
+    std::string m = d_->context;
+    const auto add = [&m](const std::string& part) {
+      if (part.empty()) return;
+      if (!m.empty()) m += ": ";
+      m += part;
+    };
+    if (d_->op) {
+      if (!m.empty()) m += ": ";
+      m += d_->op;
+      m += " '";
+      m += d_->text;
+      m += '\'';
+      if (d_->two) {
+        m += " -> '";
+        m += d_->second;
+        m += '\'';
+      }
+    } else {
+      add(d_->text);
+    }
+    if (d_->reason) add(code_.message());
+    return m;
+  }
 
   //! The same error, its message prefixed with what the caller was doing:
   //! each layer adds its context and the OS reason stays at the end.
   error context(const std::string& what) const& {
-    return error(code_, what.empty() ? message_ : what + ": " + message_);
+    error e(*this);
+    return std::move(e).context(what);
   }
   error context(const std::string& what) && {
-    if (!what.empty()) message_ = what + ": " + message_;
+    if (what.empty()) return std::move(*this);
+    if (!d_) {
+      d_ = std::make_unique<parts>();
+      d_->reason = true;
+    }
+    d_->context = d_->context.empty() ? what : what + ": " + d_->context;
     return std::move(*this);
   }
 
@@ -173,8 +252,16 @@ public:
   friend bool operator!=(const error& e, const T& c) noexcept { return !(e == c); }
 
 private:
+  struct parts {
+    std::string context;      //!< what the callers were doing, outermost first, joined by ": "
+    std::string text;         //!< the message, or `op`'s first path
+    std::string second;       //!< `op`'s second path
+    const char* op = nullptr; //!< the operation's name, or null
+    bool two = false;         //!< whether `second` is part of the message
+    bool reason = false;      //!< whether the code's reason ends the message
+  };
   std::error_code code_;
-  std::string message_;
+  std::unique_ptr<parts> d_;  //!< null: the message is the code's own text
 };
 
 //! Outcome finds the code of an `error` through this (ADL).
@@ -202,25 +289,36 @@ using result = BOOST_OUTCOME_V2_NAMESPACE::std_result<T, error>;
 using BOOST_OUTCOME_V2_NAMESPACE::success;
 
 //! An error from an errno value, with what was being done and on which paths.
-inline error make_errno_error(int err, const std::string& what) {
-  std::error_code ec(err, std::system_category());
-  return error(ec, what + ": " + ec.message());
+inline error make_errno_error(int err, std::string what) {
+  return error::with_reason(std::error_code(err, std::system_category()), std::move(what));
 }
 
 //! An error from a library condition, with the context that explains it.
-inline error make_error(errc e, const std::string& what) {
-  std::error_code ec = make_error_code(e);
-  return error(ec, what.empty() ? ec.message() : what + ": " + ec.message());
+inline error make_error(errc e, std::string what) {
+  return error::with_reason(make_error_code(e), std::move(what));
 }
 
 //! A failed result from an errno value (see `make_errno_error`).
-inline auto errno_failure(int err, const std::string& what) {
-  return BOOST_OUTCOME_V2_NAMESPACE::failure(make_errno_error(err, what));
+inline auto errno_failure(int err, std::string what) {
+  return BOOST_OUTCOME_V2_NAMESPACE::failure(make_errno_error(err, std::move(what)));
+}
+
+//! A failed result "<op> '<path>': <OS reason>" from an errno value, its
+//! message made only when asked for.
+inline auto errno_failure(int err, const char* op, std::string path) {
+  return BOOST_OUTCOME_V2_NAMESPACE::failure(
+      error::of_operation(std::error_code(err, std::system_category()), op, std::move(path)));
+}
+
+//! A failed result "<op> '<from>' -> '<to>': <OS reason>" from an errno value.
+inline auto errno_failure(int err, const char* op, std::string from, std::string to) {
+  return BOOST_OUTCOME_V2_NAMESPACE::failure(
+      error::of_operation(std::error_code(err, std::system_category()), op, std::move(from), std::move(to)));
 }
 
 //! A failed result from a library condition (see `make_error`).
-inline auto failure(errc e, const std::string& what) {
-  return BOOST_OUTCOME_V2_NAMESPACE::failure(make_error(e, what));
+inline auto failure(errc e, std::string what) {
+  return BOOST_OUTCOME_V2_NAMESPACE::failure(make_error(e, std::move(what)));
 }
 
 //! A failed result from an existing error.
@@ -240,13 +338,59 @@ auto errno_failure_nothrow(int err, const What& what) noexcept {
       m = static_cast<const char*>(what);
     else
       m = what();
-    m += ": ";
-    m += ec.message();
-    return BOOST_OUTCOME_V2_NAMESPACE::failure(error(ec, std::move(m)));
+    return BOOST_OUTCOME_V2_NAMESPACE::failure(error::with_reason(ec, std::move(m)));
   } catch (...) {
     return BOOST_OUTCOME_V2_NAMESPACE::failure(error(ec, std::string()));
   }
 }
+
+namespace detail {
+
+//! The library's one exception boundary. Every `noexcept` operation that
+//! can meet an exception (allocation failure, mostly) runs its body through
+//! this: an escaping exception becomes an error of the result type `R`,
+//! never `std::terminate`:
+//! - `std::bad_alloc`: ENOMEM;
+//! - `std::system_error`: its own code;
+//! - any other exception: EIO, with its `what()` in the message.
+//! `what` (a C string, or a callable returning the description) is only
+//! evaluated when an exception was caught, and the handler itself never
+//! throws: without memory for a message, the error is its code alone.
+template <class R, class What, class F>
+R exception_boundary(const What& what, F&& body) noexcept {
+  const auto describe = [&what]() -> std::string {
+    if constexpr (std::is_convertible_v<const What&, const char*>)
+      return static_cast<const char*>(what);
+    else
+      return what();
+  };
+  const auto caught = [&](std::error_code code, const char* detail) noexcept -> R {
+    try {
+      std::string m = describe();
+      if (detail && *detail) {
+        m += ": ";
+        m += detail;
+        return BOOST_OUTCOME_V2_NAMESPACE::failure(error(code, std::move(m)));
+      }
+      return BOOST_OUTCOME_V2_NAMESPACE::failure(error::with_reason(code, std::move(m)));
+    } catch (...) {
+      return BOOST_OUTCOME_V2_NAMESPACE::failure(error(code, std::string()));
+    }
+  };
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return caught(std::error_code(ENOMEM, std::system_category()), nullptr);
+  } catch (const std::system_error& e) {
+    return caught(e.code(), nullptr);
+  } catch (const std::exception& e) {
+    return caught(std::error_code(EIO, std::system_category()), e.what());
+  } catch (...) {
+    return caught(std::error_code(EIO, std::system_category()), nullptr);
+  }
+}
+
+}  // namespace detail
 
 }  // namespace file_reflink
 

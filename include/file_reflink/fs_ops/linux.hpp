@@ -451,7 +451,7 @@ private:
   static path abs_of(const dir_handle& h, const path& rel) { return h.state_ ? h.state_->abs / rel : rel; }
   //! "<op> '<abs path>': <OS reason>", the errno untouched.
   static detail::linux_impl::failure_t fail(int err, const char* op, const dir_handle& h, const path& rel) {
-    return errno_failure(err, std::string(op) + " '" + abs_of(h, rel).string() + "'");
+    return errno_failure(err, op, abs_of(h, rel).string());
   }
   //! "<op> '<abs src>' -> '<abs dst>': <OS reason>".
   static std::string what(const char* op, const dir_handle& h1, const path& rel1, const dir_handle& h2,
@@ -460,7 +460,7 @@ private:
   }
   static detail::linux_impl::failure_t fail(int err, const char* op, const dir_handle& h1, const path& rel1,
                                             const dir_handle& h2, const path& rel2) {
-    return errno_failure(err, what(op, h1, rel1, h2, rel2));
+    return errno_failure(err, op, abs_of(h1, rel1).string(), abs_of(h2, rel2).string());
   }
 };
 

@@ -426,14 +426,10 @@ private:
   //! What a failed call returns before it becomes a `result`.
   using failure_t = decltype(errno_failure(0, std::string()));
 
-  //! "<op> '<path>': <reason>", as `errno_failure` makes it, with the
-  //! reason looked up once per errno: a stat of a missing name is a common
-  //! call (a stopped volume has no dirty image) and its message is built
-  //! every time.
+  //! "<op> '<path>': <reason>", as LinuxFsOps says it; the message is made
+  //! only when asked for (a stat of a missing name is a common call: a
+  //! stopped volume has no dirty image).
   static failure_t fail(const Call& c, int err);
-
-  //! `std::system_category().message(err)`, computed once per errno value.
-  static const std::string& reason(int err);
 
   //! Count the call, then apply a power loss or an armed fault. Returns the
   //! errno the call must fail with, 0 to run it.

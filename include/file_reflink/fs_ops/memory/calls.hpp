@@ -11,24 +11,10 @@
 namespace file_reflink {
 
 inline MemoryFsOps::failure_t MemoryFsOps::fail(const Call& c, int err) {
-  std::string what = c.what();
-  const std::string& why = reason(err);
-  what.reserve(what.size() + 2 + why.size());
-  what += ": ";
-  what += why;
-  return BOOST_OUTCOME_V2_NAMESPACE::failure(error(std::error_code(err, std::system_category()), std::move(what)));
-}
-
-inline const std::string& MemoryFsOps::reason(int err) {
-  static const std::vector<std::string> known = [] {
-    std::vector<std::string> v;
-    for (int e = 0; e < 160; ++e) v.push_back(std::system_category().message(e));
-    return v;
-  }();
-  if (err >= 0 && static_cast<std::size_t>(err) < known.size()) return known[static_cast<std::size_t>(err)];
-  thread_local std::string other;
-  other = std::system_category().message(err);
-  return other;
+  // The message is made only if somebody asks for it (see `error`).
+  const std::error_code code(err, std::system_category());
+  if (c.two()) return BOOST_OUTCOME_V2_NAMESPACE::failure(error::of_operation(code, c.word, c.first(), c.second()));
+  return BOOST_OUTCOME_V2_NAMESPACE::failure(error::of_operation(code, c.word, c.first()));
 }
 
 inline int MemoryFsOps::admit(const Call& c) const {
@@ -58,7 +44,7 @@ inline int MemoryFsOps::admit(const Call& c) const {
 }
 
 inline MemoryFsOps::failure_t MemoryFsOps::api_fail(const char* what, const path& abs, int err) {
-  return errno_failure(err, std::string(what) + " '" + abs.string() + "'");
+  return errno_failure(err, what, abs.string());
 }
 
 inline int MemoryFsOps::open_node(const dir_handle& h, const path& rel, InodePtr& out) {
