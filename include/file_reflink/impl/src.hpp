@@ -18,6 +18,9 @@
 #include <file_reflink/impl/catalog.ipp>
 #include <file_reflink/impl/layout.ipp>
 #include <file_reflink/fs_ops/linux.hpp>
+#include <file_reflink/fs_ops/linux/data_ops.hpp>
+#include <file_reflink/fs_ops/linux/dir_ops.hpp>
+#include <file_reflink/fs_ops/linux/file_ops.hpp>
 #include <file_reflink/fs_ops/memory.hpp>
 #include <file_reflink/impl/pool.ipp>
 #include <file_reflink/impl/volume.ipp>

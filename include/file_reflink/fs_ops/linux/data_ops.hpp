@@ -9,7 +9,7 @@
 
 namespace file_reflink {
 
-inline result<std::vector<extent>> LinuxFsOps::extents(const dir_handle& h, const path& rel) const noexcept try {
+FILE_REFLINK_DECL result<std::vector<extent>> LinuxFsOps::extents(const dir_handle& h, const path& rel) const noexcept try {
   using namespace detail::linux_impl;
   detail::unique_fd fd;
   if (int err = open_beneath(h.state_.get(), rel, O_RDONLY, fd)) return fail(err, "extents", h, rel);
@@ -24,7 +24,7 @@ inline result<std::vector<extent>> LinuxFsOps::extents(const dir_handle& h, cons
   return errno_failure_nothrow(ENOMEM, "extents");
 }
 
-inline result<void> LinuxFsOps::clone(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst) const
+FILE_REFLINK_DECL result<void> LinuxFsOps::clone(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst) const
     noexcept try {
   using namespace detail::linux_impl;
   const auto failed = [&](int err) { return fail(err, "clone", src_h, src, dst_h, dst); };
@@ -42,7 +42,7 @@ inline result<void> LinuxFsOps::clone(const dir_handle& src_h, const path& src, 
   return errno_failure_nothrow(ENOMEM, "clone");
 }
 
-inline result<copy_result> LinuxFsOps::copy(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst,
+FILE_REFLINK_DECL result<copy_result> LinuxFsOps::copy(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst,
                          const copy_options& opts) const noexcept try {
   using namespace detail::linux_impl;
   const auto failed = [&](int err) { return fail(err, "copy", src_h, src, dst_h, dst); };
@@ -136,7 +136,7 @@ inline result<copy_result> LinuxFsOps::copy(const dir_handle& src_h, const path&
   return errno_failure_nothrow(ENOMEM, "copy");
 }
 
-inline result<unsigned> LinuxFsOps::notify_resize(const dir_handle& h, const path& rel) const noexcept try {
+FILE_REFLINK_DECL result<unsigned> LinuxFsOps::notify_resize(const dir_handle& h, const path& rel) const noexcept try {
   using namespace detail::linux_impl;
   location loc;
   if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "notify_resize", h, rel);
@@ -182,7 +182,7 @@ inline result<unsigned> LinuxFsOps::notify_resize(const dir_handle& h, const pat
   return errno_failure_nothrow(ENOMEM, "notify_resize");
 }
 
-inline result<bool> LinuxFsOps::probe_reflink(const dir_handle& h) const noexcept try {
+FILE_REFLINK_DECL result<bool> LinuxFsOps::probe_reflink(const dir_handle& h) const noexcept try {
   using namespace detail::linux_impl;
   const auto failed = [&](int err) { return fail(err, "probe_reflink", h, path()); };
   if (!h.state_) return failed(EBADF);

@@ -9,7 +9,7 @@
 
 namespace file_reflink {
 
-inline result<void> LinuxFsOps::create(const dir_handle& h, const path& rel, std::uint64_t size, create_mode mode) const noexcept try {
+FILE_REFLINK_DECL result<void> LinuxFsOps::create(const dir_handle& h, const path& rel, std::uint64_t size, create_mode mode) const noexcept try {
   using namespace detail::linux_impl;
   const bool exclusive = mode == create_mode::exclusive;
   location loc;
@@ -26,7 +26,7 @@ inline result<void> LinuxFsOps::create(const dir_handle& h, const path& rel, std
   return errno_failure_nothrow(ENOMEM, "create");
 }
 
-inline result<void> LinuxFsOps::resize(const dir_handle& h, const path& rel, std::uint64_t size) const noexcept try {
+FILE_REFLINK_DECL result<void> LinuxFsOps::resize(const dir_handle& h, const path& rel, std::uint64_t size) const noexcept try {
   detail::unique_fd fd;
   if (int err = detail::linux_impl::open_beneath(h.state_.get(), rel, O_WRONLY, fd))
     return fail(err, "resize", h, rel);
@@ -37,7 +37,7 @@ inline result<void> LinuxFsOps::resize(const dir_handle& h, const path& rel, std
   return errno_failure_nothrow(ENOMEM, "resize");
 }
 
-inline result<void> LinuxFsOps::set_mtime(const dir_handle& h, const path& rel, file_time mtime) const noexcept try {
+FILE_REFLINK_DECL result<void> LinuxFsOps::set_mtime(const dir_handle& h, const path& rel, file_time mtime) const noexcept try {
   using namespace detail::linux_impl;
   location loc;
   if (int err = locate(h.state_.get(), rel, loc)) return fail(err, "set_mtime", h, rel);
@@ -60,7 +60,7 @@ inline result<void> LinuxFsOps::set_mtime(const dir_handle& h, const path& rel, 
   return errno_failure_nothrow(ENOMEM, "set_mtime");
 }
 
-inline result<std::vector<dir_entry>> LinuxFsOps::list(const dir_handle& h, const path& rel) const noexcept try {
+FILE_REFLINK_DECL result<std::vector<dir_entry>> LinuxFsOps::list(const dir_handle& h, const path& rel) const noexcept try {
   using namespace detail::linux_impl;
   detail::unique_fd fd;
   if (int err = open_beneath(h.state_.get(), rel, O_RDONLY | O_DIRECTORY, fd)) return fail(err, "list", h, rel);
