@@ -216,6 +216,8 @@ private:
   static path abs_of(const dir_handle& h, const path& rel) { return h.state_ ? h.state_->abs / rel : rel; }
   //! "<op> '<abs path>': <OS reason>", the errno untouched.
   static detail::linux_impl::failure_t fail(int err, const char* op, const dir_handle& h, const path& rel);
+  //! "<op> '<abs path>'", for a message made at once (an escaping exception).
+  static std::string what(const char* op, const dir_handle& h, const path& rel);
   //! "<op> '<abs src>' -> '<abs dst>': <OS reason>".
   static std::string what(const char* op, const dir_handle& h1, const path& rel1, const dir_handle& h2,
                           const path& rel2);
