@@ -9,6 +9,7 @@
 #include <file_reflink/config.hpp>
 #include <file_reflink/detail/catalog.hpp>
 #include <file_reflink/detail/space_cache.hpp>
+#include <file_reflink/detail/undo_stack.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/layout.hpp>

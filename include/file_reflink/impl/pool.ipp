@@ -21,24 +21,24 @@ auto Pool<FsOps>::setup() noexcept -> result<void> {
     if (!opened) return failure(std::move(opened).error().context(what));
     auto h = opened.value().handle;
     bool created = opened.value().created;
-    auto undo = [&] {
-      if (created) (void)core_->ops.remove_dir(dir_path());
-    };
+    detail::undo_stack undo;
+    if (created) undo.push([&] { (void)core_->ops.remove_dir(dir_path()); });
     if (created) core_->log(log_level::info, "Created directory: " + detail::q(dir_path()));
     auto ok = core_->ops.probe_reflink(h);
-    if (!ok) return undo(), failure(std::move(ok).error().context(what));
+    if (!ok) return failure(std::move(ok).error().context(what));
     if (!ok.value() && !core_->cfg.setup_check) {
       // Forced: say once what that costs. The probe taught the handle, so
       // the copies that follow do not try (and warn) again.
       core_->warn_no_reflinks(h);
     } else if (!ok.value()) {
-      undo();
+      undo.run();
       return failure(error(make_error_code(errc::reflink_unsupported),
                            what + ": the filesystem of " + detail::q(dir_path()) +
                                " does not support reflinks, so every volume copy would be a full copy (slow, "
                                "and it takes space); pass setup_check=false to use that fallback anyway"));
     }
-    if (auto r = write_marker(h); !r) return undo(), failure(std::move(r).error().context(what));
+    if (auto r = write_marker(h); !r) return failure(std::move(r).error().context(what));
+    undo.commit();
     if (auto r = core_->adopt(h); !r) return failure(std::move(r).error().context(what));
     if (core_->cfg.catalog) {
       // The pool's settings, for the tools that open it later.

@@ -20,15 +20,16 @@ auto Volume<FsOps>::create() noexcept -> result<void> {
     FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
     path tmp = layout::temp_name(p().clean());
     FILE_REFLINK_TRYV(core_->create_sparse(h, tmp, st_->size, create_mode::exclusive));
-    auto undo = [&] { (void)core_->remove_file(h, tmp); };
+    detail::undo_stack undo;
+    undo.push([&] { (void)core_->remove_file(h, tmp); });
     // Even an empty image has a size that must survive: flush it before
     // its name, then the name (the commit point).
-    if (auto r = core_->sync_file(h, tmp); !r) return undo(), failure(r.error());
-    if (auto r = core_->rename_file(h, tmp, p().clean()); !r) return undo(), failure(r.error());
-    if (auto r = core_->sync_dir(h, p().dir); !r) {
-      (void)core_->remove_file(h, p().clean());
-      return failure(r.error());
-    }
+    FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
+    FILE_REFLINK_TRYV(core_->rename_file(h, tmp, p().clean()));
+    undo.pop();
+    undo.push([&] { (void)core_->remove_file(h, p().clean()); });
+    FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+    undo.commit();
     refresh_precache(h);
     return success();
   });
@@ -118,10 +119,10 @@ auto Volume<FsOps>::stop() noexcept -> result<void> {
         // The VM's writes are durable before the image is called clean.
         FILE_REFLINK_TRYV(core_->sync_file(h, p().dirty()));
         FILE_REFLINK_TRYV(core_->rename_file(h, p().dirty(), p().clean()));
-        if (auto r = core_->sync_dir(h, p().dir); !r) {
-          (void)core_->rename_file(h, p().clean(), p().dirty());
-          return failure(r.error());
-        }
+        detail::undo_stack undo;
+        undo.push([&] { (void)core_->rename_file(h, p().clean(), p().dirty()); });
+        FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+        undo.commit();
         return success();
       }
       return commit(h, p().dirty(), superseded::rotate);
@@ -138,18 +139,18 @@ auto Volume<FsOps>::stop() noexcept -> result<void> {
     }
     // Two names go: both are renamed aside first, so a failure leaves
     // both (the pair is what is_outdated and the next start read).
-    std::vector<std::pair<path, path>> moved;
+    std::vector<path> moved;
+    detail::undo_stack undo;
     for (const path& from : {p().dirty(), p().clean()}) {
       path to = layout::temp_name(from);
       auto r = core_->rename_file(h, from, to);
       if (!r && r.error() == std::errc::no_such_file_or_directory) continue;
-      if (!r) {
-        for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
-        return failure(r.error());
-      }
-      moved.emplace_back(from, to);
+      if (!r) return failure(r.error());
+      undo.push([this, &h, from, to] { (void)core_->rename_file(h, to, from); });
+      moved.push_back(to);
     }
-    for (auto& m : moved) drop_temporary(h, m.second);
+    undo.commit();
+    for (auto& m : moved) drop_temporary(h, m);
     return success();
   });
 }
@@ -336,11 +337,11 @@ auto Volume<FsOps>::keep_revision(std::uint64_t n, std::string_view label) noexc
     }
     path pin = p().pin(e->n, e->stamp, label);
     FILE_REFLINK_TRYV(core_->link_file(h, e->file(p()), pin));
+    detail::undo_stack undo;
+    undo.push([&] { (void)core_->remove_file(h, pin); });
     // A pin protects a revision from rotation: make it durable at once.
-    if (auto r = core_->sync_dir(h, p().dir); !r) {
-      (void)core_->remove_file(h, pin);
-      return failure(r.error());
-    }
+    FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+    undo.commit();
     return success();
   });
 }
@@ -384,20 +385,15 @@ auto Volume<FsOps>::resize(std::uint64_t new_size) noexcept -> result<void> {
         FILE_REFLINK_TRYV(core_->ops.resize(h, p().dirty(), new_size));
         core_->log(log_level::info, "Resized file: " + core_->abs(h, p().dirty()) + " to " +
                                         detail::bytes_text(new_size));
-        if (cfg().save_on_stop) {
-          // The VM will write beyond the old end: its size must be durable.
-          if (auto r = core_->sync_file(h, p().dirty()); !r) {
-            (void)core_->ops.resize(h, p().dirty(), dirty->size);
-            return failure(r.error());
-          }
-        }
-        auto notified = core_->ops.notify_resize(h, p().dirty());
-        if (!notified) {
-          // No loop device saw the new size, so no VM wrote beyond the old one.
-          (void)core_->ops.resize(h, p().dirty(), dirty->size);
-          return failure(notified.error());
-        }
-        unsigned told = notified.value();
+        // Until the loop devices saw the new size, no VM wrote beyond the
+        // old one: a failure gives the image its old size back.
+        detail::undo_stack undo;
+        undo.push([&] { (void)core_->ops.resize(h, p().dirty(), dirty->size); });
+        // The VM will write beyond the old end: its size must be durable.
+        if (cfg().save_on_stop) FILE_REFLINK_TRYV(core_->sync_file(h, p().dirty()));
+        FILE_REFLINK_TRY(auto notified, core_->ops.notify_resize(h, p().dirty()));
+        undo.commit();
+        unsigned told = notified;
         if (told) core_->log(log_level::info, "Told " + std::to_string(told) + " loop device(s) the new size of " +
                                                   core_->abs(h, p().dirty()));
       }
@@ -411,10 +407,10 @@ auto Volume<FsOps>::resize(std::uint64_t new_size) noexcept -> result<void> {
           FILE_REFLINK_TRYV(core_->ops.resize(h, p().clean(), new_size));
           core_->log(log_level::info, "Resized file: " + core_->abs(h, p().clean()) + " to " +
                                           detail::bytes_text(new_size));
-          if (auto r = core_->sync_file(h, p().clean()); !r) {
-            (void)core_->ops.resize(h, p().clean(), clean->size);
-            return failure(r.error());
-          }
+          detail::undo_stack undo;
+          undo.push([&] { (void)core_->ops.resize(h, p().clean(), clean->size); });
+          FILE_REFLINK_TRYV(core_->sync_file(h, p().clean()));
+          undo.commit();
         } else {
           // The clean inode may be a revision's or a snapshot's too: never
           // change it in place; publish a resized clone instead.
@@ -515,11 +511,10 @@ auto Volume<FsOps>::import_volume(const Volume& src, progress_callback progress)
     // Not flushed here: commit's first step flushes the copy's data
     // before any name points to it.
     FILE_REFLINK_TRY(auto cr, core_->copy_file(src_h, src_clean, h, p().import(), o));
-    auto r = commit(h, p().import(), superseded::rotate);
-    if (!r) {
-      (void)core_->remove_file(h, p().import());
-      return failure(r.error());
-    }
+    detail::undo_stack undo;
+    undo.push([&] { (void)core_->remove_file(h, p().import()); });
+    FILE_REFLINK_TRYV(commit(h, p().import(), superseded::rotate));
+    undo.commit();
     return cr.method;
   });
 }
@@ -547,15 +542,14 @@ auto Volume<FsOps>::discard(std::uint64_t offset, std::uint64_t length) noexcept
     }
     path tmp = layout::temp_name(p().clean());
     FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
-    if (auto r = punch(h, tmp, offset, length); !r) {
-      (void)core_->remove_file(h, tmp);
-      return r;
-    }
+    detail::undo_stack undo;
+    undo.push([&] { (void)core_->remove_file(h, tmp); });
+    FILE_REFLINK_TRYV(punch(h, tmp, offset, length));
     // Snapshots disabled (the image has another name): the punched copy
     // replaces it, as the in-place punch would, without a revision.
-    auto r = commit(h, tmp, snapshots_disabled() ? superseded::drop : superseded::rotate);
-    if (!r) (void)core_->remove_file(h, tmp);
-    return r;
+    FILE_REFLINK_TRYV(commit(h, tmp, snapshots_disabled() ? superseded::drop : superseded::rotate));
+    undo.commit();
+    return success();
   });
 }
 
@@ -575,13 +569,13 @@ auto Volume<FsOps>::sparsify() noexcept -> result<std::uint64_t> {
     }
     path tmp = layout::temp_name(p().clean());
     FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
-    auto freed = punch_zeros(h, tmp);
-    if (!freed || freed.value() == 0) {
-      (void)core_->remove_file(h, tmp);
-      return freed;
-    }
-    if (auto r = publish(h, tmp); !r) return failure(r.error());
-    return freed.value();
+    detail::undo_stack undo;
+    undo.push([&] { (void)core_->remove_file(h, tmp); });
+    FILE_REFLINK_TRY(auto freed, punch_zeros(h, tmp));
+    if (freed == 0) return freed;  // nothing to publish: the copy goes
+    undo.commit();                 // publish removes it on failure
+    FILE_REFLINK_TRYV(publish(h, tmp));
+    return freed;
   });
 }
 
@@ -836,18 +830,17 @@ auto Volume<FsOps>::drop_precache(const handle& h) -> result<void> {
 template <class FsOps>
 auto Volume<FsOps>::remove_names(const handle& h, const std::vector<path>& names) -> result<void> {
   if (names.empty()) return success();
-  std::vector<std::pair<path, path>> moved;
-  auto undo = [&] {
-    for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
-  };
+  std::vector<path> moved;
+  detail::undo_stack undo;
   for (const path& from : names) {
     path to = layout::temp_name(from);
-    auto r = core_->rename_file(h, from, to);
-    if (!r) return undo(), failure(r.error());
-    moved.emplace_back(from, to);
+    FILE_REFLINK_TRYV(core_->rename_file(h, from, to));
+    undo.push([this, &h, from, to] { (void)core_->rename_file(h, to, from); });
+    moved.push_back(to);
   }
-  if (auto r = core_->sync_dir(h, p().dir); !r) return undo(), failure(r.error());
-  for (auto& m : moved) drop_temporary(h, m.second);
+  FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+  undo.commit();
+  for (auto& m : moved) drop_temporary(h, m);
   return success();
 }
 
@@ -889,38 +882,35 @@ auto Volume<FsOps>::start_renaming(const handle& h) -> result<void> {
   // image, the copy is the running image before the clean name goes (a
   // crash between the two leaves a running volume with a stale clean
   // image, which its stop replaces).
-  path copy;           // the copy, until it is the running image
-  bool copied = false; // the running image is the copy
-  bool renamed = false;
-  std::vector<std::pair<path, path>> moved;
-  auto undo = [&] {
-    // Names come back first: a committed image is never left with only a
-    // temporary name, whatever part of this fails too.
-    if (renamed) (void)core_->rename_file(h, p().dirty(), p().clean());
-    for (auto it = moved.rbegin(); it != moved.rend(); ++it) (void)core_->rename_file(h, it->second, it->first);
-    if (!copy.empty()) (void)core_->remove_file(h, copy);
-    if (copied) (void)core_->remove_file(h, p().dirty());
-  };
+  // Undone newest first: names come back before the copy goes, so a
+  // committed image is never left with only a temporary name, whatever part
+  // of this fails too.
+  path copy;  // the copy, until it is the running image
+  std::vector<path> moved;
+  detail::undo_stack undo;
   if (shared) {
     copy = layout::temp_name(p().dirty());
-    if (auto r = core_->copy_file(h, p().clean(), h, copy, copy_opts()); !r) return copy.clear(), failure(r.error());
-    if (auto r = core_->sync_file(h, copy); !r) return undo(), failure(r.error());
-    if (auto r = core_->rename_file(h, copy, p().dirty()); !r) return undo(), failure(r.error());
-    copy.clear();
-    copied = true;
+    FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, copy, copy_opts()));
+    undo.push([&] { (void)core_->remove_file(h, copy); });
+    FILE_REFLINK_TRYV(core_->sync_file(h, copy));
+    FILE_REFLINK_TRYV(core_->rename_file(h, copy, p().dirty()));
+    undo.pop();  // the running image is the copy
+    undo.push([&] { (void)core_->remove_file(h, p().dirty()); });
     gone.push_back(p().clean());
   }
   for (const path& from : gone) {
     path to = layout::temp_name(from);
-    if (auto r = core_->rename_file(h, from, to); !r) return undo(), failure(r.error());
-    moved.emplace_back(from, to);
+    FILE_REFLINK_TRYV(core_->rename_file(h, from, to));
+    undo.push([this, &h, from, to] { (void)core_->rename_file(h, to, from); });
+    moved.push_back(to);
   }
   if (!shared) {
-    if (auto r = core_->rename_file(h, p().clean(), p().dirty()); !r) return undo(), failure(r.error());
-    renamed = true;
+    FILE_REFLINK_TRYV(core_->rename_file(h, p().clean(), p().dirty()));
+    undo.push([&] { (void)core_->rename_file(h, p().dirty(), p().clean()); });
   }
-  if (auto r = core_->sync_dir(h, p().dir); !r) return undo(), failure(r.error());
-  for (auto& m : moved) drop_temporary(h, m.second);
+  FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+  undo.commit();
+  for (auto& m : moved) drop_temporary(h, m);
   return success();
 }
 
@@ -936,42 +926,42 @@ auto Volume<FsOps>::start_from_source(const handle& h) -> result<void> {
   // and such a crash lost an origin-snapshot's committed image).
   FILE_REFLINK_TRY(auto old_clean, core_->stat_image(h, p().clean()));
   const bool current = old_clean && old_clean->ino == src_st.ino && old_clean->dev == src_st.dev;
-  path saved, link;
-  bool replaced = false;
-  auto undo = [&] {
-    if (replaced) {
-      if (!saved.empty()) (void)core_->rename_file(h, saved, p().clean());
-      else (void)core_->remove_file(h, p().clean());
-    } else {
-      if (!saved.empty()) (void)core_->remove_file(h, saved);
-      if (!link.empty()) (void)core_->remove_file(h, link);
-    }
-  };
+  path saved, link, tmp;
+  detail::undo_stack undo;
   if (!current) {
     if (old_clean) {
       saved = layout::temp_name(p().clean());
       FILE_REFLINK_TRYV(core_->link_file(h, p().clean(), saved));
+      undo.push([&] { (void)core_->remove_file(h, saved); });
     }
     link = layout::temp_name(p().clean());
-    if (auto r = core_->link_file(h, sp.clean(), link); !r) return link.clear(), undo(), failure(r.error());
-    if (auto r = core_->rename_file(h, link, p().clean()); !r) return undo(), failure(r.error());
-    replaced = true;
+    FILE_REFLINK_TRYV(core_->link_file(h, sp.clean(), link));
+    undo.pop();
+    undo.push([&] {
+      if (!saved.empty()) (void)core_->remove_file(h, saved);
+      (void)core_->remove_file(h, link);
+    });
+    FILE_REFLINK_TRYV(core_->rename_file(h, link, p().clean()));
+    undo.pop();  // the clean name is replaced: the old image comes back under it
+    undo.push([&] {
+      if (!saved.empty()) (void)core_->rename_file(h, saved, p().clean());
+      else (void)core_->remove_file(h, p().clean());
+    });
   }
   if (cfg().save_on_stop) {
     // origin-snapshot: the VM's data is kept at stop, so the image is made
     // durable before the VM runs.
-    if (auto r = clone_durably(h, p().clean(), p().dirty()); !r) return undo(), failure(r.error());
+    FILE_REFLINK_TRYV(clone_durably(h, p().clean(), p().dirty()));
   } else {
     // snapshot: discarded at stop and after a crash; nothing to flush. The
     // clone replaces an old dirty image (a crashed VM's) by a rename, so a
     // failure leaves that as it was.
-    path tmp = layout::temp_name(p().dirty());
-    if (auto r = core_->copy_file(h, p().clean(), h, tmp, copy_opts()); !r) return undo(), failure(r.error());
-    if (auto r = core_->rename_file(h, tmp, p().dirty()); !r) {
-      (void)core_->remove_file(h, tmp);
-      return undo(), failure(r.error());
-    }
+    tmp = layout::temp_name(p().dirty());
+    FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
+    undo.push([&] { (void)core_->remove_file(h, tmp); });
+    FILE_REFLINK_TRYV(core_->rename_file(h, tmp, p().dirty()));
   }
+  undo.commit();
   if (!saved.empty()) drop_temporary(h, saved);
   return success();
 }
@@ -980,13 +970,14 @@ template <class FsOps>
 auto Volume<FsOps>::clone_durably(const handle& h, const path& src, const path& dst) -> result<void> {
   path tmp = layout::temp_name(dst);
   FILE_REFLINK_TRYV(core_->copy_file(h, src, h, tmp, copy_opts()));
-  auto undo = [&] { (void)core_->remove_file(h, tmp); };
-  if (auto r = core_->sync_file(h, tmp); !r) return undo(), failure(r.error());
-  if (auto r = core_->rename_file(h, tmp, dst); !r) return undo(), failure(r.error());
-  if (auto r = core_->sync_dir(h, p().dir); !r) {
-    (void)core_->remove_file(h, dst);
-    return failure(r.error());
-  }
+  detail::undo_stack undo;
+  undo.push([&] { (void)core_->remove_file(h, tmp); });
+  FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
+  FILE_REFLINK_TRYV(core_->rename_file(h, tmp, dst));
+  undo.pop();
+  undo.push([&] { (void)core_->remove_file(h, dst); });
+  FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+  undo.commit();
   return success();
 }
 
@@ -1008,10 +999,10 @@ auto Volume<FsOps>::start_origin(const handle& h) -> result<void> {
       // got its name: a durable dirty name never points at data that did
       // not reach the disk, so the start's only flush is the directory's.
       FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), p().dirty()));
-      if (auto r = core_->sync_dir(h, p().dir); !r) {
-        (void)core_->rename_file(h, p().dirty(), p().precache());
-        return failure(r.error());
-      }
+      detail::undo_stack undo;
+      undo.push([&] { (void)core_->rename_file(h, p().dirty(), p().precache()); });
+      FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+      undo.commit();
       return success();
     }
   }
@@ -1029,10 +1020,10 @@ auto Volume<FsOps>::start_volatile(const handle& h) -> result<void> {
   FILE_REFLINK_TRYV(core_->ensure_dir(h, p().dir));
   path tmp = layout::temp_name(p().dirty());
   FILE_REFLINK_TRYV(core_->create_sparse(h, tmp, st_->size, create_mode::exclusive));
-  if (auto r = core_->rename_file(h, tmp, p().dirty()); !r) {
-    (void)core_->remove_file(h, tmp);
-    return failure(r.error());
-  }
+  detail::undo_stack undo;
+  undo.push([&] { (void)core_->remove_file(h, tmp); });
+  FILE_REFLINK_TRYV(core_->rename_file(h, tmp, p().dirty()));
+  undo.commit();
   return success();
 }
 
@@ -1062,63 +1053,60 @@ auto Volume<FsOps>::commit(const handle& h, const path& from, superseded what) -
   path stash;            // the precache, moved aside
   path hold;             // a second name of the old clean image: the revision itself when linked
   bool hold_is_revision = false;
-  path copied, cloned;   // a cloned revision: its temporary name, then its name
-  auto undo = [&] {
-    if (!copied.empty()) (void)core_->remove_file(h, copied);
-    if (!cloned.empty()) (void)core_->remove_file(h, cloned);
-    if (!hold.empty()) (void)core_->remove_file(h, hold);  // the clean name still holds the image
-    if (!stash.empty()) (void)core_->rename_file(h, stash, p().precache());
-  };
+  path copied;           // a cloned revision: its temporary name
+  path name;             // the new revision's name
+  detail::undo_stack undo;
   if (pre) {
     stash = layout::temp_name(p().precache());
     FILE_REFLINK_TRYV(core_->rename_file(h, p().precache(), stash));
+    undo.push([&] { (void)core_->rename_file(h, stash, p().precache()); });
   }
   if (clean) {
     const bool revision = what == superseded::keep || (what == superseded::rotate && keep() > 0);
-    path name;
     bool link = true;
     if (revision) {
-      auto revs = list_revisions(h);
-      if (!revs) return undo(), failure(revs.error());
-      if (!revs.value().empty() && revs.value().rbegin()->first.first == UINT64_MAX)
-        return undo(), failure(errc::out_of_range, "revision numbers are exhausted (revision " +
-                                                       std::to_string(UINT64_MAX) + " exists)");
+      FILE_REFLINK_TRY(auto revs, list_revisions(h));
+      if (!revs.empty() && revs.rbegin()->first.first == UINT64_MAX)
+        return failure(errc::out_of_range, "revision numbers are exhausted (revision " +
+                                               std::to_string(UINT64_MAX) + " exists)");
       if (!layout::stamp_in_range(clean->mtime.sec))
         core_->log(log_level::warning, "The mtime of " + core_->abs(h, p().clean()) + " (" +
                                            std::to_string(clean->mtime.sec) +
                                            " s since 1970) is outside the years 0000-9999 that a revision's "
                                            "name can hold: the revision is stamped with the nearest one");
-      name = p().revision(next_number(revs.value()), layout::format_timestamp(clean->mtime.sec));
-      auto ok = may_link(h, *clean);
-      if (!ok) return undo(), failure(ok.error());
-      link = ok.value();
+      name = p().revision(next_number(revs), layout::format_timestamp(clean->mtime.sec));
+      FILE_REFLINK_TRY(link, may_link(h, *clean));
     }
     hold = link && revision ? name : layout::temp_name(p().clean());
     hold_is_revision = link && revision;
     if (auto r = core_->link_file(h, p().clean(), hold); !r) {
       hold.clear();
-      return undo(), failure(r.error());
+      return failure(r.error());
     }
+    // The clean name still holds the image (until the sync_dir failure
+    // below puts the hold back under it).
+    undo.push([&] {
+      if (!hold.empty()) (void)core_->remove_file(h, hold);
+    });
     if (!link) {
       copied = layout::temp_name(name);
-      if (auto r = core_->copy_file(h, p().clean(), h, copied, copy_opts()); !r) {
-        copied.clear();
-        return undo(), failure(r.error());
-      }
-      if (auto r = core_->sync_file(h, copied); !r) return undo(), failure(r.error());
-      if (auto r = core_->rename_file(h, copied, name); !r) return undo(), failure(r.error());
-      copied.clear();
-      cloned = name;
+      FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, copied, copy_opts()));
+      undo.push([&] { (void)core_->remove_file(h, copied); });
+      FILE_REFLINK_TRYV(core_->sync_file(h, copied));
+      FILE_REFLINK_TRYV(core_->rename_file(h, copied, name));
+      undo.pop();  // the clone is the revision now
+      undo.push([&] { (void)core_->remove_file(h, name); });
     }
   }
-  if (auto r = core_->rename_file(h, from, p().clean()); !r) return undo(), failure(r.error());
-  if (auto r = core_->sync_dir(h, p().dir); !r) {
+  FILE_REFLINK_TRYV(core_->rename_file(h, from, p().clean()));
+  undo.push([&] {
     // Put the old image back under its name, and `from` under its own.
     (void)core_->rename_file(h, p().clean(), from);
     if (!hold.empty()) (void)core_->rename_file(h, hold, p().clean());
     hold.clear();
-    return undo(), failure(r.error());
-  }
+  });
+  FILE_REFLINK_TRYV(core_->sync_dir(h, p().dir));
+  undo.commit();
   if (!stash.empty()) drop_temporary(h, stash);
   if (!hold.empty() && !hold_is_revision) drop_temporary(h, hold);
   if (what == superseded::rotate) prune(h);
@@ -1128,9 +1116,11 @@ auto Volume<FsOps>::commit(const handle& h, const path& from, superseded what) -
 
 template <class FsOps>
 auto Volume<FsOps>::publish(const handle& h, const path& tmp) -> result<void> {
-  auto r = commit(h, tmp, superseded::drop);
-  if (!r) (void)core_->remove_file(h, tmp);
-  return r;
+  detail::undo_stack undo;
+  undo.push([&] { (void)core_->remove_file(h, tmp); });
+  FILE_REFLINK_TRYV(commit(h, tmp, superseded::drop));
+  undo.commit();
+  return success();
 }
 
 template <class FsOps>
@@ -1144,9 +1134,11 @@ auto Volume<FsOps>::revert_to(const handle& h, const selector& sel) -> result<vo
     // Keep the pinned revision: commit a durable clone of it instead.
     path tmp = layout::temp_name(p().clean());
     FILE_REFLINK_TRYV(core_->copy_file(h, src, h, tmp, copy_opts()));
-    auto r = commit(h, tmp, superseded::keep);
-    if (!r) (void)core_->remove_file(h, tmp);
-    return r;
+    detail::undo_stack undo;
+    undo.push([&] { (void)core_->remove_file(h, tmp); });
+    FILE_REFLINK_TRYV(commit(h, tmp, superseded::keep));
+    undo.commit();
+    return success();
   }
   // The revision's data is durable already: committing it is renaming it.
   // (commit still fsyncs it first; with no dirty data that is a device
