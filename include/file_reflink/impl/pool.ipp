@@ -17,14 +17,14 @@ auto Pool<FsOps>::setup() noexcept -> result<void> {
   const auto what_of = [&] { return "setup pool " + detail::q(name()); };
   return detail::no_throw<result<void>>(what_of, [&]() -> result<void> {
     const std::string what = what_of();
-    auto opened = core_->ops.open_dir(dir_path(), true);
+    auto opened = core_->open_dir(dir_path(), true);
     if (!opened) return failure(std::move(opened).error().context(what));
     auto h = opened.value().handle;
     bool created = opened.value().created;
     detail::undo_stack undo;
-    if (created) undo.push([&] { (void)core_->ops.remove_dir(dir_path()); });
+    if (created) undo.push([&] { (void)core_->remove_dir(dir_path(), false); });
     if (created) core_->log(log_level::info, "Created directory: " + detail::q(dir_path()));
-    auto ok = core_->ops.probe_reflink(h);
+    auto ok = core_->probe_reflink(h);
     if (!ok) return failure(std::move(ok).error().context(what));
     if (!ok.value() && !core_->cfg.setup_check) {
       // Forced: say once what that costs. The probe taught the handle, so
@@ -262,8 +262,7 @@ auto Pool<FsOps>::destroy() noexcept -> result<void> {
     auto r = core_->remove_file(h.value(), path(std::string(layout::pool_marker)));
     if (!r) return failure(std::move(r).error().context(what));
     (void)core_->sync_dir(h.value(), path());
-    auto rm = core_->ops.remove_dir(dir_path());
-    if (rm) core_->log(log_level::info, "Removed empty directory: " + detail::q(dir_path()));
+    (void)core_->remove_dir(dir_path());
     for (auto& st : states) st->removed = true;  // each under its own lock, held
     {
       std::lock_guard<std::mutex> lk(core_->mu);
@@ -293,7 +292,7 @@ auto Pool<FsOps>::reflinks_supported() noexcept -> result<bool> {
   return detail::no_throw<result<bool>>(what_of, [&]() -> result<bool> {
     const std::string what = what_of();
     FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
-    FILE_REFLINK_TRY_CTX(bool ok, what, core_->ops.probe_reflink(h));
+    FILE_REFLINK_TRY_CTX(bool ok, what, core_->probe_reflink(h));
     return ok;
   });
 }
@@ -439,15 +438,13 @@ auto Pool<FsOps>::write_marker(const handle& h) -> result<void> {
   if (st) return success();
   static constexpr char text[] = "file_reflink pool: do not remove (it tells this pool from an empty mount point)\n";
   path tmp = layout::temp_name(marker);
-  FILE_REFLINK_TRYV(core_->ops.create(h, tmp, 0, create_mode::exclusive));
-  auto r = [&]() -> result<void> {
-    FILE_REFLINK_TRYV(core_->ops.write(h, tmp, 0, text, sizeof text - 1));
-    FILE_REFLINK_TRYV(core_->ops.fsync(h, tmp));
-    FILE_REFLINK_TRYV(core_->rename_file(h, tmp, marker));
-    return core_->sync_dir(h, path());
-  }();
-  if (!r) (void)core_->ops.remove(h, tmp);
-  return r;
+  FILE_REFLINK_TRYV(core_->write_new_file(h, tmp, std::string_view(text, sizeof text - 1)));
+  detail::undo_stack undo;
+  undo.push([&] { core_->remove_quietly(h, tmp); });
+  FILE_REFLINK_TRYV(core_->rename_file(h, tmp, marker));
+  FILE_REFLINK_TRYV(core_->sync_dir(h, path()));
+  undo.commit();
+  return success();
 }
 
 template <class FsOps>

@@ -382,20 +382,15 @@ auto Volume<FsOps>::resize(std::uint64_t new_size) noexcept -> result<void> {
     FILE_REFLINK_TRY(auto dirty, stat_dirty(h, dirty_use::write));
     if (dirty) {
       if (new_size != dirty->size) {
-        FILE_REFLINK_TRYV(core_->ops.resize(h, p().dirty(), new_size));
-        core_->log(log_level::info, "Resized file: " + core_->abs(h, p().dirty()) + " to " +
-                                        detail::bytes_text(new_size));
+        FILE_REFLINK_TRYV(core_->resize_file(h, p().dirty(), new_size));
         // Until the loop devices saw the new size, no VM wrote beyond the
         // old one: a failure gives the image its old size back.
         detail::undo_stack undo;
-        undo.push([&] { (void)core_->ops.resize(h, p().dirty(), dirty->size); });
+        undo.push([&] { core_->restore_size(h, p().dirty(), dirty->size); });
         // The VM will write beyond the old end: its size must be durable.
         if (cfg().save_on_stop) FILE_REFLINK_TRYV(core_->sync_file(h, p().dirty()));
-        FILE_REFLINK_TRY(auto notified, core_->ops.notify_resize(h, p().dirty()));
+        FILE_REFLINK_TRYV(core_->notify_resize(h, p().dirty()));
         undo.commit();
-        unsigned told = notified;
-        if (told) core_->log(log_level::info, "Told " + std::to_string(told) + " loop device(s) the new size of " +
-                                                  core_->abs(h, p().dirty()));
       }
     } else if (kind() == volume_kind::origin) {
       FILE_REFLINK_TRY(auto clean, core_->stat_image(h, p().clean()));
@@ -404,11 +399,9 @@ auto Volume<FsOps>::resize(std::uint64_t new_size) noexcept -> result<void> {
           // No clone is ever made: grow the one image in place (only
           // when no other name shares it: that name would grow too).
           FILE_REFLINK_TRYV(drop_precache(h));
-          FILE_REFLINK_TRYV(core_->ops.resize(h, p().clean(), new_size));
-          core_->log(log_level::info, "Resized file: " + core_->abs(h, p().clean()) + " to " +
-                                          detail::bytes_text(new_size));
+          FILE_REFLINK_TRYV(core_->resize_file(h, p().clean(), new_size));
           detail::undo_stack undo;
-          undo.push([&] { (void)core_->ops.resize(h, p().clean(), clean->size); });
+          undo.push([&] { core_->restore_size(h, p().clean(), clean->size); });
           FILE_REFLINK_TRYV(core_->sync_file(h, p().clean()));
           undo.commit();
         } else {
@@ -1154,7 +1147,7 @@ void Volume<FsOps>::refresh_precache(const handle& h) {
   path tmp = layout::temp_name(p().precache());
   auto r = [&]() -> result<void> {
     FILE_REFLINK_TRYV(core_->copy_file(h, p().clean(), h, tmp, copy_opts()));
-    FILE_REFLINK_TRYV(core_->ops.set_mtime(h, tmp, clean.value()->mtime));
+    FILE_REFLINK_TRYV(core_->set_mtime(h, tmp, clean.value()->mtime));
     FILE_REFLINK_TRYV(core_->sync_file(h, tmp));
     return core_->rename_file(h, tmp, p().precache());
   }();
@@ -1168,22 +1161,19 @@ void Volume<FsOps>::refresh_precache(const handle& h) {
 template <class FsOps>
 auto Volume<FsOps>::punch(const handle& h, const path& rel, std::uint64_t offset, std::uint64_t length)
     -> result<void> {
-  FILE_REFLINK_TRYV(core_->ops.punch_hole(h, rel, offset, length));
-  core_->log(log_level::info, "Punched hole: " + core_->abs(h, rel) + " at " + std::to_string(offset) + "+" +
-                                  std::to_string(length));
-  return success();
+  return core_->punch_hole(h, rel, offset, length);
 }
 
 template <class FsOps>
 auto Volume<FsOps>::punch_zeros(const handle& h, const path& rel) -> result<std::uint64_t> {
   constexpr std::uint64_t block = 4096;
   constexpr std::size_t chunk = 1 << 20;
-  FILE_REFLINK_TRY(auto before, core_->ops.stat(h, rel));
-  FILE_REFLINK_TRY(auto ext, core_->ops.extents(h, rel));
+  FILE_REFLINK_TRY(auto before, core_->stat_file(h, rel));
+  FILE_REFLINK_TRY(auto ext, core_->extents_of(h, rel));
   std::vector<char> buf(chunk);
   std::uint64_t run_start = 0, run_len = 0;
   auto flush_run = [&]() -> result<void> {
-    if (run_len) FILE_REFLINK_TRYV(core_->ops.punch_hole(h, rel, run_start, run_len));
+    if (run_len) FILE_REFLINK_TRYV(core_->punch_hole(h, rel, run_start, run_len, false));
     run_len = 0;
     return success();
   };
@@ -1191,7 +1181,7 @@ auto Volume<FsOps>::punch_zeros(const handle& h, const path& rel) -> result<std:
     std::uint64_t end = std::min(e.logical + e.length, before.size);
     for (std::uint64_t off = e.logical; off < end;) {
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, end - off));
-      FILE_REFLINK_TRY(std::size_t got, core_->ops.read(h, rel, off, buf.data(), want));
+      FILE_REFLINK_TRY(std::size_t got, core_->read_at(h, rel, off, buf.data(), want));
       if (got == 0) break;
       for (std::size_t b = 0; b < got; b += block) {
         std::size_t len = std::min<std::size_t>(block, got - b);
@@ -1211,7 +1201,7 @@ auto Volume<FsOps>::punch_zeros(const handle& h, const path& rel) -> result<std:
     }
   }
   FILE_REFLINK_TRYV(flush_run());
-  FILE_REFLINK_TRY(auto after, core_->ops.stat(h, rel));
+  FILE_REFLINK_TRY(auto after, core_->stat_file(h, rel));
   std::uint64_t freed = before.allocated > after.allocated ? before.allocated - after.allocated : 0;
   if (freed)
     core_->log(log_level::info, "Sparsified file: " + core_->abs(h, rel) + " (" + detail::bytes_text(freed) +
