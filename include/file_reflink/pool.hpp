@@ -154,7 +154,7 @@ private:
     return detail::no_throw<result<std::uint64_t>>(what_of, [&]() -> result<std::uint64_t> {
       const std::string what = what_of();
       FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
-      FILE_REFLINK_TRY_CTX(auto s, what, core_->ops.statvfs(h));
+      FILE_REFLINK_TRY_CTX(auto s, what, core_->statvfs(h));
       return pick(s);
     });
   }

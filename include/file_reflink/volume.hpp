@@ -47,6 +47,11 @@ namespace file_reflink {
 template <class FsOps>
 class Pool;
 
+namespace detail {
+template <class FsOps>
+class volume_step;
+}  // namespace detail
+
 //! A volume of a `Pool<FsOps>`: a cheap handle (copies refer to the same
 //! volume). Thread-safe: operations on one volume exclude each other,
 //! operations on different volumes run concurrently.
@@ -256,20 +261,18 @@ private:
   friend class Pool<FsOps>;
   using handle = typename FsOps::dir_handle;
   using core_type = detail::pool_core<FsOps>;
+  //! What an operation's body is given once it holds the volume.
+  using step = detail::volume_step<FsOps>;
 
   Volume(std::shared_ptr<core_type> core, std::shared_ptr<detail::volume_state> st)
       : core_(std::move(core)), st_(std::move(st)) {}
 
   //! The configuration, inside an operation (which holds the volume's lock).
   const volume_config& cfg() const noexcept { return st_->held_config(); }
-  const layout::volume_paths& p() const noexcept { return st_->paths; }
-  std::uint64_t keep() const noexcept {
-    int k = cfg().revisions_to_keep.value_or(0);
-    return k > 0 ? static_cast<std::uint64_t>(k) : 0;
-  }
 
   //! Every public operation: the volume's lock, the pool directory's check,
-  //! the operation's name and vid in front of any error, and no exception.
+  //! the operation's name and vid in front of any error, and no exception;
+  //! `f` is the operation's body, run on a `step` (its context).
   //! The description, "<op> volume '<vid>'", is made only for an error.
   //! The volume's lock is taken twice: in this process (its threads), then
   //! its byte of the pool's lock file (other processes, other Pool objects);
@@ -277,7 +280,7 @@ private:
   //! Both waits follow the pool's `lock_timeout`.
   template <class F>
   auto run(const char* op, F&& f, lock_mode mode = lock_mode::exclusive) noexcept
-      -> decltype(f(std::declval<const handle&>())) {
+      -> decltype(f(std::declval<step&>())) {
     return run_with(op, nullptr, std::forward<F>(f), mode);
   }
 
@@ -310,8 +313,8 @@ private:
   //! processes cannot each hold what the other waits for.
   template <class F>
   auto run_with(const char* op, const other_volume* other, F&& f, lock_mode mode = lock_mode::exclusive) noexcept
-      -> decltype(f(std::declval<const handle&>())) {
-    using R = decltype(f(std::declval<const handle&>()));
+      -> decltype(f(std::declval<step&>())) {
+    using R = decltype(f(std::declval<step&>()));
     const auto what = [&] { return std::string(op) + " volume " + detail::q(vid()); };
     return detail::no_throw<R>(what, [&]() -> R {
       const detail::deadline until = detail::deadline_of(core_->cfg);
@@ -322,7 +325,8 @@ private:
         if (auto r = acquire(*core_, h.value(), st_.get(), vid(), mode, until, own); !r)
           return failure(std::move(r).error().context(what()));
         if (auto r = follow_catalog(h.value(), mode); !r) return failure(std::move(r).error().context(what()));
-        auto r = f(h.value());
+        step s(*core_, *st_, h.value());
+        auto r = f(s);
         if (!r) return failure(std::move(r).error().context(what()));
         return r;
       }
@@ -347,7 +351,8 @@ private:
       };
       if (auto r = key_a < key_b ? own_first() : theirs_first(); !r) return failure(std::move(r).error().context(what()));
       if (auto r = follow_catalog(h.value(), mode); !r) return failure(std::move(r).error().context(what()));
-      auto r = f(h.value());
+      step s(*core_, *st_, h.value());
+      auto r = f(s);
       if (!r) return failure(std::move(r).error().context(what()));
       return r;
     });
@@ -360,225 +365,9 @@ private:
 
   //! `run` for a query: it shares the volume's lock with other queries.
   template <class F>
-  auto query(const char* op, F&& f) noexcept -> decltype(f(std::declval<const handle&>())) {
+  auto query(const char* op, F&& f) noexcept -> decltype(f(std::declval<step&>())) {
     return run(op, std::forward<F>(f), lock_mode::shared);
   }
-
-  copy_options copy_opts() const;
-
-  result<void> require_save_on_stop() const;
-
-  result<void> require_importable(const handle& h);
-
-  //! The dirty image, if any. To be written (handed to a VM by start, grown
-  //! by resize, punched by discard) it must be a file with one name: a
-  //! running image never shares its inode (SPEC "Shared inodes"), and
-  //! another name means a file that is not ours, which the write would
-  //! change too. Taking it back (stop) writes nothing and is allowed.
-  enum class dirty_use : std::uint8_t { write, take };
-  result<std::optional<file_stat>> stat_dirty(const handle& h, dirty_use use);
-
-  result<std::uint64_t> current_size(const handle& h);
-
-  // ---- revisions on disk ---------------------------------------------------------
-
-  //! One revision: its number and stamp, whether its own file exists, and
-  //! its pins (hard links of the same data).
-  struct rev_entry {
-    std::uint64_t n = 0;
-    std::string stamp;
-    bool has_file = false;                               // "V.img.N@STAMP" exists
-    std::vector<std::pair<std::string, path>> pins;      // label, relative path
-    //! The file holding the revision's data: its own, or a pin (a hard link).
-    path file(const layout::volume_paths& p) const { return has_file ? p.revision(n, stamp) : pins.front().second; }
-    //! "N (STAMP)", for messages.
-    std::string name() const { return std::to_string(n) + " (" + stamp + ")"; }
-    revision_info info() const {
-      revision_info i;
-      i.number = n;
-      i.timestamp = stamp;
-      i.time = layout::parse_timestamp(stamp).value_or(0);
-      for (auto& pin : pins) i.labels.push_back(pin.first);
-      return i;
-    }
-  };
-  //! Revisions by (number, stamp): the order of `revisions()`, oldest first.
-  using rev_list = std::map<std::pair<std::uint64_t, std::string>, rev_entry>;
-
-  //! Which revision an operation names: the newest, a number, or a label.
-  struct selector {
-    enum class by : std::uint8_t { newest, number, label } how = by::newest;
-    std::uint64_t n = 0;
-    std::string_view label;
-    static selector number(std::uint64_t v) { return selector{by::number, v, {}}; }
-    static selector label_of(std::string_view l) { return selector{by::label, 0, l}; }
-  };
-
-  //! Revisions and pins of this volume, from its directory. Names that are
-  //! not regular files are never taken for revisions.
-  result<rev_list> list_revisions(const handle& h);
-
-  //! The revision pinned under `label`, or null.
-  static const rev_entry* find_label(const rev_list& revs, std::string_view label);
-
-  //! The revision `sel` names. A number names the revision file with that
-  //! number, or, where no file has it, the one revision with that number
-  //! that only pins keep; where two revisions would do, none is guessed.
-  result<const rev_entry*> find_revision(const rev_list& revs, const selector& sel) const;
-
-  //! " (the volume has revisions 1, 2 and 3)" or " (the volume has no revisions)".
-  static std::string available(const rev_list& revs);
-
-  //! The next revision number: one more than any revision or pin.
-  static std::uint64_t next_number(const rev_list& revs);
-
-  //! Remove the oldest unpinned revisions beyond revisions_to_keep. Runs after
-  //! a commit point and is not flushed: a prune lost in a crash is redone by
-  //! the next one, and no revision the policy keeps is ever at risk.
-  void prune(const handle& h);
-
-  result<void> drop(const handle& h, const selector& sel);
-
-  // ---- the steps operations are made of ----------------------------------------
-
-  //! Remove temporaries of this vid ("<its file>~<random>") and an
-  //! interrupted import (unless one is open in this process). Returns what
-  //! was removed. Not flushed: they are garbage either way.
-  result<std::size_t> remove_incomplete(const handle& h);
-
-  //! Remove every file of the vid (see `remove_names`), an import this
-  //! process has open included.
-  result<void> remove_all_files(const handle& h);
-
-  //! Before the committed image changes in place (snapshots disabled): a
-  //! precache (another program's, or one from before snapshots were
-  //! disabled) goes, durably. Its mtime and size cannot tell it from the
-  //! changed image where the clock did not move, and a later start with
-  //! snapshots enabled would hand it to the VM.
-  result<void> drop_precache(const handle& h);
-
-  //! Remove files of this volume so that a failure loses nothing. Phase 1
-  //! renames each to a temporary name and flushes the directory: that flush
-  //! is the commit point (the files are gone for good: a temporary is
-  //! garbage to every reader and to recover); a failure before it puts every
-  //! name back. Phase 2 removes the temporaries, unflushed; a failure there
-  //! only warns and leaves a temporary that the next start, remove or
-  //! recover of the vid removes.
-  result<void> remove_names(const handle& h, const std::vector<path>& names);
-
-  //! Remove a temporary after the commit point of an operation, which has
-  //! succeeded whatever happens here: a failure is a warning, and the next
-  //! start, remove or recover of the vid removes what is left.
-  void drop_temporary(const handle& h, const path& rel);
-
-  //! The source's clean image, checked: it exists and is a regular file; a
-  //! source running with snapshots disabled has only a dirty image.
-  result<file_stat> source_clean(const handle& h);
-
-  //! Snapshots disabled: the committed image itself becomes the running
-  //! one. First, as the Qubes driver does, the precache and every unpinned
-  //! revision go (the policy keeps none); they are renamed aside and deleted
-  //! only once the start succeeded, so a failed start changes nothing. An
-  //! image that another name shares (a snapshot's link, a planted hard
-  //! link) is never renamed into place: the VM would write into that name's
-  //! file too. It is copied instead (a clone where the filesystem has
-  //! reflinks) and flushed, and the clean name goes. The rename is flushed
-  //! before the VM runs: its durable writes must belong to a durable dirty
-  //! name, and that one flush also makes the removals durable.
-  result<void> start_renaming(const handle& h);
-
-  //! snap_on_start: our clean name becomes a hard link to the source's clean
-  //! image (is_outdated compares the inodes later), then a clone of it runs.
-  result<void> start_from_source(const handle& h);
-
-  //! Copy `src` to a temporary, flush it, rename it to `dst`, flush the
-  //! directory: a durable image for a VM whose data is kept.
-  result<void> clone_durably(const handle& h, const path& src, const path& dst);
-
-  //! origin: one rename of a current precache, else a clone of the clean image.
-  result<void> start_origin(const handle& h);
-
-  //! volatile: a fresh sparse image, renamed over whatever a crash left
-  //! (never truncated in place: an old dirty name may be a hard link to a
-  //! file that is not this volume's). Discarded at stop and after a crash:
-  //! nothing to flush.
-  result<void> start_volatile(const handle& h);
-
-  //! What a commit does with the committed image it replaces.
-  enum class superseded : std::uint8_t {
-    drop,    //!< nothing: the new image holds the same bytes (resize, sparsify)
-    rotate,  //!< a revision when revisions_to_keep > 0, then the oldest beyond it are pruned (stop, import, discard)
-    keep,    //!< always a revision, and nothing is pruned: a revert never removes a revision
-  };
-
-  //! Whether the committed image `clean` may become a revision by a hard
-  //! link rather than a clone. A revision's bytes must never change, so its
-  //! inode must never become a running image, and no name that can become
-  //! one may share it. After the commit the clean name points to the new
-  //! image, so the old inode keeps its other names. Each is safe only if we
-  //! know what it is:
-  //!  - none (nlink 1): the revision is then the inode's only name;
-  //!  - the clean name of a registered snapshot or origin-snapshot volume
-  //!    of this one (its `is_outdated` link, made at its start): such a
-  //!    name is replaced or removed by that volume's start and stop, never
-  //!    written through and never renamed into a running image (by this
-  //!    library or by the Qubes driver).
-  //! Any other name is someone else's, and may be the committed image of a
-  //! volume with snapshots disabled, which its start renames into a running
-  //! image (this volume's own image, when it is an origin-snapshot, is its
-  //! source's committed image after start): the revision is a clone then.
-  //! A template that commits while its snapshots run keeps the hard link.
-  result<bool> may_link(const handle& h, const file_stat& clean);
-
-  //! Commit `from` (a complete new image) as the clean image.
-  //!
-  //! Order, and why it is crash-safe:
-  //!  1. fsync `from`: its data is durable before any name points to it.
-  //!  2. the precache is moved aside (a temporary name): it is a clone of
-  //!     the old clean image and must not outlive it.
-  //!  3. the old clean image gets a second name: the new revision, else a
-  //!     temporary (only for the undo). A revision is a hard link where
-  //!     `may_link` proves it safe (the committed image is never modified in
-  //!     place, so the revision's bytes are exactly the old image's, and no
-  //!     data moves); otherwise a clone, flushed before it is named, since
-  //!     after the commit point it is a revision the policy keeps.
-  //!  4. rename `from` over the clean image.
-  //!  5. fsync the directory: the commit point. 2-4 are one directory's
-  //!     entries: after a crash they are all there or none are (on a
-  //!     journalling filesystem, a prefix of them, and every prefix keeps
-  //!     the old image committed and every kept revision).
-  //!  6. after the commit point, unflushed: drop the temporaries, prune
-  //!     revisions beyond revisions_to_keep (`rotate` only), refresh the
-  //!     precache.
-  //! A failure before the commit point undoes 2-4.
-  result<void> commit(const handle& h, const path& from, superseded what);
-
-  //! Publish a complete new image `tmp` whose bytes are the same as the
-  //! clean image's (resize, sparsify): no revision, same ordering as commit.
-  result<void> publish(const handle& h, const path& tmp);
-
-  //! Revert: the clean image becomes a new revision, the revision `sel`
-  //! names becomes clean; a pinned revision is cloned, not consumed.
-  result<void> revert_to(const handle& h, const selector& sel);
-
-  //! A precache: a clone of the clean image with its mtime, so that the next
-  //! start is one rename and one directory flush. Made after a commit point,
-  //! so its name is not flushed (lost in a crash, the next start clones),
-  //! but its data and mtime are, before the rename that names it: a start
-  //! renames it to the running image, and a crash after that start must not
-  //! find a durable dirty name over data that never reached the disk (size
-  //! and mtime cannot tell such a file from a good one; the next stop would
-  //! commit it over the volume's data). Flushing here, at stop, rather than
-  //! at start keeps the flush off the path a VM waits on to boot.
-  //! Failure only warns: the commit stands.
-  void refresh_precache(const handle& h);
-
-  result<void> punch(const handle& h, const path& rel, std::uint64_t offset, std::uint64_t length);
-
-  //! Punch every all-zero 4 KiB block of `rel`'s data extents; returns the
-  //! bytes deallocated (as seen by the allocated size).
-  result<std::uint64_t> punch_zeros(const handle& h, const path& rel);
-
 
   std::shared_ptr<core_type> core_;
   std::shared_ptr<detail::volume_state> st_;

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! What a Pool and its Volumes share: the configuration, the policy, the open
-//! pool directory and its identity, the registry of volumes, and the file
-//! primitives every operation is made of, each logged the way an operator
-//! follows the driver in a journal.
+//! `pool_core<FsOps>`: what a Pool and its Volumes share.
 #pragma once
 
 #include <file_reflink/config.hpp>
 #include <file_reflink/detail/catalog.hpp>
+#include <file_reflink/detail/fs_calls.hpp>
+#include <file_reflink/detail/locks.hpp>
+#include <file_reflink/detail/no_throw.hpp>
 #include <file_reflink/detail/space_cache.hpp>
+#include <file_reflink/detail/undo_stack.hpp>
+#include <file_reflink/detail/volume_state.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/layout.hpp>
@@ -34,168 +36,26 @@
 namespace file_reflink {
 namespace detail {
 
-//! "'text'", for messages.
-inline std::string q(const std::string& s) { return layout::detail::quoted(s); }
-inline std::string q(const path& p) { return layout::detail::quoted(p.string()); }
-
-//! Human-readable bytes for messages ("1.5 GiB (1610612736 bytes)").
-inline std::string bytes_text(std::uint64_t n) {
-  static const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 5) {
-    v /= 1024;
-    ++u;
-  }
-  if (u == 0) return std::to_string(n) + " bytes";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f %s (%llu bytes)", v, units[u], static_cast<unsigned long long>(n));
-  return buf;
-}
-
-//! An error with `code` and the message `what()` + `detail`, or with the
-//! code alone when even that message cannot be built (memory exhausted):
-//! it never throws, so a `noexcept` operation never terminates the process.
-template <class What>
-error error_nothrow(std::error_code code, What& what, const char* detail = nullptr) noexcept {
-  try {
-    std::string m = what();
-    m += ": ";
-    m += detail ? detail : code.message();
-    return error(code, std::move(m));
-  } catch (...) {
-    return error(code, std::string());
-  }
-}
-
-//! Run `f` and turn an escaping exception (only allocation failure is
-//! expected) into an error, so that no exception leaves the library.
-//! `what` makes the operation's description, only when it is needed:
-//! nothing is allocated outside the `try`.
-template <class R, class What, class F>
-R no_throw(What&& what, F&& f) noexcept {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    return failure(error_nothrow(std::error_code(ENOMEM, std::system_category()), what));
-  } catch (const std::exception& e) {
-    return failure(error_nothrow(std::make_error_code(std::errc::io_error), what, e.what()));
-  } catch (...) {
-    return failure(error_nothrow(std::error_code(EIO, std::system_category()), what));
-  }
-}
-
-//! When a wait for a lock gives up (empty: never).
-using deadline = std::optional<std::chrono::steady_clock::time_point>;
-
-//! The deadline of a wait that starts now, under the pool's policy.
-inline deadline deadline_of(const pool_config& cfg) {
-  if (!cfg.lock_timeout) return std::nullopt;
-  return std::chrono::steady_clock::now() + *cfg.lock_timeout;
-}
-
-//! The byte of the pool's lock file that stands for a volume: 1 and 62 bits
-//! of a hash (FNV-1a) of its vid, so that two processes find the same byte
-//! without a table (byte 0 is the pool's own: its catalog). Two vids sharing
-//! a byte would only wait for each other.
-inline std::uint64_t lock_byte(std::string_view vid) noexcept {
-  std::uint64_t h = 1469598103934665603ull;
-  for (char c : vid) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return 1 + (h & ((std::uint64_t(1) << 62) - 1));
-}
-inline constexpr std::uint64_t pool_lock_byte = 0;
-
-//! A volume's lock in this process: shared by queries, exclusive by changes.
-struct local_lock {
-  std::unique_lock<std::shared_timed_mutex> exclusive;
-  std::shared_lock<std::shared_timed_mutex> shared;
-};
-
-//! Take `m` in `mode` before `until` (or however long it takes); false when
-//! the deadline passed first.
-inline bool lock_local(std::shared_timed_mutex& m, lock_mode mode, const deadline& until, local_lock& out) {
-  if (mode == lock_mode::exclusive) {
-    out.exclusive = std::unique_lock<std::shared_timed_mutex>(m, std::defer_lock);
-    if (!until) return out.exclusive.lock(), true;
-    return out.exclusive.try_lock_until(*until);
-  }
-  out.shared = std::shared_lock<std::shared_timed_mutex>(m, std::defer_lock);
-  if (!until) return out.shared.lock(), true;
-  return out.shared.try_lock_until(*until);
-}
-
-//! A volume's configuration, checked as `init_volume` and `update` check it.
-inline result<void> validate_config(const volume_config& cfg, const pool_config& pool) {
-  FILE_REFLINK_TRYV(layout::validate_vid(cfg.vid));
-  if (cfg.snap_on_start && !cfg.source) return failure(errc::invalid_config, "snap_on_start needs a source volume");
-  if (cfg.source && !cfg.snap_on_start)
-    return failure(errc::invalid_config, "source " + q(*cfg.source) + " is given but snap_on_start is off");
-  if (cfg.source) {
-    if (auto r = layout::validate_vid(*cfg.source); !r) return failure(std::move(r).error().context("source"));
-    if (*cfg.source == cfg.vid) return failure(errc::invalid_config, "a volume cannot be its own source");
-  }
-  if (cfg.revisions_to_keep && *cfg.revisions_to_keep < -1)
-    return failure(errc::invalid_config, "revisions_to_keep must be -1 (snapshots disabled), 0 or more, not " +
-                                             std::to_string(*cfg.revisions_to_keep));
-  if (!cfg.revisions_to_keep && pool.revisions_to_keep < -1)
-    return failure(errc::invalid_config, "the pool's revisions_to_keep must be -1, 0 or more");
-  if (!catalog_safe(cfg.name)) return failure(errc::invalid_config, "the name holds a line break or a NUL");
-  return success();
-}
-
-//! The mutable part of one registered volume, behind its own lock: each
-//! operation on a volume excludes the others that change it (queries share
-//! it), on that volume only.
-struct volume_state {
-  explicit volume_state(volume_config c)
-      : vid(c.vid), name(c.name), paths(layout::paths_of(c.vid)), size(c.size),
-        cfg_(std::make_shared<const volume_config>(std::move(c))) {}
-  std::shared_timed_mutex mu;
-  const std::string vid;
-  const std::string name;
-  const layout::volume_paths paths;
-  std::uint64_t size;       //!< configured size; resize and a volatile stop update it
-  bool removed = false;
-  bool importing = false;
-  std::multiset<std::string> exports;
-
-  //! The configuration (revisions_to_keep resolved): a snapshot of it, for
-  //! anyone; it changes only under `mu` held exclusively (an update).
-  std::shared_ptr<const volume_config> config() const {
-    std::lock_guard<std::mutex> lk(cfg_mu_);
-    return cfg_;
-  }
-  //! The configuration, for an operation that holds `mu` (shared or not).
-  const volume_config& held_config() const noexcept { return *cfg_; }
-  //! Replace it; the caller holds `mu` exclusively.
-  void set_config(volume_config c) {
-    auto next = std::make_shared<const volume_config>(std::move(c));
-    std::lock_guard<std::mutex> lk(cfg_mu_);
-    cfg_ = std::move(next);
-  }
-
-private:
-  mutable std::mutex cfg_mu_;
-  std::shared_ptr<const volume_config> cfg_;
-};
-
+//! What a Pool and its Volumes share: the configuration, the policy and the
+//! logged primitives over it (`fs_calls`), the open pool directory and its
+//! identity, the registry of volumes, the locks between processes and the
+//! catalog.
 template <class FsOps>
-class pool_core {
+class pool_core : public fs_calls<FsOps> {
+  using calls = fs_calls<FsOps>;
+
 public:
   using handle = typename FsOps::dir_handle;
+  using calls::abs;
+  using calls::cfg;
+  using calls::log;
+  using calls::ops;
+  using calls::stat_if;
 
-  pool_core(pool_config c, FsOps o) : cfg(std::move(c)), ops(std::move(o)) {}
+  pool_core(pool_config c, FsOps o) : calls(std::move(c), std::move(o)) {}
 
-  const pool_config cfg;
-  FsOps ops;
   mutable std::mutex mu;  //!< guards volumes, dir_ and identity_
   std::map<std::string, std::shared_ptr<volume_state>> volumes;
-  //! What extent walks found; the primitives below that can change sharing
-  //! retire it (after their call, so a walk that raced them is not kept).
-  space_cache spaces;
 
   // ---- the pool directory -------------------------------------------------
 
@@ -577,189 +437,6 @@ public:
     std::snprintf(buf, sizeof buf, s > 0.0005 ? " (waited %.1f s)" : " (the pool does not wait)", s);
     return error(make_error_code(errc::volume_busy),
                  who + " is busy: another operation, in this process or another, holds it" + buf);
-  }
-
-  // ---- logging ------------------------------------------------------------
-
-  //! Callers test `cfg.log` first where the message costs something to
-  //! build: without a callback an operation builds no message at all.
-  void log(log_level level, const std::string& message) const {
-    if (cfg.log) {
-      try {
-        cfg.log(level, message);
-      } catch (...) {
-        // A logging callback must not break a storage operation.
-      }
-    }
-  }
-
-  //! The absolute path of `rel`, quoted, for a message (`rel` itself if the
-  //! policy cannot say).
-  std::string abs(const handle& h, const path& rel) const {
-    auto p = ops.path_of(h, rel);
-    return q(p ? p.value() : rel);
-  }
-
-  //! The absolute path of `rel`, to hand to a caller.
-  result<path> absolute(const handle& h, const path& rel) const { return ops.path_of(h, rel); }
-
-  //! The fallback is announced once: when setup's probe or the first copy
-  //! finds the filesystem without reflinks (later copies do not try again).
-  void warn_no_reflinks(const handle& h) const {
-    if (cfg.log) log(log_level::warning, "The filesystem of " + abs(h, path()) +
-                                " does not support reflinks: volume copies are full copies from now on (slow, and "
-                                "they take space)");
-  }
-
-  // ---- primitives: one policy call (or a few), logged -----------------------
-
-  //! Stat, mapping "not there" to an empty optional (also where a directory
-  //! on the way is a file: ENOTDIR).
-  result<std::optional<file_stat>> stat_if(const handle& h, const path& rel) {
-    auto st = ops.stat(h, rel);
-    if (!st) {
-      if (st.error() == std::errc::no_such_file_or_directory || st.error() == std::errc::not_a_directory)
-        return std::optional<file_stat>();
-      return failure(st.error());
-    }
-    return std::optional<file_stat>(st.value());
-  }
-
-  //! Stat an image that must be a regular file if it exists: a symlink or a
-  //! directory planted under an image's name is refused, never followed.
-  result<std::optional<file_stat>> stat_image(const handle& h, const path& rel) {
-    FILE_REFLINK_TRY(auto st, stat_if(h, rel));
-    if (st && st->type != file_type::regular)
-      return failure(errc::unexpected_file_type,
-                     abs(h, rel) + " is a " + (st->type == file_type::symlink ? "symlink" : "non-regular file") +
-                         ", not an image");
-    return st;
-  }
-
-  //! Remove a file; returns whether it was there.
-  result<bool> remove_file(const handle& h, const path& rel) {
-    auto r = ops.remove(h, rel);
-    spaces.bump();
-    if (!r) {
-      if (r.error() == std::errc::no_such_file_or_directory) return false;
-      return failure(r.error());
-    }
-    if (cfg.log) log(log_level::info, "Removed file: " + abs(h, rel));
-    return true;
-  }
-
-  result<void> rename_file(const handle& h, const path& from, const path& to) {
-    auto r = ops.rename(h, from, to);
-    spaces.bump();
-    FILE_REFLINK_TRYV(r);
-    if (cfg.log) log(log_level::info, "Renamed file: " + abs(h, from) + " -> " + abs(h, to));
-    return success();
-  }
-
-  result<void> link_file(const handle& h, const path& from, const path& to) {
-    auto r = ops.link(h, from, to);
-    spaces.bump();
-    FILE_REFLINK_TRYV(r);
-    if (cfg.log) log(log_level::info, "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to));
-    return success();
-  }
-
-  result<void> create_sparse(const handle& h, const path& rel, std::uint64_t size, create_mode mode) {
-    auto r = ops.create(h, rel, size, mode);
-    spaces.bump();
-    FILE_REFLINK_TRYV(r);
-    if (cfg.log) log(log_level::info, "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")");
-    return success();
-  }
-
-  //! Copy (clone first) into a new file; logs the path taken, and warns once
-  //! when this copy found the filesystem without reflinks.
-  result<copy_result> copy_file(const handle& src_h, const path& src, const handle& dst_h, const path& dst,
-                                copy_options opts) {
-    auto copied = ops.copy(src_h, src, dst_h, dst, opts);
-    spaces.bump();
-    FILE_REFLINK_TRY(auto r, std::move(copied));
-    if (r.reflink_unsupported_noticed) warn_no_reflinks(dst_h);
-    if (!cfg.log) return r;
-    if (r.method == copy_method::clone)
-      log(log_level::info, "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst));
-    else
-      log(log_level::info, std::string("Copied file (") + to_string(r.method) + ", " + bytes_text(r.bytes) +
-                               "): " + abs(src_h, src) + " -> " + abs(dst_h, dst));
-    return r;
-  }
-
-  //! Flush a file's data: new data is durable before its name is.
-  result<void> sync_file(const handle& h, const path& rel) {
-    FILE_REFLINK_TRYV(ops.fsync(h, rel));
-    if (cfg.log) log(log_level::debug, "Synced file: " + abs(h, rel));
-    return success();
-  }
-
-  //! Flush a directory's entries: a rename is not durable until its
-  //! directory is.
-  result<void> sync_dir(const handle& h, const path& rel) {
-    FILE_REFLINK_TRYV(ops.fsync(h, rel));
-    if (cfg.log) log(log_level::debug, "Synced directory: " + abs(h, rel));
-    return success();
-  }
-
-  //! Make sure `rel` and its parents exist; each new directory is fsynced
-  //! into its parent, so files made durable inside it stay reachable.
-  result<void> ensure_dir(const handle& h, const path& rel) {
-    if (rel.empty()) return success();
-    FILE_REFLINK_TRY(auto st, stat_if(h, rel));
-    if (st) {
-      if (st->type != file_type::directory)
-        return failure(errc::unexpected_file_type, abs(h, rel) + " is not a directory");
-      return success();
-    }
-    FILE_REFLINK_TRYV(ensure_dir(h, rel.parent_path()));
-    auto r = ops.mkdir(h, rel);
-    if (!r) {
-      if (r.error() != std::errc::file_exists) return failure(r.error());
-      return ensure_dir(h, rel);  // made concurrently: check what it is
-    }
-    if (cfg.log) log(log_level::info, "Created directory: " + abs(h, rel));
-    return sync_dir(h, rel.parent_path());
-  }
-
-  //! Remove a directory if it is empty; returns whether it was removed.
-  result<bool> remove_empty_dir(const handle& h, const path& rel) {
-    if (rel.empty()) return false;
-    auto r = ops.rmdir(h, rel);
-    if (!r) {
-      if (r.error() == std::errc::directory_not_empty || r.error() == std::errc::no_such_file_or_directory ||
-          r.error() == std::errc::file_exists)
-        return false;
-      return failure(r.error());
-    }
-    if (cfg.log) log(log_level::info, "Removed empty directory: " + abs(h, rel));
-    FILE_REFLINK_TRYV(sync_dir(h, rel.parent_path()));
-    return true;
-  }
-
-  //! Names in a directory of the pool; a missing directory has none.
-  result<std::vector<dir_entry>> list_if(const handle& h, const path& rel) {
-    auto r = ops.list(h, rel);
-    if (!r) {
-      if (r.error() == std::errc::no_such_file_or_directory) return std::vector<dir_entry>();
-      return failure(r.error());
-    }
-    return std::move(r).value();
-  }
-
-  //! Space of one file from its extent map, walked once per version of the
-  //! file (see `space_cache`): `st` is the stat the caller just took.
-  result<space_usage> space_of(const handle& h, const path& rel, const file_stat& st) {
-    const std::uint64_t generation = spaces.generation();
-    if (auto hit = spaces.find(st, generation)) return *hit;
-    FILE_REFLINK_TRY(auto ext, ops.extents(h, rel));
-    space_usage s;
-    s.allocated = st.allocated;
-    for (const extent& e : ext) (e.shared ? s.shared : s.exclusive) += e.length;
-    spaces.store(st, generation, s);
-    return s;
   }
 
 private:
