@@ -6,7 +6,6 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
-#include <file_reflink/detail/pool_core.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/layout.hpp>
@@ -34,22 +33,22 @@ namespace file_reflink {
 //! instead of filling the empty mount point.
 template <class FsOps>
 class Pool {
+#if !defined(FILE_REFLINK_SEPARATE_COMPILATION)
   static_assert(detail::check_fs_ops<FsOps>::value, "file_reflink::Pool: FsOps is not a filesystem policy");
-
+#endif
 public:
   using fs_ops_type = FsOps;
   using volume_type = Volume<FsOps>;
 
   //! A pool on `cfg.dir_path`, its files handled through `ops`.
-  explicit Pool(pool_config cfg, FsOps ops = FsOps{})
-      : core_(std::make_shared<core_type>(normalized(std::move(cfg)), std::move(ops))) {}
+  explicit Pool(pool_config cfg, FsOps ops = FsOps{});
 
   //! The configuration.
-  const pool_config& config() const noexcept { return core_->cfg; }
-  const std::string& name() const noexcept { return core_->cfg.name; }
-  const path& dir_path() const noexcept { return core_->cfg.dir_path; }
+  const pool_config& config() const noexcept;
+  const std::string& name() const noexcept;
+  const path& dir_path() const noexcept;
   //! The policy (for `MemoryFsOps`, its test API).
-  FsOps& fs_ops() noexcept { return core_->ops; }
+  FsOps& fs_ops() noexcept;
 
   //! Create the pool directory if it is absent (durably), check that a clone
   //! works there, and mark it as a pool. Without reflinks and with
@@ -133,7 +132,7 @@ private:
     return cfg;
   }
 
-  result<void> validate(const volume_config& cfg) const { return detail::validate_config(cfg, core_->cfg); }
+  result<void> validate(const volume_config& cfg) const;
 
   //! Register `cfg` (validated, resolved); the caller holds `core_->mu`.
   result<volume_type> register_locked(volume_config cfg);
@@ -148,16 +147,9 @@ private:
   //! With the catalog on: bring this object's registrations up to date.
   result<void> sync_catalog() const;
 
+  //! A figure of the pool's filesystem (`pick` chooses it from `statvfs`).
   template <class F>
-  result<std::uint64_t> space(const char* op, F&& pick) noexcept {
-    const auto what_of = [&] { return std::string(op) + " of pool " + detail::q(name()); };
-    return detail::no_throw<result<std::uint64_t>>(what_of, [&]() -> result<std::uint64_t> {
-      const std::string what = what_of();
-      FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
-      FILE_REFLINK_TRY_CTX(auto s, what, core_->statvfs(h));
-      return pick(s);
-    });
-  }
+  result<std::uint64_t> space(const char* op, F&& pick) noexcept;
 
   //! The marker tells a pool from an empty mount point. Written durably,
   //! once: a temporary, flushed, renamed, and the directory flushed.

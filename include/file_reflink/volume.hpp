@@ -23,7 +23,8 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
-#include <file_reflink/detail/pool_core.hpp>
+#include <file_reflink/detail/locks.hpp>
+#include <file_reflink/detail/volume_state.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/layout.hpp>
@@ -49,6 +50,8 @@ class Pool;
 
 namespace detail {
 template <class FsOps>
+class pool_core;
+template <class FsOps>
 class volume_step;
 }  // namespace detail
 
@@ -57,7 +60,9 @@ class volume_step;
 //! operations on different volumes run concurrently.
 template <class FsOps>
 class Volume {
+#if !defined(FILE_REFLINK_SEPARATE_COMPILATION)
   static_assert(detail::check_fs_ops<FsOps>::value, "file_reflink::Volume: FsOps is not a filesystem policy");
+#endif
 
 public:
   using fs_ops_type = FsOps;
@@ -76,10 +81,7 @@ public:
   //! Ephemeral as configured, or as a volatile volume of an
   //! `ephemeral_volatile` pool: recorded and reported, the encryption is the
   //! embedder's.
-  bool ephemeral() const noexcept {
-    auto c = st_->config();
-    return c->ephemeral || (core_->cfg.ephemeral_volatile && c->kind() == volume_kind::volatile_);
-  }
+  bool ephemeral() const noexcept;
   //! revisions_to_keep == -1 on an origin volume: no clone is ever made.
   bool snapshots_disabled() const noexcept {
     auto c = st_->config();
@@ -264,8 +266,7 @@ private:
   //! What an operation's body is given once it holds the volume.
   using step = detail::volume_step<FsOps>;
 
-  Volume(std::shared_ptr<core_type> core, std::shared_ptr<detail::volume_state> st)
-      : core_(std::move(core)), st_(std::move(st)) {}
+  Volume(std::shared_ptr<core_type> core, std::shared_ptr<detail::volume_state> st);
 
   //! The configuration, inside an operation (which holds the volume's lock).
   const volume_config& cfg() const noexcept { return st_->held_config(); }
@@ -280,17 +281,12 @@ private:
   //! Both waits follow the pool's `lock_timeout`.
   template <class F>
   auto run(const char* op, F&& f, lock_mode mode = lock_mode::exclusive) noexcept
-      -> decltype(f(std::declval<step&>())) {
-    return run_with(op, nullptr, std::forward<F>(f), mode);
-  }
+      -> decltype(f(std::declval<step&>()));
 
   //! What an operation holds of one volume: its lock in this process (when
   //! this pool object registered it), then its byte of the pool's lock file.
   //! Released in the opposite order.
-  struct hold {
-    detail::local_lock local;
-    typename core_type::held_lock file;
-  };
+  struct hold;
 
   //! Take volume `vid` of `core` in `mode` into `out`.
   static result<void> acquire(core_type& core, const handle& h, detail::volume_state* st, const std::string& vid,
@@ -313,50 +309,7 @@ private:
   //! processes cannot each hold what the other waits for.
   template <class F>
   auto run_with(const char* op, const other_volume* other, F&& f, lock_mode mode = lock_mode::exclusive) noexcept
-      -> decltype(f(std::declval<step&>())) {
-    using R = decltype(f(std::declval<step&>()));
-    const auto what = [&] { return std::string(op) + " volume " + detail::q(vid()); };
-    return detail::no_throw<R>(what, [&]() -> R {
-      const detail::deadline until = detail::deadline_of(core_->cfg);
-      auto h = core_->dir();
-      if (!h) return failure(std::move(h).error().context(what()));
-      hold own, theirs;
-      if (!other) {
-        if (auto r = acquire(*core_, h.value(), st_.get(), vid(), mode, until, own); !r)
-          return failure(std::move(r).error().context(what()));
-        if (auto r = follow_catalog(h.value(), mode); !r) return failure(std::move(r).error().context(what()));
-        step s(*core_, *st_, h.value());
-        auto r = f(s);
-        if (!r) return failure(std::move(r).error().context(what()));
-        return r;
-      }
-      handle other_h = h.value();
-      if (other->core != core_.get()) {
-        auto oh = other->core->dir();
-        if (!oh) return failure(std::move(oh).error().context(what()));
-        other_h = std::move(oh).value();
-      }
-      const file_stat a = core_->identity(), b = other->core->identity();
-      const auto key_a = std::make_tuple(a.dev, a.ino, std::string_view(vid()));
-      const auto key_b = std::make_tuple(b.dev, b.ino, std::string_view(other->vid));
-      if (key_a == key_b)
-        return failure(error(make_error_code(errc::invalid_config), "the source is the volume itself").context(what()));
-      auto own_first = [&]() -> result<void> {
-        FILE_REFLINK_TRYV(acquire(*core_, h.value(), st_.get(), vid(), mode, until, own));
-        return acquire(*other->core, other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs);
-      };
-      auto theirs_first = [&]() -> result<void> {
-        FILE_REFLINK_TRYV(acquire(*other->core, other_h, other->st.get(), other->vid, lock_mode::shared, until, theirs));
-        return acquire(*core_, h.value(), st_.get(), vid(), mode, until, own);
-      };
-      if (auto r = key_a < key_b ? own_first() : theirs_first(); !r) return failure(std::move(r).error().context(what()));
-      if (auto r = follow_catalog(h.value(), mode); !r) return failure(std::move(r).error().context(what()));
-      step s(*core_, *st_, h.value());
-      auto r = f(s);
-      if (!r) return failure(std::move(r).error().context(what()));
-      return r;
-    });
-  }
+      -> decltype(f(std::declval<step&>()));
 
   //! Inside an operation that holds the volume: refused once it was removed;
   //! with the pool's catalog on and the volume held exclusively, its entry
@@ -365,9 +318,7 @@ private:
 
   //! `run` for a query: it shares the volume's lock with other queries.
   template <class F>
-  auto query(const char* op, F&& f) noexcept -> decltype(f(std::declval<step&>())) {
-    return run(op, std::forward<F>(f), lock_mode::shared);
-  }
+  auto query(const char* op, F&& f) noexcept -> decltype(f(std::declval<step&>()));
 
   std::shared_ptr<core_type> core_;
   std::shared_ptr<detail::volume_state> st_;

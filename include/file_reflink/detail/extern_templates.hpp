@@ -5,7 +5,9 @@
 //! policies, whose definitions `<file_reflink/impl/src.hpp>` provides in one
 //! source file of the program. In that mode the headers declare the member
 //! functions of `Pool` and `Volume` without defining them, and these
-//! declarations say that nothing else is to be instantiated either.
+//! declarations say that nothing else is to be instantiated either. The
+//! pool's core (`detail::pool_core`) is only declared there:
+//! `pool.hpp` and `volume.hpp` name it only through pointers.
 //!
 //! Included at the end of `pool.hpp`, `fs_ops/linux.hpp` and
 //! `fs_ops/memory.hpp`, each of which defines its FILE_REFLINK_DETAIL_HAVE_*
@@ -19,9 +21,6 @@
     !defined(FILE_REFLINK_DETAIL_EXTERN_LINUX_FS_OPS)
 #define FILE_REFLINK_DETAIL_EXTERN_LINUX_FS_OPS
 namespace file_reflink {
-namespace detail {
-extern template class pool_core<LinuxFsOps>;
-}  // namespace detail
 extern template class Volume<LinuxFsOps>;
 extern template class Pool<LinuxFsOps>;
 }  // namespace file_reflink
@@ -31,9 +30,6 @@ extern template class Pool<LinuxFsOps>;
     !defined(FILE_REFLINK_DETAIL_EXTERN_MEMORY_FS_OPS)
 #define FILE_REFLINK_DETAIL_EXTERN_MEMORY_FS_OPS
 namespace file_reflink {
-namespace detail {
-extern template class pool_core<MemoryFsOps>;
-}  // namespace detail
 extern template class Volume<MemoryFsOps>;
 extern template class Pool<MemoryFsOps>;
 }  // namespace file_reflink

@@ -10,10 +10,58 @@
 //! own includes this file where it uses that policy).
 #pragma once
 
+#include <file_reflink/detail/pool_core.hpp>
 #include <file_reflink/impl/pool/scan.ipp>
 #include <file_reflink/pool.hpp>
 
 namespace file_reflink {
+
+template <class FsOps>
+Pool<FsOps>::Pool(pool_config cfg, FsOps ops)
+    : core_(std::make_shared<core_type>(normalized(std::move(cfg)), std::move(ops))) {
+#if defined(FILE_REFLINK_SEPARATE_COMPILATION)
+  // Separately compiled, the class does not check its policy (a translation
+  // unit that only names Pool<LinuxFsOps> pays nothing): its definitions do.
+  static_assert(detail::check_fs_ops<FsOps>::value, "file_reflink::Pool: FsOps is not a filesystem policy");
+#endif
+}
+
+template <class FsOps>
+const pool_config& Pool<FsOps>::config() const noexcept {
+  return core_->cfg;
+}
+
+template <class FsOps>
+const std::string& Pool<FsOps>::name() const noexcept {
+  return core_->cfg.name;
+}
+
+template <class FsOps>
+const path& Pool<FsOps>::dir_path() const noexcept {
+  return core_->cfg.dir_path;
+}
+
+template <class FsOps>
+FsOps& Pool<FsOps>::fs_ops() noexcept {
+  return core_->ops;
+}
+
+template <class FsOps>
+result<void> Pool<FsOps>::validate(const volume_config& cfg) const {
+  return detail::validate_config(cfg, core_->cfg);
+}
+
+template <class FsOps>
+template <class F>
+result<std::uint64_t> Pool<FsOps>::space(const char* op, F&& pick) noexcept {
+  const auto what_of = [&] { return std::string(op) + " of pool " + detail::q(name()); };
+  return detail::no_throw<result<std::uint64_t>>(what_of, [&]() -> result<std::uint64_t> {
+    const std::string what = what_of();
+    FILE_REFLINK_TRY_CTX(auto h, what, core_->dir());
+    FILE_REFLINK_TRY_CTX(auto s, what, core_->statvfs(h));
+    return pick(s);
+  });
+}
 
 template <class FsOps>
 auto Pool<FsOps>::setup() noexcept -> result<void> {

@@ -17,6 +17,7 @@
 #include <file_reflink/impl/volume/lifecycle.ipp>
 #include <file_reflink/impl/volume/resize.ipp>
 #include <file_reflink/impl/volume/revisions.ipp>
+#include <file_reflink/impl/volume/run.ipp>
 #include <file_reflink/impl/volume/scan.ipp>
 #include <file_reflink/impl/volume/space.ipp>
 #include <file_reflink/impl/volume/sparsify.ipp>
