@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! Messages (a quoted name, a size in bytes) and `no_throw`, which keeps
-//! every exception (memory exhausted, mostly) from leaving the library.
+//! Messages (a quoted name, a size in bytes) and `no_throw`, the pool's way
+//! into the one exception boundary.
 #pragma once
 
 #include <file_reflink/error.hpp>
@@ -38,36 +38,12 @@ inline std::string bytes_text(std::uint64_t n) {
   return buf;
 }
 
-//! An error with `code` and the message `what()` + `detail`, or with the
-//! code alone when even that message cannot be built (memory exhausted):
-//! it never throws, so a `noexcept` operation never terminates the process.
-template <class What>
-error error_nothrow(std::error_code code, What& what, const char* detail = nullptr) noexcept {
-  try {
-    std::string m = what();
-    m += ": ";
-    m += detail ? detail : code.message();
-    return error(code, std::move(m));
-  } catch (...) {
-    return error(code, std::string());
-  }
-}
-
-//! Run `f` and turn an escaping exception (only allocation failure is
-//! expected) into an error, so that no exception leaves the library.
-//! `what` makes the operation's description, only when it is needed:
-//! nothing is allocated outside the `try`.
+//! Run `f` through the library's one exception boundary
+//! (`exception_boundary`, in `error.hpp`), so that no exception leaves the
+//! library. `what` makes the operation's description, only when needed.
 template <class R, class What, class F>
-R no_throw(What&& what, F&& f) noexcept {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    return failure(error_nothrow(std::error_code(ENOMEM, std::system_category()), what));
-  } catch (const std::exception& e) {
-    return failure(error_nothrow(std::make_error_code(std::errc::io_error), what, e.what()));
-  } catch (...) {
-    return failure(error_nothrow(std::error_code(EIO, std::system_category()), what));
-  }
+R no_throw(const What& what, F&& f) noexcept {
+  return exception_boundary<R>(what, std::forward<F>(f));
 }
 
 }  // namespace detail
