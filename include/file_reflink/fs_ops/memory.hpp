@@ -38,7 +38,6 @@
 #pragma once
 
 #include <file_reflink/detail/memory_extents.hpp>
-#include <file_reflink/detail/progress_meter.hpp>
 #include <file_reflink/detail/memory_state.hpp>
 #include <file_reflink/detail/memory_types.hpp>
 #include <file_reflink/error.hpp>
@@ -87,11 +86,14 @@ public:
   public:
     dir_handle() = default;
     //! The absolute path the directory was opened as (messages, `path_of`).
-    const path& abs_path() const noexcept { return path_; }
+    const path& dir_path() const noexcept { return path_; }
     //! Whether a copy or `probe_reflink` through this handle (or a copy of
     //! it) found its filesystem without reflinks: remembered per opened
     //! directory, as LinuxFsOps does.
     bool no_reflinks() const noexcept { return no_reflinks_ && no_reflinks_->load(); }
+    //! Remember that the filesystem has no reflinks; true for the call that
+    //! set it, so the fallback is noticed once.
+    bool set_no_reflinks() const noexcept { return no_reflinks_ && !no_reflinks_->exchange(true); }
 
   private:
     friend class MemoryFsOps;
@@ -199,16 +201,23 @@ public:
   //! directory: EOPNOTSUPP, as btrfs and XFS say; ext4 maps its block.
   result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept;
 
+  //! The data segments below `limit` (SEEK_DATA/SEEK_HOLE): the extents,
+  //! contiguous ones merged. A directory: EISDIR.
+  result<std::vector<segment>> data_segments(const dir_handle& h, const path& rel, std::uint64_t limit) const noexcept;
+
   //! FICLONE into a new file (exclusive, 0600): O(extents), no fallback.
   //! As LinuxFsOps: the source opened, the destination created, then the
   //! ioctl (EXDEV, EISDIR, EOPNOTSUPP), and a failed one removed again.
   result<void> clone(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
                      const path& dst) const noexcept;
 
-  //! Clone, else copy_file_range, else a sparse copy, as `LinuxFsOps` does;
-  //! holes stay holes and a failed or cancelled copy leaves no destination.
-  result<copy_result> copy(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst,
-                           const copy_options& opts) const noexcept;
+  //! copy_file_range(2) of up to `len` bytes at `offset` into the existing
+  //! `dst`: between two filesystems EXDEV; where reflinks work, whole blocks
+  //! shared (the source's partial last block only into the destination's
+  //! last block), else (and for a cut tail) the bytes written. Returns the
+  //! bytes copied, 0 at the source's end.
+  result<std::uint64_t> copy_range(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
+                                   const path& dst, std::uint64_t offset, std::uint64_t len) const noexcept;
 
   //! LOOP_SET_CAPACITY on every attached loop device backed by the file.
   //! The name is lstat'ed: a symlink or a directory backs no device (0).
@@ -501,10 +510,6 @@ private:
 
   static file_stat make_stat(const Inode& n);
 
-  //! Bytes per copy_file_range call and per read/write of the buffered copy,
-  //! as LinuxFsOps moves them (one progress report each).
-  static constexpr std::uint64_t copy_chunk = std::uint64_t(4) << 20;
-
   //! What a loop device sees of its file: whole 512-byte sectors.
   static std::uint64_t loop_size(const Inode& n) noexcept { return n.file->size & ~std::uint64_t{511}; }
 
@@ -570,15 +575,11 @@ private:
   //! btrfs zeroes up to the end of the last block, past the end of file.
   int punch(Inode& n, std::uint64_t off, std::uint64_t end) const;
 
-  //! The copy, as LinuxFsOps makes it: the source opened, the destination
-  //! created (exclusive), then FICLONE and an ftruncate to the final size;
-  //! or the ftruncate, then copy_file_range per data segment (on btrfs and
-  //! XFS a remap of whole blocks, the cut tail of a segment copied), or the
-  //! buffered copy. The new file gets its name only once complete; a
-  //! failure or cancel leaves none, but its directory's times moved (the
-  //! file was made and removed again).
-  result<copy_result> do_copy(const Call& c, const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
-                              const path& dst, const copy_options& opts) const;
+  //! The remap a range copy makes where reflinks work: whole blocks of
+  //! `sn` from block-aligned `off` shared into `dn` (the last partial block
+  //! only into `dn`'s last block, both of the same size); the bytes shared,
+  //! 0 when not one block can be.
+  std::uint64_t remap_range(Inode& dn, const Inode& sn, std::uint64_t off, std::uint64_t len) const;
 
   std::shared_ptr<State> s_;
 };
