@@ -10,6 +10,44 @@
 
 namespace file_reflink {
 
+template <class T, class F>
+result<T> MemoryFsOps::run(const Call& c, F&& body) const noexcept {
+  try {
+    if (s_->has_observer.load()) {
+      std::shared_ptr<const detail::memfs::observer_fn> obs;
+      {
+        std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+        obs = s_->observer;
+      }
+      if (obs) {
+        try {
+          (*obs)(c.op, c.observed());
+        } catch (...) {
+        }
+      }
+    }
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    if (int err = admit(c)) return fail(c, err);
+    return body();
+  } catch (const std::bad_alloc&) {
+    return errno_failure_nothrow(ENOMEM, [&] { return c.what(); });
+  } catch (...) {
+    return errno_failure_nothrow(EIO, [&] { return c.what(); });
+  }
+}
+
+template <class T, class F>
+result<T> MemoryFsOps::locked(const char* what, const path& abs, F&& body) const noexcept {
+  try {
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    return body();
+  } catch (const std::bad_alloc&) {
+    return errno_failure_nothrow(ENOMEM, [&] { return std::string(what) + " '" + abs.string() + "'"; });
+  } catch (...) {
+    return errno_failure_nothrow(EIO, [&] { return std::string(what) + " '" + abs.string() + "'"; });
+  }
+}
+
 inline MemoryFsOps::failure_t MemoryFsOps::fail(const Call& c, int err) {
   std::string what = c.what();
   const std::string& why = reason(err);
