@@ -585,7 +585,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: after a clone every extent of both files is s
   const std::string whole = make_sparse_source(fx, fx.dir(), "src");
   if constexpr (!Fx::reflinks) {
     // No clone here; a copy must share nothing.
-    auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", copy_options{}));
+    auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", copy_options{}));
     CHECK(r.method == copy_method::copy_file_range);
     CHECK(shared_bytes(fx, fx.dir(), "src", fx.dir(), "dst") == 0);
     for (const auto& e : extents_of(fx, fx.dir(), "dst")) CHECK_FALSE(e.shared);
@@ -682,7 +682,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: clone across filesystems fails with EXDEV and
 
 FILE_REFLINK_FIXTURE_TEST("fs_ops: copy clones on a reflink filesystem and uses copy_file_range elsewhere") {
   const std::string whole = make_sparse_source(fx, fx.dir(), "src");
-  auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", copy_options{}));
+  auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", copy_options{}));
   CHECK(read_all(fx, fx.dir(), "dst") == whole);
   CHECK(r.bytes == sparse_source_data);
   if constexpr (Fx::real) CHECK(mode_of(fx.root / "dst") == 0600u);
@@ -700,15 +700,15 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: copy clones on a reflink filesystem and uses 
 
 FILE_REFLINK_FIXTURE_TEST("fs_ops: a filesystem without reflinks is noticed by the first copy only") {
   make_file(fx, fx.dir(), "src", 0, {{0, pattern(64 * KiB)}});
-  auto first = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "a", copy_options{}));
-  auto second = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "b", copy_options{}));
+  auto first = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "a", copy_options{}));
+  auto second = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "b", copy_options{}));
   CHECK(first.reflink_unsupported_noticed == !Fx::reflinks);
   CHECK_FALSE(second.reflink_unsupported_noticed);
   CHECK(second.method == (Fx::reflinks ? copy_method::clone : copy_method::copy_file_range));
   CHECK(read_all(fx, fx.dir(), "b") == read_all(fx, fx.dir(), "src"));
   // A copy of the handle shares what it learnt.
   auto handle_copy = fx.dir();
-  auto third = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", handle_copy, "c", copy_options{}));
+  auto third = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", handle_copy, "c", copy_options{}));
   CHECK_FALSE(third.reflink_unsupported_noticed);
 }
 
@@ -716,7 +716,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: copy without clone copies per data segment an
   const std::string whole = make_sparse_source(fx, fx.dir(), "src");
   copy_options opts;
   opts.try_clone = false;
-  auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", opts));
+  auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", opts));
   CHECK(r.method == copy_method::copy_file_range);
   CHECK(r.bytes == sparse_source_data);
   CHECK_FALSE(r.reflink_unsupported_noticed);
@@ -734,7 +734,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: the in-process sparse copy keeps holes and sh
   copy_options opts;
   opts.try_clone = false;
   opts.try_copy_file_range = false;
-  auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", opts));
+  auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", opts));
   CHECK(r.method == copy_method::sparse_copy);
   CHECK(r.bytes == sparse_source_data);
   CHECK(read_all(fx, fx.dir(), "dst") == whole);
@@ -744,14 +744,14 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: the in-process sparse copy keeps holes and sh
 
 FILE_REFLINK_FIXTURE_TEST("fs_ops: copy across filesystems keeps bytes and holes, both ways") {
   const std::string whole = make_sparse_source(fx, fx.dir(), "src");
-  auto there = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.other_dir(), "dst", copy_options{}));
+  auto there = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.other_dir(), "dst", copy_options{}));
   INFO("method there: " << std::string(to_string(there.method)));
   CHECK((there.method == copy_method::sparse_copy || there.method == copy_method::copy_file_range));
   CHECK(there.bytes == sparse_source_data);
   CHECK(read_all(fx, fx.other_dir(), "dst") == whole);
   CHECK(allocated(fx, fx.other_dir(), "dst") <= allocated(fx, fx.dir(), "src") + slack);
 
-  auto back = REQUIRE_VALUE(fx.ops.copy(fx.other_dir(), "dst", fx.dir(), "back", copy_options{}));
+  auto back = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.other_dir(), "dst", fx.dir(), "back", copy_options{}));
   INFO("method back: " << std::string(to_string(back.method)));
   CHECK((back.method == copy_method::sparse_copy || back.method == copy_method::copy_file_range));
   CHECK(read_all(fx, fx.dir(), "back") == whole);
@@ -766,7 +766,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: copy to a larger size adds a hole at the end"
     opts.size = 16 * MiB;
     opts.try_clone = clone;
     const path dst = clone ? "grown-clone" : "grown-copy";
-    REQUIRE_OK(fx.ops.copy(fx.dir(), "src", fx.dir(), dst, opts));
+    REQUIRE_OK(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), dst, opts));
     CHECK(stat_of(fx, fx.dir(), dst).size == 16 * MiB);
     CHECK(read_at(fx, fx.dir(), dst, 0, whole.size()) == whole);
     CHECK(all_zero(read_at(fx, fx.dir(), dst, whole.size(), 12 * MiB)));
@@ -783,7 +783,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: copy to a smaller size copies only what fits"
     opts.size = size;
     opts.try_clone = clone;
     const path dst = clone ? "short-clone" : "short-copy";
-    auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), dst, opts));
+    auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), dst, opts));
     CHECK(stat_of(fx, fx.dir(), dst).size == size);
     CHECK(read_all(fx, fx.dir(), dst) == whole.substr(0, size));
     if (!clone) CHECK(r.bytes == 256 * KiB + 100 * KiB + 7);
@@ -797,20 +797,20 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: copy to size 0 and copy of an empty file copy
   make_sparse_source(fx, fx.dir(), "src");
   copy_options zero;
   zero.size = 0;
-  auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), "zero", zero));
+  auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "zero", zero));
   CHECK(r.method == copy_method::none);
   CHECK(r.bytes == 0);
   CHECK(stat_of(fx, fx.dir(), "zero").size == 0);
 
   make_file(fx, fx.dir(), "empty", 0);
-  auto e = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "empty", fx.dir(), "empty-copy", copy_options{}));
+  auto e = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "empty", fx.dir(), "empty-copy", copy_options{}));
   CHECK(e.method == copy_method::none);
   CHECK(e.bytes == 0);
   CHECK(stat_of(fx, fx.dir(), "empty-copy").size == 0);
 
   // A file that is all hole: any method, no data, same size.
   make_file(fx, fx.dir(), "hole", 8 * MiB);
-  auto h = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "hole", fx.dir(), "hole-copy", copy_options{}));
+  auto h = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "hole", fx.dir(), "hole-copy", copy_options{}));
   CHECK(h.bytes == 0);
   CHECK(stat_of(fx, fx.dir(), "hole-copy").size == 8 * MiB);
   CHECK(allocated(fx, fx.dir(), "hole-copy") == 0);
@@ -827,7 +827,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: copy reports progress up to done == total") {
     opts.try_copy_file_range = mode != 2;
     opts.progress = log.callback();
     const path dst = "copy" + std::to_string(mode);
-    auto r = REQUIRE_VALUE(fx.ops.copy(fx.dir(), "src", fx.dir(), dst, opts));
+    auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), dst, opts));
     REQUIRE_FALSE(log.calls.empty());
     CHECK(log.calls.back().first == log.calls.back().second);
     CHECK(log.calls.back().second == 6 * MiB);
@@ -851,7 +851,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: a cancelled copy fails with errc::cancelled a
     copy_options opts;
     opts.try_clone = clone;
     opts.progress = log.callback(false);
-    auto r = fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", opts);
+    auto r = file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", opts);
     REQUIRE(!r);
     INFO(r.error().message());
     CHECK(r.error().code() == errc::cancelled);
@@ -863,7 +863,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: a cancelled copy fails with errc::cancelled a
   // Cancelled across filesystems too.
   copy_options opts;
   opts.progress = [](std::uint64_t, std::uint64_t) { return false; };
-  CHECK_ERR(fx.ops.copy(fx.dir(), "src", fx.other_dir(), "dst", opts), errc::cancelled);
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.other_dir(), "dst", opts), errc::cancelled);
   CHECK(names(fx, fx.other_dir()).empty());
   CHECK(names(fx, fx.dir()) == std::set<std::string>{"src"});
 }
@@ -871,11 +871,11 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: a cancelled copy fails with errc::cancelled a
 FILE_REFLINK_FIXTURE_TEST("fs_ops: copy refuses an existing destination and a missing source") {
   make_file(fx, fx.dir(), "src", 0, {{0, pattern(8 * KiB)}});
   make_file(fx, fx.dir(), "dst", 0, {{0, "mine"}});
-  CHECK_ERR(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", copy_options{}), std::errc::file_exists);
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", copy_options{}), std::errc::file_exists);
   CHECK(read_all(fx, fx.dir(), "dst") == "mine");
-  CHECK_ERR(fx.ops.copy(fx.dir(), "missing", fx.dir(), "new", copy_options{}),
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, fx.dir(), "missing", fx.dir(), "new", copy_options{}),
             std::errc::no_such_file_or_directory);
-  CHECK_ERR(fx.ops.copy(fx.dir(), "src", fx.dir(), "nodir/new", copy_options{}),
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "nodir/new", copy_options{}),
             std::errc::no_such_file_or_directory);
   CHECK(names(fx, fx.dir()) == std::set<std::string>{"src", "dst"});
 }
@@ -887,11 +887,11 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: a copy that runs out of space fails and leave
   opts.try_clone = false;
   if constexpr (!Fx::reflinks) {
     // copy_file_range really copies here (on btrfs and XFS it shares, and needs no space).
-    CHECK_ERR(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", opts), std::errc::no_space_on_device);
+    CHECK_ERR(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", opts), std::errc::no_space_on_device);
     CHECK_FALSE(exists(fx, fx.dir(), "dst"));
   }
   opts.try_copy_file_range = false;
-  CHECK_ERR(fx.ops.copy(fx.dir(), "src", fx.dir(), "dst", opts), std::errc::no_space_on_device);
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", opts), std::errc::no_space_on_device);
   CHECK_FALSE(exists(fx, fx.dir(), "dst"));
   CHECK(names(fx, fx.dir()) == std::set<std::string>{"src"});
   fx.unfill();
@@ -1035,8 +1035,11 @@ void check_every_op_refuses(Fx& fx, const path& rel, std::errc code) {
   CHECK_ERR(fx.ops.link(h, "file", rel), code);
   CHECK_ERR(fx.ops.clone(h, rel, h, "cloned"), code);
   CHECK_ERR(fx.ops.clone(h, "file", h, rel), code);
-  CHECK_ERR(fx.ops.copy(h, rel, h, "copied", opts), code);
-  CHECK_ERR(fx.ops.copy(h, "file", h, rel, opts), code);
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, h, rel, h, "copied", opts), code);
+  CHECK_ERR(file_reflink::detail::copy_file(fx.ops, h, "file", h, rel, opts), code);
+  CHECK_ERR(fx.ops.data_segments(h, rel, 4096), code);
+  CHECK_ERR(fx.ops.copy_range(h, rel, h, "file", 0, 5), code);
+  CHECK_ERR(fx.ops.copy_range(h, "file", h, rel, 0, 5), code);
   CHECK_ERR(fx.ops.notify_resize(h, rel), code);
 }
 
@@ -1078,11 +1081,14 @@ void symlink_last_component_refused(Fx& fx) {
     CHECK_ERR(fx.ops.fsync(h, rel), eloop);
     CHECK_ERR(fx.ops.extents(h, rel), eloop);
     CHECK_ERR(fx.ops.clone(h, rel, h, "cloned"), eloop);
-    CHECK_ERR(fx.ops.copy(h, rel, h, "copied", copy_options{}), eloop);
+    CHECK_ERR(file_reflink::detail::copy_file(fx.ops, h, rel, h, "copied", copy_options{}), eloop);
+    CHECK_ERR(fx.ops.data_segments(h, rel, 4096), eloop);
+    CHECK_ERR(fx.ops.copy_range(h, rel, h, "file", 0, 5), eloop);
+    CHECK_ERR(fx.ops.copy_range(h, "file", h, rel, 0, 5), eloop);
     // Exclusive creation finds the name taken, as O_CREAT|O_EXCL does.
     CHECK_ERR(fx.ops.create(h, rel, 0, create_mode::exclusive), std::errc::file_exists);
     CHECK_ERR(fx.ops.clone(h, "file", h, rel), std::errc::file_exists);
-    CHECK_ERR(fx.ops.copy(h, "file", h, rel, copy_options{}), std::errc::file_exists);
+    CHECK_ERR(file_reflink::detail::copy_file(fx.ops, h, "file", h, rel, copy_options{}), std::errc::file_exists);
   }
   CHECK_ERR(fx.ops.list(h, "ldir"), std::errc::too_many_symbolic_link_levels);
   CHECK_ERR(fx.ops.list(h, "lout"), std::errc::too_many_symbolic_link_levels);

@@ -2,6 +2,7 @@
 // MemoryFsOps-only behaviour: copy-on-write accounting, mounts, the crash
 // model, fault injection and the test-inspection API. What every policy must
 // do alike lives in fs_ops_conformance.cpp.
+#include <file_reflink/fs_ops.hpp>
 #include <file_reflink/fs_ops/memory.hpp>
 
 #include <doctest/doctest.h>
@@ -254,7 +255,7 @@ TEST_CASE("memory: mounts give other devices; clone, rename and link across them
   MEM_REQUIRE_ERRNO(fs.rename(root, "a/f", "mnt/b/f"), EXDEV);
   MEM_REQUIRE_ERRNO(fs.link(root, "a/f", "mnt/b/f"), EXDEV);
 
-  auto r = fs.copy(h, "f", hb, "g", copy_options{});
+  auto r = file_reflink::detail::copy_file(fs, h, "f", hb, "g", copy_options{});
   MEM_REQUIRE_OK(r);
   CHECK(r.value().method == copy_method::sparse_copy);
   CHECK_FALSE(r.value().reflink_unsupported_noticed);
@@ -294,12 +295,12 @@ TEST_CASE("memory: a filesystem without reflinks behaves like ext4") {
   MEM_REQUIRE_ERRNO(fs.clone(h, "src", h, "c"), EOPNOTSUPP);
   CHECK_FALSE(fs.exists("/ext4/c"));
 
-  auto r1 = fs.copy(h, "src", h, "d1", copy_options{});
+  auto r1 = file_reflink::detail::copy_file(fs, h, "src", h, "d1", copy_options{});
   MEM_REQUIRE_OK(r1);
   CHECK(r1.value().method == copy_method::copy_file_range);
   CHECK(r1.value().reflink_unsupported_noticed);
   CHECK(h.no_reflinks());
-  auto r2 = fs.copy(h, "src", h, "d2", copy_options{});
+  auto r2 = file_reflink::detail::copy_file(fs, h, "src", h, "d2", copy_options{});
   MEM_REQUIRE_OK(r2);
   CHECK(r2.value().method == copy_method::copy_file_range);
   CHECK_FALSE(r2.value().reflink_unsupported_noticed);
@@ -319,12 +320,12 @@ TEST_CASE("memory: copy_file_range on a reflink filesystem shares, as btrfs and 
   put(fs, h, "src", 0, std::string(3 * kB, 's'));
   copy_options o;
   o.try_clone = false;
-  auto r = fs.copy(h, "src", h, "dst", o);
+  auto r = file_reflink::detail::copy_file(fs, h, "src", h, "dst", o);
   MEM_REQUIRE_OK(r);
   CHECK(r.value().method == copy_method::copy_file_range);
   CHECK(fs.shares_extent("/p/src", "/p/dst"));
   o.try_copy_file_range = false;
-  auto r2 = fs.copy(h, "src", h, "dst2", o);
+  auto r2 = file_reflink::detail::copy_file(fs, h, "src", h, "dst2", o);
   MEM_REQUIRE_OK(r2);
   CHECK(r2.value().method == copy_method::sparse_copy);
   CHECK_FALSE(fs.shares_extent("/p/src", "/p/dst2"));
@@ -338,7 +339,7 @@ TEST_CASE("memory: copy sizes, progress and cancellation") {
 
   copy_options shrink;
   shrink.size = kB + 1;
-  auto r = fs.copy(h, "src", h, "small", shrink);
+  auto r = file_reflink::detail::copy_file(fs, h, "src", h, "small", shrink);
   MEM_REQUIRE_OK(r);
   CHECK(r.value().method == copy_method::clone);
   CHECK(r.value().bytes == kB + 1);
@@ -349,14 +350,14 @@ TEST_CASE("memory: copy sizes, progress and cancellation") {
 
   copy_options grow;
   grow.size = 8ull << 20;
-  auto g = fs.copy(h, "src", h, "big", grow);
+  auto g = file_reflink::detail::copy_file(fs, h, "src", h, "big", grow);
   MEM_REQUIRE_OK(g);
   CHECK(fs.stat(h, "big").value().size == 8ull << 20);
   CHECK(fs.stat(h, "big").value().allocated == fs.stat(h, "src").value().allocated);
 
   copy_options zero;
   zero.size = 0;
-  auto z = fs.copy(h, "src", h, "zero", zero);
+  auto z = file_reflink::detail::copy_file(fs, h, "src", h, "zero", zero);
   MEM_REQUIRE_OK(z);
   CHECK(z.value().method == copy_method::none);
   CHECK(fs.stat(h, "zero").value().size == 0);
@@ -370,14 +371,14 @@ TEST_CASE("memory: copy sizes, progress and cancellation") {
     seen.push_back(done);
     return true;
   };
-  MEM_REQUIRE_OK(fs.copy(h, "src", h, "copied", slow));
+  MEM_REQUIRE_OK(file_reflink::detail::copy_file(fs, h, "src", h, "copied", slow));
   // One report per piece of up to 4 MiB, as LinuxFsOps reads and writes them.
   REQUIRE(seen.size() == 1);
   CHECK(seen.back() == 3 * 1024 * 1024 + 10);
 
   slow.progress = [&](std::uint64_t done, std::uint64_t) { return done < 2 * 1024 * 1024; };
   const auto before = used(fs, h);
-  auto c = fs.copy(h, "src", h, "cancelled", slow);
+  auto c = file_reflink::detail::copy_file(fs, h, "src", h, "cancelled", slow);
   REQUIRE_FALSE(c);
   CHECK(c.error() == file_reflink::errc::cancelled);
   CHECK(c.error().message() == "copy '/p/src' -> '/p/cancelled': cancelled");
@@ -405,7 +406,7 @@ TEST_CASE("memory: a full filesystem fails with ENOSPC and changes nothing") {
   copy_options o;
   o.try_clone = false;
   o.try_copy_file_range = false;
-  MEM_REQUIRE_ERRNO(fs.copy(h, "f", h, "g", o), ENOSPC);
+  MEM_REQUIRE_ERRNO(file_reflink::detail::copy_file(fs, h, "f", h, "g", o), ENOSPC);
   CHECK_FALSE(fs.exists("/small/g"));
   // A clone needs no space.
   MEM_REQUIRE_OK(fs.clone(h, "f", h, "g"));
@@ -854,7 +855,7 @@ TEST_CASE("memory: random operations agree with a byte-string model, through clo
       o.try_clone = pick(2) == 0;
       o.try_copy_file_range = pick(2) == 0;
       if (pick(2)) o.size = pick(100 * 1024);
-      MEM_REQUIRE_OK(fs.copy(h, it->first, h, name, o));
+      MEM_REQUIRE_OK(file_reflink::detail::copy_file(fs, h, it->first, h, name, o));
       MEM_REQUIRE_OK(fs.fsync(h, ""));
       files[name] = Model{o.size ? sized(it->second.live, *o.size) : it->second.live, std::string()};
     } else if (op < 82) {
@@ -1040,7 +1041,7 @@ TEST_CASE("memory: a call that makes its file and removes it again moves the dir
   check_moved([&] { return fs.create(h, "x", 1ull << 44, create_mode::exclusive); }, EFBIG);
   copy_options huge;
   huge.size = 1ull << 44;
-  check_moved([&] { return fs.copy(h, "a", h, "x", huge); }, EFBIG);
+  check_moved([&] { return file_reflink::detail::copy_file(fs, h, "a", h, "x", huge); }, EFBIG);
   // A failure before the file is made leaves the directory alone.
   const auto before = m.st("");
   MEM_REQUIRE_ERRNO(fs.clone(h, "missing", h, "x"), ENOENT);
@@ -1134,9 +1135,9 @@ TEST_CASE("memory: per-filesystem directories, open_dir through symlinks, notify
   CHECK(e.fs.notify_resize(e.h, "d").value() == 0u);
   // A filesystem without reflinks is noticed once per opened directory.
   auto other = open(e.fs, "/m/t");
-  CHECK(e.fs.copy(e.h, "a", e.h, "x", copy_options{}).value().reflink_unsupported_noticed);
-  CHECK_FALSE(e.fs.copy(e.h, "a", e.h, "y", copy_options{}).value().reflink_unsupported_noticed);
-  CHECK(e.fs.copy(e.h, "a", other, "z", copy_options{}).value().reflink_unsupported_noticed);
+  CHECK(file_reflink::detail::copy_file(e.fs, e.h, "a", e.h, "x", copy_options{}).value().reflink_unsupported_noticed);
+  CHECK_FALSE(file_reflink::detail::copy_file(e.fs, e.h, "a", e.h, "y", copy_options{}).value().reflink_unsupported_noticed);
+  CHECK(file_reflink::detail::copy_file(e.fs, e.h, "a", other, "z", copy_options{}).value().reflink_unsupported_noticed);
 }
 
 TEST_CASE("memory: the test API's lstat, link, truncate, set_mtime and strict write_file") {

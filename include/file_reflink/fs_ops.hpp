@@ -38,13 +38,29 @@
 //! | `result<std::vector<dir_entry>> list(H, P)` | the entries of a directory, without `.` and `..` |
 //! | `result<fs_space> statvfs(H)` | size and free space of the handle's filesystem |
 //! | `result<std::vector<extent>> extents(H, P)` | the file's data extents, with the shared flag |
+//! | `result<std::vector<segment>> data_segments(H, P, uint64_t limit)` | the file's data segments below `limit` (`SEEK_DATA`/`SEEK_HOLE`): what a sparse copy moves |
 //! | `result<void> clone(H src, P, H dst, P)` | a new file (exclusive, 0600) sharing all extents of `src`; no fallback |
-//! | `result<copy_result> copy(H src, P, H dst, P, const copy_options&)` | a new file (exclusive, 0600) with `src`'s bytes: clone, else `copy_file_range`, else a sparse copy; holes stay holes |
-//! | `result<unsigned> notify_resize(H, P)` | tell every loop device backed by the file about its new size; returns how many |
 //! | `result<bool> probe_reflink(H)` | whether a clone works in the handle's directory |
 //! | `result<lock_file> open_lock(H, P rel)` | open (creating it, 0600) the file whose bytes are locks: a new open file description, whose locks are its own and die with it or its process |
 //! | `result<bool> lock(const lock_file&, uint64_t offset, lock_mode, bool wait)` | lock one byte, shared or exclusive, against every other `lock_file` (in any process, on any host of a shared filesystem that enforces record locks); waits, or says false at once |
 //! | `result<void> unlock(const lock_file&, uint64_t offset)` | release that byte's lock |
+//!
+//! Optional operations: a policy may lack them, and `has_<op>_v` says
+//! whether it has them; the library does without (a policy or a decorator
+//! may also answer `std::errc::operation_not_supported`).
+//!
+//! | operation | what it does | without it |
+//! |---|---|---|
+//! | `result<uint64_t> copy_range(H src, P, H dst, P, uint64_t off, uint64_t len)` | `copy_file_range` of up to `len` bytes at `off` in both files, into an existing file; returns the bytes copied (0 at the source's end) | the copy reads and writes |
+//! | `result<unsigned> notify_resize(H, P)` | tell every loop device backed by the file about its new size; returns how many | no loop device is told |
+//!
+//! Copying is the library's (`detail::copy_file`, written once over these
+//! operations): clone, else `copy_range` per data segment, else reads and
+//! writes of the data segments only; holes stay holes; one progress meter;
+//! a failed or cancelled copy removes its destination. The handle
+//! remembers a filesystem found without reflinks (`no_reflinks()`,
+//! `set_no_reflinks()`), so later copies skip the clone and the fallback is
+//! noticed once.
 #pragma once
 
 #include <file_reflink/error.hpp>
@@ -95,7 +111,7 @@ struct contract_of {
   using dir_handle = typename handle_or_missing<O>::type;
   using lock_file = typename lock_file_or_missing<O>::type;
 #define FILE_REFLINK_FS_OP_SIGNATURE_(name, ret, params) using name = ret params;
-  FILE_REFLINK_FS_OPERATIONS(FILE_REFLINK_FS_OP_SIGNATURE_)
+  FILE_REFLINK_FS_ALL_OPERATIONS(FILE_REFLINK_FS_OP_SIGNATURE_)
 #undef FILE_REFLINK_FS_OP_SIGNATURE_
 };
 }  // namespace detail
@@ -126,9 +142,9 @@ struct has_lock_file : detail::has_lock_file_impl<O> {};
 template <class O>
 inline constexpr bool has_lock_file_v = has_lock_file<O>::value;
 
-// One trait per operation: `has_<op><O>` is true when `O` has the operation
-// as a member callable with the listed arguments, returning exactly the
-// listed type, and noexcept.
+// One trait per operation, optional ones included: `has_<op><O>` is true
+// when `O` has the operation as a member callable with the listed
+// arguments, returning exactly the listed type, and noexcept.
 #define FILE_REFLINK_FS_OP_TRAIT_(name, ret, params)                                                \
   namespace detail {                                                                              \
   template <class O, class Sig, class = void>                                                     \
@@ -142,10 +158,11 @@ inline constexpr bool has_lock_file_v = has_lock_file<O>::value;
   struct has_##name : detail::has_##name##_impl<O, typename detail::contract_of<O>::name> {};     \
   template <class O>                                                                              \
   inline constexpr bool has_##name##_v = has_##name<O>::value;
-FILE_REFLINK_FS_OPERATIONS(FILE_REFLINK_FS_OP_TRAIT_)
+FILE_REFLINK_FS_ALL_OPERATIONS(FILE_REFLINK_FS_OP_TRAIT_)
 #undef FILE_REFLINK_FS_OP_TRAIT_
 
-//! True when `O` provides every operation of the contract.
+//! True when `O` provides every required operation of the contract (the
+//! optional ones are detected where they are used).
 template <class O>
 inline constexpr bool is_fs_ops_v = std::is_copy_constructible<O>::value && has_dir_handle_v<O> &&
                                     has_lock_file_v<O>
@@ -202,3 +219,6 @@ struct check_fs_ops {
 }  // namespace detail
 
 }  // namespace file_reflink
+
+// The copy the library makes over these operations.
+#include <file_reflink/detail/copy.hpp>

@@ -95,6 +95,13 @@ struct extent {
   bool shared = false;
 };
 
+//! One data segment of a file: a range between holes, as
+//! `SEEK_DATA`/`SEEK_HOLE` find it.
+struct segment {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
 //! How a copy was made.
 enum class copy_method : std::uint8_t {
   none,             //!< nothing to copy (an empty source or a copy to size 0)
@@ -119,7 +126,7 @@ inline const char* to_string(copy_method m) noexcept {
 //! no destination behind).
 using progress_callback = std::function<bool(std::uint64_t done, std::uint64_t total)>;
 
-//! How `copy` copies.
+//! How the library's copy (clone, range copy, sparse copy) copies.
 struct copy_options {
   //! Resize the destination to this size: a larger size adds a hole at the
   //! end, a smaller one copies only what fits, 0 copies nothing.
@@ -128,11 +135,12 @@ struct copy_options {
   progress_callback progress;
   //! Try `FICLONE` first (tests and benchmarks turn it off to time a fallback).
   bool try_clone = true;
-  //! Try `copy_file_range` before the in-process copy.
+  //! Try `copy_file_range` (the policy's `copy_range`, where it has one)
+  //! before the in-process copy.
   bool try_copy_file_range = true;
 };
 
-//! What `copy` did.
+//! What a copy did.
 struct copy_result {
   copy_method method = copy_method::none;
   //! Bytes of data cloned or copied (holes excluded).

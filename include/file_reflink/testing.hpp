@@ -85,7 +85,26 @@ class forwarding_fs_ops {
   FILE_REFLINK_FS_OPERATIONS(FILE_REFLINK_FORWARD_)
 #undef FILE_REFLINK_FORWARD_
 
+  // The optional operations: forwarded where `Inner` has them; where it
+  // lacks one, the call fails with `std::errc::operation_not_supported`, which
+  // the library takes as "not available".
+#define FILE_REFLINK_FORWARD_OPTIONAL_(name, ret, params)                                             \
+  template <class... A>                                                                               \
+  ret name(A&&... a) const noexcept {                                                                 \
+    if (const std::error_code ec = hook_.before(fs_op::name)) return injected_failure(fs_op::name, ec, a...); \
+    if constexpr (has_##name##_v<Inner> && sizeof...(A) >= 0) {                                       \
+      return inner_.name(std::forward<A>(a)...);                                                      \
+    } else {                                                                                          \
+      return injected_failure(fs_op::name, std::make_error_code(std::errc::operation_not_supported), a..., \
+                              not_provided{});                                                        \
+    }                                                                                                 \
+  }
+  FILE_REFLINK_FS_OPTIONAL_OPERATIONS(FILE_REFLINK_FORWARD_OPTIONAL_)
+#undef FILE_REFLINK_FORWARD_OPTIONAL_
+
  private:
+  //! Marks a failure as the inner policy's missing operation, not an injection.
+  struct not_provided {};
   //! "rename 'a' -> 'b' (injected): reason": the operation and the paths it
   //! was given, as the policy itself would say them.
   template <class... A>
@@ -101,7 +120,7 @@ class forwarding_fs_ops {
         }
       };
       (add(a), ...);
-      return m + " (injected)";
+      return m + ((std::is_same<A, not_provided>::value || ...) ? " (not provided)" : " (injected)");
     });
   }
 

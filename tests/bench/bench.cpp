@@ -718,7 +718,8 @@ void run_copy(const std::string& label, const std::string& src_dir, const std::s
     auto run_ours = [&] {
       settle(ours);
       const auto t0 = clk::now();
-      auto r = ops.copy(sh.value().handle, "copy-source.img", dh.value().handle, "copy-ours.img", fr::copy_options{});
+      auto r = fr::detail::copy_file(ops, sh.value().handle, "copy-source.img", dh.value().handle, "copy-ours.img",
+                                     fr::copy_options{});
       check(r, label + " copy");
       fsync_file(ours);
       const auto t1 = clk::now();

@@ -30,8 +30,8 @@ struct call {
   file_time t;            //!< mtime
   create_mode mode = create_mode::exclusive;
   bool create = false;     //!< open_dir
-  copy_options copy;       //!< without the progress callback
-  const void* data = nullptr;  //!< write: the caller's bytes (they outlive the replay)
+  const void* data = nullptr;  //!< write: the bytes, kept in `bytes`
+  std::shared_ptr<const std::vector<char>> bytes;
   int err = 0;                 //!< what it returned: 0, the errno, or -1 for a library condition
 };
 
@@ -45,8 +45,10 @@ inline std::size_t count(const recording& r, fs_op op) {
   return n;
 }
 
-inline const path& dir_of(const LinuxFsOps::dir_handle& h) { return h.dir_path(); }
-inline const path& dir_of(const MemoryFsOps::dir_handle& h) { return h.abs_path(); }
+template <class H>
+const path& dir_of(const H& h) {
+  return h.dir_path();
+}
 
 //! `Inner`, recording every call while a recording is open. Copies share
 //! the recorder, as a pool's copies of its policy must.
@@ -109,7 +111,12 @@ public:
     call c = one(fs_op::write, h, rel);
     c.x = off;
     c.y = len;
-    c.data = data;
+    if (on()) {
+      // The caller's buffer may not outlive the replay (a copy's does not).
+      auto kept = std::make_shared<std::vector<char>>(static_cast<const char*>(data), static_cast<const char*>(data) + len);
+      c.data = kept->data();
+      c.bytes = std::move(kept);
+    }
     return done(push(std::move(c)), inner_.write(h, rel, off, data, len));
   }
   result<void> resize(const dir_handle& h, const path& rel, std::uint64_t size) const noexcept {
@@ -155,13 +162,17 @@ public:
   result<void> clone(const dir_handle& sh, const path& src, const dir_handle& dh, const path& dst) const noexcept {
     return done(push(two(fs_op::clone, sh, src, dh, dst)), inner_.clone(sh, src, dh, dst));
   }
-  result<copy_result> copy(const dir_handle& sh, const path& src, const dir_handle& dh, const path& dst,
-                           const copy_options& opts) const noexcept {
-    call c = two(fs_op::copy, sh, src, dh, dst);
-    c.copy.size = opts.size;
-    c.copy.try_clone = opts.try_clone;
-    c.copy.try_copy_file_range = opts.try_copy_file_range;
-    return done(push(std::move(c)), inner_.copy(sh, src, dh, dst, opts));
+  result<std::vector<segment>> data_segments(const dir_handle& h, const path& rel, std::uint64_t limit) const noexcept {
+    call c = one(fs_op::data_segments, h, rel);
+    c.x = limit;
+    return done(push(std::move(c)), inner_.data_segments(h, rel, limit));
+  }
+  result<std::uint64_t> copy_range(const dir_handle& sh, const path& src, const dir_handle& dh, const path& dst,
+                                   std::uint64_t off, std::uint64_t len) const noexcept {
+    call c = two(fs_op::copy_range, sh, src, dh, dst);
+    c.x = off;
+    c.y = len;
+    return done(push(std::move(c)), inner_.copy_range(sh, src, dh, dst, off, len));
   }
   result<unsigned> notify_resize(const dir_handle& h, const path& rel) const noexcept {
     return done(push(one(fs_op::notify_resize, h, rel)), inner_.notify_resize(h, rel));

@@ -92,7 +92,7 @@ public:
     for (auto& d : dirs_) ::close(d.second);
   }
   linux_replayer(linux_replayer&& o) noexcept
-      : from_(std::move(o.from_)), to_(std::move(o.to_)), dirs_(std::move(o.dirs_)), no_reflinks_(std::move(o.no_reflinks_)) {
+      : from_(std::move(o.from_)), to_(std::move(o.to_)), dirs_(std::move(o.dirs_)) {
     o.dirs_.clear();
   }
   linux_replayer(const linux_replayer&) = delete;
@@ -290,7 +290,24 @@ private:
         }
         return 0;
       }
-      case fs_op::copy: return copy(c);
+      case fs_op::data_segments: {
+        where w;
+        if (int e = resolve(dir(c.dir1), c.a, w)) return e;
+        unique_fd_t fd;
+        if (int e = open_at(w, O_RDONLY, fd)) return e;
+        std::vector<li::segment> segments;
+        return li::data_segments(fd.get(), c.x, segments);
+      }
+      case fs_op::copy_range: {
+        where a, b;
+        if (int e = resolve(dir(c.dir1), c.a, a)) return e;
+        if (int e = resolve(dir(c.dir2), c.b, b)) return e;
+        unique_fd_t in, out;
+        if (int e = open_at(a, O_RDONLY, in)) return e;
+        if (int e = open_at(b, O_WRONLY, out)) return e;
+        loff_t off_in = static_cast<loff_t>(c.x), off_out = off_in;
+        return ::copy_file_range(in.get(), &off_in, out.get(), &off_out, c.y, 0u) < 0 ? errno : 0;
+      }
       case fs_op::notify_resize:
       case fs_op::probe_reflink: {
         // Rare, and not on any timed path: the policy's own code.
@@ -316,57 +333,8 @@ private:
     return li::for_each_fiemap_extent(fd, FIEMAP_MAX_OFFSET, true, [](const struct fiemap_extent&, std::uint64_t) {});
   }
 
-  //! LinuxFsOps::copy without its wrapping: FICLONE and its byte count, or
-  //! the segment walk and the in-kernel or in-process copy.
-  int copy(const call& c) {
-    namespace li = file_reflink::detail::linux_impl;
-    where a, b;
-    if (int e = resolve(dir(c.dir1), c.a, a)) return e;
-    unique_fd_t in, out;
-    if (int e = open_at(a, O_RDONLY, in)) return e;
-    struct stat st;
-    if (::fstat(in.get(), &st) < 0) return errno;
-    if (int e = resolve(dir(c.dir2), c.b, b)) return e;
-    if (int e = open_at(b, O_WRONLY | O_CREAT | O_EXCL, out, 0600)) return e;
-    file_reflink::detail::unlink_guard guard(b.dir, b.name);
-    const auto src_size = static_cast<std::uint64_t>(st.st_size);
-    const std::uint64_t final_size = c.copy.size.value_or(src_size);
-    const std::uint64_t limit = std::min(src_size, final_size);
-    bool& no_reflinks = no_reflinks_[moved(c.dir2, from_, to_)];
-    progress_callback none;
-    if (limit > 0 && c.copy.try_clone && !no_reflinks) {
-      if (::ioctl(out.get(), li::ioc_ficlone, in.get()) == 0) {
-        std::uint64_t total = 0;
-        if (int e = li::mapped_data_bytes(in.get(), limit, total)) return e;
-        if (final_size != src_size && ::ftruncate(out.get(), static_cast<off_t>(final_size)) < 0) return errno;
-        guard.dismiss();
-        return 0;
-      }
-      const int e = errno;
-      if (e == EOPNOTSUPP) no_reflinks = true;
-      else if (e != EXDEV && e != EBADF && e != EINVAL) return e;
-    }
-    std::vector<li::segment> segments;
-    if (int e = li::data_segments(in.get(), limit, segments)) return e;
-    std::uint64_t total = 0;
-    for (const auto& s : segments) total += s.length;
-    file_reflink::detail::progress_meter meter(none, total);
-    if (::ftruncate(out.get(), static_cast<off_t>(final_size)) < 0) return errno;
-    bool done = limit == 0;
-    if (!done && c.copy.try_copy_file_range) {
-      const int e = li::copy_segments_in_kernel(in.get(), out.get(), segments, meter);
-      if (e == 0) done = true;
-      else if (meter.done() > 0 || (e != EXDEV && e != EOPNOTSUPP && e != EINVAL && e != ENOSYS && e != EBADF)) return e;
-    }
-    if (!done)
-      if (int e = li::copy_segments_buffered(in.get(), out.get(), segments, meter)) return e;
-    guard.dismiss();
-    return 0;
-  }
-
   std::string from_, to_;
   std::map<std::string, int> dirs_;
-  std::map<std::string, bool> no_reflinks_;
   std::vector<char> buffer_;
 };
 
@@ -426,7 +394,8 @@ private:
       case fs_op::statvfs: return code(ops_.statvfs(dir(c.dir1)));
       case fs_op::extents: return code(ops_.extents(dir(c.dir1), c.a));
       case fs_op::clone: return code(ops_.clone(dir(c.dir1), c.a, dir(c.dir2), c.b));
-      case fs_op::copy: return code(ops_.copy(dir(c.dir1), c.a, dir(c.dir2), c.b, c.copy));
+      case fs_op::data_segments: return code(ops_.data_segments(dir(c.dir1), c.a, c.x));
+      case fs_op::copy_range: return code(ops_.copy_range(dir(c.dir1), c.a, dir(c.dir2), c.b, c.x, c.y));
       case fs_op::notify_resize: return code(ops_.notify_resize(dir(c.dir1), c.a));
       case fs_op::probe_reflink: return code(ops_.probe_reflink(dir(c.dir1)));
       case fs_op::path_of:

@@ -4,7 +4,8 @@
 // rename: result<void> rename(const dir_handle& dir, const path& from, ...)"),
 // which the ctest entry looks for in the compiler's output.
 // Built with FILE_REFLINK_WITH_RENAME it must compile: the control that
-// proves nothing else is wrong with this policy or with the way it is used.
+// proves nothing else is wrong with this policy or with the way it is used
+// (it has none of the optional operations, copy_range and notify_resize).
 #include <file_reflink/pool.hpp>
 
 namespace {
@@ -36,10 +37,8 @@ struct PolicyWithoutRename {
   result<std::vector<dir_entry>> list(const dir_handle&, const path&) noexcept;
   result<fs_space> statvfs(const dir_handle&) noexcept;
   result<std::vector<extent>> extents(const dir_handle&, const path&) noexcept;
+  result<std::vector<segment>> data_segments(const dir_handle&, const path&, std::uint64_t) noexcept;
   result<void> clone(const dir_handle&, const path&, const dir_handle&, const path&) noexcept;
-  result<copy_result> copy(const dir_handle&, const path&, const dir_handle&, const path&,
-                           const copy_options&) noexcept;
-  result<unsigned> notify_resize(const dir_handle&, const path&) noexcept;
   result<bool> probe_reflink(const dir_handle&) noexcept;
   result<lock_file> open_lock(const dir_handle&, const path&) noexcept;
   result<bool> lock(const lock_file&, std::uint64_t, lock_mode, bool) noexcept;
@@ -54,6 +53,8 @@ static_assert(sizeof(file_reflink::Pool<PolicyWithoutRename>) > 0);
 
 #ifdef FILE_REFLINK_WITH_RENAME
 static_assert(file_reflink::is_fs_ops_v<PolicyWithoutRename>, "the control policy must be complete");
+static_assert(!file_reflink::has_copy_range_v<PolicyWithoutRename> &&
+              !file_reflink::has_notify_resize_v<PolicyWithoutRename>);
 #else
 static_assert(!file_reflink::has_rename_v<PolicyWithoutRename>);
 #endif

@@ -23,6 +23,15 @@ struct LacksRename : MemoryFsOps {
 static_assert(!FsOps<LacksRename>);
 static_assert(!has_rename_v<LacksRename>);
 
+//! The optional operations may be missing: still a policy.
+struct WithoutOptional : MemoryFsOps {
+  void copy_range() = delete;
+  void notify_resize() = delete;
+};
+static_assert(FsOps<WithoutOptional>);
+static_assert(!has_copy_range_v<WithoutOptional> && !has_notify_resize_v<WithoutOptional>);
+static_assert(has_copy_range_v<MemoryFsOps> && has_notify_resize_v<LinuxFsOps>);
+
 //! An operation that is there but may throw is not good enough.
 struct ThrowingStat : MemoryFsOps {
   result<file_stat> stat(const dir_handle&, const path&) { return file_stat{}; }

@@ -908,7 +908,7 @@ outcome execute(side<Ops>& s, const call& c, const time_window& w) {
           return true;
         };
       }
-      auto r = ops.copy(h1, p1, h2, p2, o);
+      auto r = file_reflink::detail::copy_file(ops, h1, p1, h2, p2, o);
       const std::string progress = reports.empty() ? "" : " progress:" + reports;
       if (!r) {
         outcome out = failed_outcome(r);

@@ -446,7 +446,7 @@ public:
     qubes_prune(vid, keep);
     const std::string data = test::pattern(static_cast<std::size_t>(len), seed);
     const std::string tmp = clean_name(vid) + "~qubes" + std::to_string(steps_);
-    if (!actor(fx_.ops.copy(h_, clean_name(vid), h_, tmp, copy_options{}), "copy") ||
+    if (!actor(file_reflink::detail::copy_file(fx_.ops, h_, clean_name(vid), h_, tmp, copy_options{}), "copy") ||
         !actor(fx_.ops.write(h_, tmp, offset, data.data(), data.size()), "write") ||
         !actor(fx_.ops.rename(h_, tmp, clean_name(vid)), "rename") || !qubes_precache(vid))
       return;
@@ -706,7 +706,7 @@ private:
     for (auto& r : v.revs)
       if (r.n == n && r.stamp == st.stamp) return false;
     const std::string name = revision_name(vid, n, st.stamp), tmp = name + "~qubes" + std::to_string(steps_);
-    if (!actor(fx_.ops.copy(h_, clean_name(vid), h_, tmp, copy_options{}), "copy") ||
+    if (!actor(file_reflink::detail::copy_file(fx_.ops, h_, clean_name(vid), h_, tmp, copy_options{}), "copy") ||
         !actor(fx_.ops.rename(h_, tmp, name), "rename"))
       return false;
     revision r;
@@ -746,7 +746,7 @@ private:
   bool qubes_precache(const std::string& vid) {
     const std::string tmp = precache_name(vid) + "~qubes" + std::to_string(steps_);
     auto st = fx_.ops.stat(h_, clean_name(vid));
-    return actor(st, "stat") && actor(fx_.ops.copy(h_, clean_name(vid), h_, tmp, copy_options{}), "copy") &&
+    return actor(st, "stat") && actor(file_reflink::detail::copy_file(fx_.ops, h_, clean_name(vid), h_, tmp, copy_options{}), "copy") &&
            actor(fx_.ops.set_mtime(h_, tmp, st.value().mtime), "set_mtime") &&
            actor(fx_.ops.rename(h_, tmp, precache_name(vid)), "rename");
   }

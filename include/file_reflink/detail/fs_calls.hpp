@@ -134,7 +134,7 @@ public:
   //! when this copy found the filesystem without reflinks.
   result<copy_result> copy_file(const handle& src_h, const path& src, const handle& dst_h, const path& dst,
                                 copy_options opts) {
-    auto copied = ops.copy(src_h, src, dst_h, dst, opts);
+    auto copied = detail::copy_file(ops, src_h, src, dst_h, dst, opts);
     spaces.bump();
     FILE_REFLINK_TRY(auto r, std::move(copied));
     if (r.reflink_unsupported_noticed) warn_no_reflinks(dst_h);

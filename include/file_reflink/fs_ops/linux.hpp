@@ -14,7 +14,6 @@
 
 #include <file_reflink/detail/decl.hpp>
 #include <file_reflink/error.hpp>
-#include <file_reflink/fs_ops/linux/copy.hpp>
 #include <file_reflink/fs_ops/linux/resolve.hpp>
 #include <file_reflink/fs_ops/linux/segments.hpp>
 #include <file_reflink/fs_ops/linux/syscalls.hpp>
@@ -44,9 +43,12 @@ public:
       static const path none;
       return state_ ? state_->abs : none;
     }
-    //! A copy into this directory found its filesystem without reflinks;
-    //! later copies go straight to the fallback.
-    bool reflinks_unsupported() const noexcept { return state_ && state_->no_reflinks.load(); }
+    //! A copy into this directory (or `probe_reflink`) found its filesystem
+    //! without reflinks; later copies go straight to the fallback.
+    bool no_reflinks() const noexcept { return state_ && state_->no_reflinks.load(); }
+    //! Remember that the filesystem has no reflinks (shared by the handle's
+    //! copies). True for the call that set it, so the fallback is noticed once.
+    bool set_no_reflinks() const noexcept { return state_ && !state_->no_reflinks.exchange(true); }
     //! Whether a directory is held.
     explicit operator bool() const noexcept { return static_cast<bool>(state_); }
 
@@ -140,23 +142,27 @@ public:
   //! The file's data extents as the filesystem maps them (FIEMAP, after a
   //! sync so delayed allocations show), each with its shared flag, none
   //! merged. Unwritten (preallocated) extents read as zeros and are not
-  //! data, as SEEK_DATA and `copy` count them: XFS leaves some inside a file
+  //! data, as SEEK_DATA and a copy count them: XFS leaves some inside a file
   //! that grew over its speculative preallocation.
   result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept;
 
+  //! The data segments of the file below `limit` (SEEK_DATA/SEEK_HOLE),
+  //! what a sparse copy moves; all of it where the filesystem has no
+  //! SEEK_DATA. A directory: EISDIR.
+  result<std::vector<segment>> data_segments(const dir_handle& h, const path& rel, std::uint64_t limit) const noexcept;
+
   //! A new file `dst` (exclusive, 0600) sharing every extent of `src`
-  //! (FICLONE). No fallback: a caller that wants one uses `copy`. A failed
+  //! (FICLONE). No fallback: the library's copy falls back. A failed
   //! clone leaves no `dst`.
   result<void> clone(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst) const
       noexcept;
 
-  //! A new file `dst` (exclusive, 0600) with `src`'s bytes, holes kept:
-  //! FICLONE; on EOPNOTSUPP/EXDEV/EINVAL/EBADF `copy_file_range` per data
-  //! segment; where that cannot start (EXDEV, EOPNOTSUPP, EINVAL, ENOSYS,
-  //! EBADF), reads and writes in this process. Any other errno is an error,
-  //! and no failure or cancel leaves `dst` behind.
-  result<copy_result> copy(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst,
-                           const copy_options& opts) const noexcept;
+  //! One `copy_file_range` of up to `len` bytes at `offset` in both files
+  //! (`dst` exists): in the kernel, which may share the blocks (btrfs, XFS)
+  //! or copy them on an NFS server. Returns the bytes copied: fewer than
+  //! `len` when the call stops early, 0 at the source's end.
+  result<std::uint64_t> copy_range(const dir_handle& src_h, const path& src, const dir_handle& dst_h, const path& dst,
+                                   std::uint64_t offset, std::uint64_t len) const noexcept;
 
   //! Tells every loop device backed by the file that its size changed
   //! (LOOP_SET_CAPACITY), so a running VM sees a resized disk. Returns how

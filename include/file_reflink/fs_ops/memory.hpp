@@ -38,17 +38,15 @@
 #pragma once
 
 #include <file_reflink/detail/memory_extents.hpp>
-#include <file_reflink/detail/progress_meter.hpp>
+#include <file_reflink/detail/memory_handles.hpp>
 #include <file_reflink/detail/memory_state.hpp>
 #include <file_reflink/detail/memory_types.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_types.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -80,26 +78,8 @@ class MemoryFsOps {
   using kind = detail::memfs::kind;
 
 public:
-  //! An open directory, like a held fd: it keeps the directory (and its
-  //! filesystem) alive even after the directory is removed or unmounted.
-  //! Use it only with the `MemoryFsOps` (or a copy of it) that opened it.
-  class dir_handle {
-  public:
-    dir_handle() = default;
-    //! The absolute path the directory was opened as (messages, `path_of`).
-    const path& abs_path() const noexcept { return path_; }
-    //! Whether a copy or `probe_reflink` through this handle (or a copy of
-    //! it) found its filesystem without reflinks: remembered per opened
-    //! directory, as LinuxFsOps does.
-    bool no_reflinks() const noexcept { return no_reflinks_ && no_reflinks_->load(); }
-
-  private:
-    friend class MemoryFsOps;
-    std::shared_ptr<Filesystem> fs_;  // declared before dir_, so it outlives it
-    InodePtr dir_;
-    path path_;
-    std::shared_ptr<std::atomic<bool>> no_reflinks_;
-  };
+  //! An open directory, like a held fd (see `detail::memfs::dir_handle`).
+  using dir_handle = detail::memfs::dir_handle;
 
   //! A fresh filesystem with "/" as its root (reflinks, 1 TiB).
   MemoryFsOps() : s_(std::make_shared<State>()) {}
@@ -123,11 +103,9 @@ public:
 
   //! The absolute path of `rel` (lexical): for messages and for a VM to attach.
   result<path> path_of(const dir_handle& h, const path& rel) const noexcept {
-    try {
-      return rel.empty() ? h.path_ : h.path_ / rel;
-    } catch (...) {
-      return errno_failure_nothrow(ENOMEM, [&] { return "path_of '" + rel.string() + "'"; });
-    }
+    return detail::exception_boundary<result<path>>(
+        [&] { return "path_of '" + rel.string() + "'"; },
+        [&]() -> result<path> { return rel.empty() ? h.path_ : h.path_ / rel; });
   }
 
   result<void> mkdir(const dir_handle& h, const path& rel) const noexcept;
@@ -199,16 +177,23 @@ public:
   //! directory: EOPNOTSUPP, as btrfs and XFS say; ext4 maps its block.
   result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept;
 
+  //! The data segments below `limit` (SEEK_DATA/SEEK_HOLE): the extents,
+  //! contiguous ones merged. A directory: EISDIR.
+  result<std::vector<segment>> data_segments(const dir_handle& h, const path& rel, std::uint64_t limit) const noexcept;
+
   //! FICLONE into a new file (exclusive, 0600): O(extents), no fallback.
   //! As LinuxFsOps: the source opened, the destination created, then the
   //! ioctl (EXDEV, EISDIR, EOPNOTSUPP), and a failed one removed again.
   result<void> clone(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
                      const path& dst) const noexcept;
 
-  //! Clone, else copy_file_range, else a sparse copy, as `LinuxFsOps` does;
-  //! holes stay holes and a failed or cancelled copy leaves no destination.
-  result<copy_result> copy(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst,
-                           const copy_options& opts) const noexcept;
+  //! copy_file_range(2) of up to `len` bytes at `offset` into the existing
+  //! `dst`: between two filesystems EXDEV; where reflinks work, whole blocks
+  //! shared (the source's partial last block only into the destination's
+  //! last block), else (and for a cut tail) the bytes written. Returns the
+  //! bytes copied, 0 at the source's end.
+  result<std::uint64_t> copy_range(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
+                                   const path& dst, std::uint64_t offset, std::uint64_t len) const noexcept;
 
   //! LOOP_SET_CAPACITY on every attached loop device backed by the file.
   //! The name is lstat'ed: a symlink or a directory backs no device (0).
@@ -222,38 +207,8 @@ public:
   // ---- lock files ----
 
   //! An open lock file, as `LinuxFsOps`'s: its byte locks belong to this
-  //! open (shared by the handle's copies) and are released when the last
-  //! copy goes, as when a process dies, or at `crash()`.
-  class lock_file {
-  public:
-    lock_file() = default;
-
-  private:
-    friend class MemoryFsOps;
-    //! The open itself: its identity owns the locks; it releases them.
-    struct open_file {
-      std::weak_ptr<State> state;
-      InodePtr inode;
-      std::set<std::uint64_t> held;
-      ~open_file() {
-        auto s = state.lock();
-        if (!s || held.empty()) return;
-        {
-          std::lock_guard<std::recursive_mutex> lock(s->mutex);
-          for (std::uint64_t off : held) {
-            auto it = s->locks.find({inode.get(), off});
-            if (it == s->locks.end()) continue;
-            it->second.shared.erase(this);
-            if (it->second.exclusive == this) it->second.exclusive = nullptr;
-            if (!it->second.exclusive && it->second.shared.empty()) s->locks.erase(it);
-          }
-        }
-        s->locks_released();
-      }
-    };
-    std::shared_ptr<open_file> open_;
-    path abs_;
-  };
+  //! open (see `detail::memfs::lock_file`).
+  using lock_file = detail::memfs::lock_file;
 
   //! Opens (creating it, 0600) the lock file `rel`; a new open, whose locks
   //! are its own.
@@ -374,54 +329,8 @@ public:
   std::size_t memory_bytes() const;
 
 private:
-  //! One contract call: its operation and the path(s) it names, made
-  //! absolute only when a message, an observer or a fault needs them.
-  struct Call {
-    Call(fs_op o, const char* w, const path* abs) : op(o), word(w), abs_path(abs) {}
-    Call(fs_op o, const char* w, const dir_handle* h, const path* rel) : op(o), word(w), h1(h), r1(rel) {}
-    Call(fs_op o, const char* w, const dir_handle* a, const path* ra, const dir_handle* b, const path* rb)
-        : op(o), word(w), h1(a), r1(ra), h2(b), r2(rb) {}
-
-    fs_op op;
-    const char* word;
-    const path* abs_path = nullptr;
-    const dir_handle* h1 = nullptr;
-    const path* r1 = nullptr;
-    const dir_handle* h2 = nullptr;
-    const path* r2 = nullptr;
-
-    static std::string join(const dir_handle& h, const path* rel) {
-      return (rel == nullptr || rel->empty()) ? h.path_.string() : (h.path_ / *rel).string();
-    }
-    bool two() const noexcept { return h2 != nullptr; }
-    std::string first() const { return abs_path ? abs_path->string() : join(*h1, r1); }
-    std::string second() const { return join(*h2, r2); }
-    //! "<op> '<path>'" or "<op> '<src>' -> '<dst>'".
-    std::string what() const {
-      const std::string a = first();
-      const std::string b = two() ? second() : std::string();
-      std::string w;
-      w.reserve(std::strlen(word) + a.size() + b.size() + 48);  // room for ": <reason>" too
-      w += word;
-      w += " '";
-      w += a;
-      w += '\'';
-      if (two()) {
-        w += " -> '";
-        w += b;
-        w += '\'';
-      }
-      return w;
-    }
-    std::string observed() const { return two() ? first() + " -> " + second() : first(); }
-  };
-
-  //! A name's slot: the directory holding it, the name, and what is there now.
-  struct Slot {
-    InodePtr parent;
-    std::string_view name;
-    InodePtr node;
-  };
+  using Call = detail::memfs::Call;
+  using Slot = detail::memfs::Slot;
 
   //! What a failed call returns before it becomes a `result`.
   using failure_t = decltype(errno_failure(0, std::string()));
@@ -437,43 +346,11 @@ private:
 
   //! Run one contract call: observer, lock, admission, body; no exception escapes.
   template <class T, class F>
-  result<T> run(const Call& c, F&& body) const noexcept {
-    try {
-      if (s_->has_observer.load()) {
-        std::shared_ptr<const detail::memfs::observer_fn> obs;
-        {
-          std::lock_guard<std::recursive_mutex> lock(s_->mutex);
-          obs = s_->observer;
-        }
-        if (obs) {
-          try {
-            (*obs)(c.op, c.observed());
-          } catch (...) {
-          }
-        }
-      }
-      std::lock_guard<std::recursive_mutex> lock(s_->mutex);
-      if (int err = admit(c)) return fail(c, err);
-      return body();
-    } catch (const std::bad_alloc&) {
-      return errno_failure_nothrow(ENOMEM, [&] { return c.what(); });
-    } catch (...) {
-      return errno_failure_nothrow(EIO, [&] { return c.what(); });
-    }
-  }
+  result<T> run(const Call& c, F&& body) const noexcept;
 
   //! Run a test-inspection function under the lock; no exception escapes.
   template <class T, class F>
-  result<T> locked(const char* what, const path& abs, F&& body) const noexcept {
-    try {
-      std::lock_guard<std::recursive_mutex> lock(s_->mutex);
-      return body();
-    } catch (const std::bad_alloc&) {
-      return errno_failure_nothrow(ENOMEM, [&] { return std::string(what) + " '" + abs.string() + "'"; });
-    } catch (...) {
-      return errno_failure_nothrow(EIO, [&] { return std::string(what) + " '" + abs.string() + "'"; });
-    }
-  }
+  result<T> locked(const char* what, const path& abs, F&& body) const noexcept;
 
   //! "<what> '<abs>': <reason>" for a test-inspection function.
   static failure_t api_fail(const char* what, const path& abs, int err);
@@ -496,10 +373,6 @@ private:
   static file_type type_of(const Inode& n) noexcept;
 
   static file_stat make_stat(const Inode& n);
-
-  //! Bytes per copy_file_range call and per read/write of the buffered copy,
-  //! as LinuxFsOps moves them (one progress report each).
-  static constexpr std::uint64_t copy_chunk = std::uint64_t(4) << 20;
 
   //! What a loop device sees of its file: whole 512-byte sectors.
   static std::uint64_t loop_size(const Inode& n) noexcept { return n.file->size & ~std::uint64_t{511}; }
@@ -566,15 +439,11 @@ private:
   //! btrfs zeroes up to the end of the last block, past the end of file.
   int punch(Inode& n, std::uint64_t off, std::uint64_t end) const;
 
-  //! The copy, as LinuxFsOps makes it: the source opened, the destination
-  //! created (exclusive), then FICLONE and an ftruncate to the final size;
-  //! or the ftruncate, then copy_file_range per data segment (on btrfs and
-  //! XFS a remap of whole blocks, the cut tail of a segment copied), or the
-  //! buffered copy. The new file gets its name only once complete; a
-  //! failure or cancel leaves none, but its directory's times moved (the
-  //! file was made and removed again).
-  result<copy_result> do_copy(const Call& c, const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
-                              const path& dst, const copy_options& opts) const;
+  //! The remap a range copy makes where reflinks work: whole blocks of
+  //! `sn` from block-aligned `off` shared into `dn` (the last partial block
+  //! only into `dn`'s last block, both of the same size); the bytes shared,
+  //! 0 when not one block can be.
+  std::uint64_t remap_range(Inode& dn, const Inode& sn, std::uint64_t off, std::uint64_t len) const;
 
   std::shared_ptr<State> s_;
 };

@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,20 +61,8 @@ static_assert(ioc_fiemap == FS_IOC_FIEMAP, "FS_IOC_FIEMAP differs from <linux/fs
 //! What `errno_failure` makes: converts to any `result<T>`.
 using failure_t = decltype(errno_failure(0, std::string()));
 
-//! Bytes moved per `copy_file_range` call and the read/write buffer of the
-//! in-process copy: large enough for full-speed I/O, small enough that
-//! progress is reported (and a cancel noticed) often.
-constexpr std::size_t copy_chunk = std::size_t(4) << 20;
 //! Extents fetched per `FS_IOC_FIEMAP` call.
 constexpr std::uint32_t fiemap_batch = 512;
-//! How far ahead of the copy the source's data is asked for
-//! (`POSIX_FADV_WILLNEED`). A sparse image is read a data segment at a time,
-//! each too short for the kernel's own readahead to keep the disk busy;
-//! asking ahead keeps many reads in flight. A cold 1 GiB image holding
-//! 102 MiB in 64 KiB segments copied in 0.25-0.3x the time of
-//! `cp --sparse=always` with it, in 0.9-1.1x without it.
-constexpr std::uint64_t readahead_window = std::uint64_t(64) << 20;
-
 //! A timestamp as the contract reports it (any year the kernel keeps).
 inline file_time to_file_time(const struct timespec& t) noexcept {
   return file_time{static_cast<std::int64_t>(t.tv_sec), static_cast<std::uint32_t>(t.tv_nsec)};

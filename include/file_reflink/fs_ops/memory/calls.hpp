@@ -10,6 +10,38 @@
 
 namespace file_reflink {
 
+template <class T, class F>
+result<T> MemoryFsOps::run(const Call& c, F&& body) const noexcept {
+  return detail::exception_boundary<result<T>>([&] { return c.what(); }, [&]() -> result<T> {
+    if (s_->has_observer.load()) {
+      std::shared_ptr<const detail::memfs::observer_fn> obs;
+      {
+        std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+        obs = s_->observer;
+      }
+      if (obs) {
+        try {
+          (*obs)(c.op, c.observed());
+        } catch (...) {
+          // An observer's exception does not fail the call it watched.
+        }
+      }
+    }
+    std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+    if (int err = admit(c)) return fail(c, err);
+    return body();
+  });
+}
+
+template <class T, class F>
+result<T> MemoryFsOps::locked(const char* what, const path& abs, F&& body) const noexcept {
+  return detail::exception_boundary<result<T>>([&] { return std::string(what) + " '" + abs.string() + "'"; },
+                                               [&]() -> result<T> {
+                                                 std::lock_guard<std::recursive_mutex> lock(s_->mutex);
+                                                 return body();
+                                               });
+}
+
 inline MemoryFsOps::failure_t MemoryFsOps::fail(const Call& c, int err) {
   // The message is made only if somebody asks for it (see `error`).
   const std::error_code code(err, std::system_category());

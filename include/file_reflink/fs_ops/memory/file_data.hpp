@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
 //! MemoryFsOps internals: new and removed names, file sizes, writes, holes
-//! and the copy (clone, copy_file_range or sparse copy, as LinuxFsOps makes
-//! it), defined after the class in `memory.hpp`, which includes this file
+//! and the remap of a range copy, defined after the class in `memory.hpp`, which includes this file
 //! at its end.
 #pragma once
 
@@ -124,140 +123,39 @@ inline int MemoryFsOps::punch(Inode& n, std::uint64_t off, std::uint64_t end) co
   return 0;
 }
 
-inline result<copy_result> MemoryFsOps::do_copy(const Call& c, const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
-                            const path& dst, const copy_options& opts) const {
+inline std::uint64_t MemoryFsOps::remap_range(Inode& dn, const Inode& sn, std::uint64_t off, std::uint64_t len) const {
   using namespace detail::memfs;
-  InodePtr sn;
-  if (int err = open_node(src_dir, src, sn)) return fail(c, err);
-  if (sn->type == kind::directory) return fail(c, EISDIR);
-  Slot d;
-  if (int err = locate(dst_dir, dst, d)) return fail(c, err);
-  if (int err = may_create(d)) return fail(c, err);
-  Inode& parent = *d.parent;
-  const auto failed = [&](int err) {
-    touch(parent, s_->now());
-    return fail(c, err);
-  };
-  const auto cancelled = [&] {
-    touch(parent, s_->now());
-    return failure(errc::cancelled, c.what());
-  };
-  Filesystem& dfs = *parent.fs;
-  const bool same_fs = sn->fs == &dfs;
-  const FileData& sf = *sn->file;
+  const FileData& sf = *sn.file;
+  FileData& df = *dn.file;
   const std::uint64_t src_size = sf.size;
-  const std::uint64_t final_size = opts.size ? *opts.size : src_size;
-  const std::uint64_t limit = std::min(final_size, src_size);  // copy only what fits
-  InodePtr n = new_file(dfs);
-  FileData& nf = *n->file;
-  copy_result out;
-
-  if (limit > 0 && opts.try_clone && !dst_dir.no_reflinks_->load()) {
-    // FICLONE: EXDEV between two filesystems comes before EOPNOTSUPP.
-    const int err = !same_fs ? EXDEV : !dfs.reflink ? EOPNOTSUPP : 0;
-    if (err == 0) {
-      // The whole file, counted from its extents below the final size.
-      nf.set_extents(sf.extents);
-      nf.size = src_size;
-      std::uint64_t total = 0;
-      for (const Extent& e : sf.view()) {
-        if (e.logical >= limit) break;
-        total += std::min(limit, e.end()) - e.logical;
-      }
-      detail::progress_meter meter(opts.progress, total);
-      if (!meter.advance(total)) return cancelled();
-      if (final_size != src_size) {
-        if (int e = truncate_check(*n, final_size)) return failed(e);
-        if (int e = set_size(*n, final_size)) return failed(e);
-      }
-      if (!meter.finish()) return cancelled();
-      out.method = copy_method::clone;
-      out.bytes = total;
-    } else if (err == EOPNOTSUPP) {
-      if (!dst_dir.no_reflinks_->exchange(true)) out.reflink_unsupported_noticed = true;
-    }
+  // Whole blocks; the source's partial last block only into the
+  // destination's last block (never inside its end of file).
+  std::uint64_t got = 0, to = 0;
+  if (off % block_size != 0) return 0;
+  if (off + len == src_size && df.size == src_size) {
+    got = len;
+    to = block_up(src_size);
+  } else {
+    got = block_down(len);
+    to = off + got;
   }
-  if (out.method == copy_method::none) {
-    const std::vector<Segment> segs = data_segments(sf.view(), limit);
-    std::uint64_t total = 0;
-    for (const Segment& s : segs) total += s.end - s.begin;
-    detail::progress_meter meter(opts.progress, total);
-    // The final size before any data (a hole at the end if larger).
-    if (int e = truncate_check(*n, final_size)) return failed(e);
-    nf.size = final_size;
-    // Copy [a, b) of the source into new blocks of the new file.
-    std::uint64_t need = 0;
-    const auto copy_bytes = [&](std::uint64_t a, std::uint64_t b) {
-      auto chunk = s_->allocator(dfs).make(block_up(b - a));
-      read_bytes(sf.view(), a, chunk->data(), static_cast<std::size_t>(b - a));
-      std::memset(chunk->data() + (b - a), 0, static_cast<std::size_t>(block_up(b - a) - (b - a)));
-      splice(nf.edit(), a, block_up(b), {Extent{a, block_up(b - a), 0, std::move(chunk)}});
-    };
-    // Share [a, b) (block-aligned, or to the source's last block).
-    const auto share_blocks = [&](std::uint64_t a, std::uint64_t b) {
-      ExtentList pieces;
-      for (const Extent& e : sf.view()) {
-        if (e.end() <= a) continue;
-        if (e.logical >= b) break;
-        Extent p = e;
-        if (p.logical < a) {
-          p.offset += a - p.logical;
-          p.length -= a - p.logical;
-          p.logical = a;
-        }
-        if (p.end() > b) p.length = b - p.logical;
-        pieces.push_back(std::move(p));
-      }
-      splice(nf.edit(), a, b, std::move(pieces));
-    };
-    const bool remap = same_fs && dfs.reflink;
-    if (limit > 0 && opts.try_copy_file_range && (same_fs || segs.empty())) {
-      // copy_file_range, a call per piece of up to copy_chunk bytes. A remap
-      // clones whole blocks, and the source's partial last block only into
-      // the destination's last block (never inside its end of file); it
-      // comes back short before a tail it cannot clone, which the next
-      // call copies.
-      for (const Segment& s : segs) need += remap ? 0 : block_up(s.end) - s.begin;
-      if (need > dfs.free_bytes()) return failed(ENOSPC);
-      for (const Segment& s : segs) {
-        for (std::uint64_t pos = s.begin; pos < s.end;) {
-          const std::uint64_t want = std::min<std::uint64_t>(copy_chunk, s.end - pos);
-          std::uint64_t got = want;
-          if (!remap) {
-            copy_bytes(pos, pos + want);
-          } else if (pos + want == src_size && final_size == src_size) {
-            share_blocks(pos, block_up(src_size));
-          } else if (block_down(want) > 0) {
-            got = block_down(want);
-            share_blocks(pos, pos + got);
-          } else {
-            copy_bytes(pos, pos + want);
-          }
-          pos += got;
-          if (!meter.advance(got)) return cancelled();
-        }
-      }
-      out.method = copy_method::copy_file_range;
+  if (got == 0) return 0;
+  ExtentList pieces;
+  for (const Extent& e : sf.view()) {
+    if (e.end() <= off) continue;
+    if (e.logical >= to) break;
+    Extent p = e;
+    if (p.logical < off) {
+      p.offset += off - p.logical;
+      p.length -= off - p.logical;
+      p.logical = off;
     }
-    if (limit > 0 && out.method == copy_method::none) {
-      for (const Segment& s : segs) need += block_up(s.end) - s.begin;
-      if (need > dfs.free_bytes()) return failed(ENOSPC);
-      for (const Segment& s : segs)
-        for (std::uint64_t pos = s.begin; pos < s.end;) {
-          const std::uint64_t len = std::min<std::uint64_t>(copy_chunk, s.end - pos);
-          copy_bytes(pos, pos + len);
-          pos += len;
-          if (!meter.advance(len)) return cancelled();
-        }
-      out.method = copy_method::sparse_copy;
-    }
-    if (!meter.finish()) return cancelled();
-    out.bytes = meter.done();
+    if (p.end() > to) p.length = to - p.logical;
+    pieces.push_back(std::move(p));
   }
-  nf.dirty = true;
-  n->mtime = n->ctime = dfs.clamp(s_->now());
-  link_new(parent, d.name, std::move(n));
-  return out;
+  splice(df.edit(), off, to, std::move(pieces));
+  df.size = std::max(df.size, off + got);
+  return got;
 }
 
 }  // namespace file_reflink

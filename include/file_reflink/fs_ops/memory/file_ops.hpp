@@ -261,6 +261,19 @@ inline result<std::vector<extent>> MemoryFsOps::extents(const dir_handle& h, con
   });
 }
 
+inline result<std::vector<segment>> MemoryFsOps::data_segments(const dir_handle& h, const path& rel,
+                                                               std::uint64_t limit) const noexcept {
+  const Call c(fs_op::data_segments, "data_segments", &h, &rel);
+  return run<std::vector<segment>>(c, [&]() -> result<std::vector<segment>> {
+    InodePtr n;
+    if (int err = open_file(h, rel, n)) return fail(c, err);
+    std::vector<segment> out;
+    for (const auto& s : detail::memfs::data_segments(n->file->view(), std::min(limit, n->file->size)))
+      out.push_back(segment{s.begin, s.end - s.begin});
+    return out;
+  });
+}
+
 inline result<void> MemoryFsOps::clone(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
                    const path& dst) const noexcept {
   const Call c(fs_op::clone, "clone", &src_dir, &src, &dst_dir, &dst);
@@ -286,10 +299,34 @@ inline result<void> MemoryFsOps::clone(const dir_handle& src_dir, const path& sr
   });
 }
 
-inline result<copy_result> MemoryFsOps::copy(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst,
-                         const copy_options& opts) const noexcept {
-  const Call c(fs_op::copy, "copy", &src_dir, &src, &dst_dir, &dst);
-  return run<copy_result>(c, [&]() -> result<copy_result> { return do_copy(c, src_dir, src, dst_dir, dst, opts); });
+inline result<std::uint64_t> MemoryFsOps::copy_range(const dir_handle& src_dir, const path& src, const dir_handle& dst_dir,
+                                                     const path& dst, std::uint64_t offset, std::uint64_t len) const noexcept {
+  const Call c(fs_op::copy_range, "copy_range", &src_dir, &src, &dst_dir, &dst);
+  return run<std::uint64_t>(c, [&]() -> result<std::uint64_t> {
+    InodePtr sn, dn;
+    if (int err = open_node(src_dir, src, sn)) return fail(c, err);
+    if (int err = open_file(dst_dir, dst, dn)) return fail(c, err);
+    if (sn->type == kind::directory) return fail(c, EISDIR);
+    if (sn->fs != dn->fs) return fail(c, EXDEV);  // as since Linux 5.19
+    if (sn == dn) return fail(c, EINVAL);
+    if (offset > detail::memfs::max_file_size || len > detail::memfs::max_file_size - offset) return fail(c, EINVAL);
+    const std::uint64_t src_size = sn->file->size;
+    if (offset >= src_size || len == 0) return std::uint64_t{0};
+    const std::uint64_t want = std::min(len, src_size - offset);
+    if (offset + want > dn->fs->max_file_size) return fail(c, EFBIG);
+    // btrfs and XFS remap whole blocks first; what is left (a cut tail) is
+    // copied, as the kernel's splice fallback does on ext4 for all of it.
+    std::uint64_t got = dn->fs->reflink ? remap_range(*dn, *sn, offset, want) : 0;
+    if (got == 0) {
+      std::vector<char> buffer(static_cast<std::size_t>(want));
+      detail::memfs::read_bytes(sn->file->view(), offset, buffer.data(), buffer.size());
+      if (int err = write_file_bytes(*dn, offset, buffer.data(), want)) return fail(c, err);
+      got = want;
+    }
+    dn->file->dirty = true;
+    detail::memfs::touch(*dn, s_->now());
+    return got;
+  });
 }
 
 inline result<unsigned> MemoryFsOps::notify_resize(const dir_handle& h, const path& rel) const noexcept {
