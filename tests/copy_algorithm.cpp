@@ -26,6 +26,7 @@ struct bare_ops : Ops {
   explicit bare_ops(Ops ops) : Ops(std::move(ops)) {}
   void copy_range() = delete;
   void notify_resize() = delete;
+  void advise_willneed() = delete;
 };
 
 //! 64 KiB at 0 and 4 KiB at 1 MiB of a 2 MiB file, fsynced; its bytes.
@@ -87,10 +88,42 @@ FILE_REFLINK_FIXTURE_TEST("copy: copy_range copies a range into an existing file
   CHECK(stat_of(fx, fx.dir(), "dst").size == 2 * MiB);
 }
 
+FILE_REFLINK_FIXTURE_TEST("copy: advise_willneed takes a hint for a file's bytes, and refuses what is no file") {
+  make_two_segments(fx, "src");
+  REQUIRE_OK(fx.ops.advise_willneed(fx.dir(), "src", 0, 64 * KiB));
+  REQUIRE_OK(fx.ops.advise_willneed(fx.dir(), "src", MiB, 16 * MiB));  // past the end: the kernel stops there
+  CHECK_ERR(fx.ops.advise_willneed(fx.dir(), "missing", 0, 4 * KiB), std::errc::no_such_file_or_directory);
+  REQUIRE_OK(fx.ops.mkdir(fx.dir(), "d"));
+  CHECK_ERR(fx.ops.advise_willneed(fx.dir(), "d", 0, 4 * KiB), std::errc::is_a_directory);
+}
+
+FILE_REFLINK_FIXTURE_TEST("copy: the copy asks ahead for the source's data only, and a refused hint changes nothing") {
+  const std::string whole = make_two_segments(fx, "src");
+  copy_options buffered = without_clone();
+  buffered.try_copy_file_range = false;
+  {
+    counting_fs_ops<typename Fx::ops_type> ops(fx.ops);
+    auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(ops, fx.dir(), "src", fx.dir(), "dst", buffered));
+    CHECK(r.method == copy_method::sparse_copy);
+    // One hint per data segment (both lie within one window), none for the hole.
+    CHECK(ops.counts()[fs_op::advise_willneed] == 2);
+    CHECK(read_all(fx, fx.dir(), "dst") == whole);
+    REQUIRE_OK(fx.ops.remove(fx.dir(), "dst"));
+  }
+  {
+    faulty_fs_ops<typename Fx::ops_type> ops(fx.ops);
+    ops.faults().fail_always(fs_op::advise_willneed, EIO);
+    auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(ops, fx.dir(), "src", fx.dir(), "dst", buffered));
+    CHECK(r.method == copy_method::sparse_copy);
+    CHECK(r.bytes == 68 * KiB);
+    CHECK(read_all(fx, fx.dir(), "dst") == whole);
+  }
+}
+
 FILE_REFLINK_FIXTURE_TEST("copy: a policy without copy_range copies by reads and writes, holes kept") {
   using ops_type = bare_ops<typename Fx::ops_type>;
   static_assert(is_fs_ops_v<ops_type>);
-  static_assert(!has_copy_range_v<ops_type> && !has_notify_resize_v<ops_type>);
+  static_assert(!has_copy_range_v<ops_type> && !has_notify_resize_v<ops_type> && !has_advise_willneed_v<ops_type>);
   const ops_type ops(fx.ops);
   const std::string whole = make_two_segments(fx, "src");
   auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(ops, fx.dir(), "src", fx.dir(), "dst", without_clone()));
@@ -130,13 +163,34 @@ FILE_REFLINK_FIXTURE_TEST("copy: a pool over a policy that lacks copy_range and 
   REQUIRE_OK(vol.start());
   CHECK(stat_of(fx, h, "vm/private-dirty.img").size == 2 * MiB);
   CHECK(read_at(fx, h, "vm/private-dirty.img", 0, data.size()) == data);
+  // A running volume grows too: no loop device can be told, and none is.
+  REQUIRE_OK(vol.resize(3 * MiB));
+  CHECK(stat_of(fx, h, "vm/private-dirty.img").size == 3 * MiB);
   REQUIRE_OK(vol.stop());
+  CHECK(stat_of(fx, h, "vm/private.img").size == 3 * MiB);
+  CHECK(read_at(fx, h, "vm/private.img", 0, data.size()) == data);
   auto copy = REQUIRE_VALUE(pool.init_volume(volume_config::origin("vm/copy", 2 * MiB)));
   REQUIRE_OK(copy.create());
   CHECK(REQUIRE_VALUE(copy.import_volume(vol)) == (Fx::reflinks ? copy_method::clone : copy_method::sparse_copy));
   REQUIRE_OK(copy.start());
   CHECK(read_at(fx, h, "vm/copy-dirty.img", 0, data.size()) == data);
   REQUIRE_OK(copy.stop());
+
+  // The policy itself, with no decorator: the optional operations are not
+  // there at all, and a running volume's resize compiles and works.
+  using bare_type = bare_ops<typename Fx::ops_type>;
+  c.name = "bare2";
+  c.dir_path = fx.root / "pool2";
+  Pool<bare_type> bare_pool(c, bare_type(fx.ops));
+  REQUIRE_OK(bare_pool.setup());
+  auto v2 = REQUIRE_VALUE(bare_pool.init_volume(volume_config::origin("vm/root", MiB)));
+  REQUIRE_OK(v2.create());
+  REQUIRE_OK(v2.start());
+  REQUIRE_OK(v2.resize(2 * MiB));
+  auto h2 = fx.open(fx.root / "pool2");
+  CHECK(stat_of(fx, h2, "vm/root-dirty.img").size == 2 * MiB);
+  REQUIRE_OK(v2.stop());
+  CHECK(stat_of(fx, h2, "vm/root.img").size == 2 * MiB);
 }
 
 FILE_REFLINK_FIXTURE_TEST("copy: the error of each step is reported with the step named, and no destination stays") {

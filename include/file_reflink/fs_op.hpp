@@ -51,7 +51,8 @@
 //! `std::errc::operation_not_supported` where its inner policy lacks one.
 #define FILE_REFLINK_FS_OPTIONAL_OPERATIONS(X)                                                         \
   X(copy_range, result<std::uint64_t>, (const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst, std::uint64_t offset, std::uint64_t len)) \
-  X(notify_resize, result<unsigned>, (const dir_handle& dir, const path& rel))
+  X(notify_resize, result<unsigned>, (const dir_handle& dir, const path& rel))                         \
+  X(advise_willneed, result<void>, (const dir_handle& dir, const path& rel, std::uint64_t offset, std::uint64_t len))
 
 //! Every operation: the required ones, then the optional ones.
 #define FILE_REFLINK_FS_ALL_OPERATIONS(X) FILE_REFLINK_FS_OPERATIONS(X) FILE_REFLINK_FS_OPTIONAL_OPERATIONS(X)

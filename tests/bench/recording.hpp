@@ -177,6 +177,13 @@ public:
   result<unsigned> notify_resize(const dir_handle& h, const path& rel) const noexcept {
     return done(push(one(fs_op::notify_resize, h, rel)), inner_.notify_resize(h, rel));
   }
+  result<void> advise_willneed(const dir_handle& h, const path& rel, std::uint64_t off, std::uint64_t len) const
+      noexcept {
+    call c = one(fs_op::advise_willneed, h, rel);
+    c.x = off;
+    c.y = len;
+    return done(push(std::move(c)), inner_.advise_willneed(h, rel, off, len));
+  }
   result<bool> probe_reflink(const dir_handle& h) const noexcept {
     return done(push(one(fs_op::probe_reflink, h, path())), inner_.probe_reflink(h));
   }

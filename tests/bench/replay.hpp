@@ -308,6 +308,13 @@ private:
         loff_t off_in = static_cast<loff_t>(c.x), off_out = off_in;
         return ::copy_file_range(in.get(), &off_in, out.get(), &off_out, c.y, 0u) < 0 ? errno : 0;
       }
+      case fs_op::advise_willneed: {
+        where w;
+        if (int e = resolve(dir(c.dir1), c.a, w)) return e;
+        unique_fd_t fd;
+        if (int e = open_at(w, O_RDONLY, fd)) return e;
+        return ::posix_fadvise(fd.get(), static_cast<off_t>(c.x), static_cast<off_t>(c.y), POSIX_FADV_WILLNEED);
+      }
       case fs_op::notify_resize:
       case fs_op::probe_reflink: {
         // Rare, and not on any timed path: the policy's own code.
@@ -397,6 +404,7 @@ private:
       case fs_op::data_segments: return code(ops_.data_segments(dir(c.dir1), c.a, c.x));
       case fs_op::copy_range: return code(ops_.copy_range(dir(c.dir1), c.a, dir(c.dir2), c.b, c.x, c.y));
       case fs_op::notify_resize: return code(ops_.notify_resize(dir(c.dir1), c.a));
+      case fs_op::advise_willneed: return code(ops_.advise_willneed(dir(c.dir1), c.a, c.x, c.y));
       case fs_op::probe_reflink: return code(ops_.probe_reflink(dir(c.dir1)));
       case fs_op::path_of:
       case fs_op::open_lock:

@@ -245,7 +245,7 @@ public:
 
   //! Tell the loop devices backed by `rel` its new size; returns how many.
   result<unsigned> notify_resize(const handle& h, const path& rel) {
-    FILE_REFLINK_TRY(unsigned told, ops.notify_resize(h, rel));
+    FILE_REFLINK_TRY(unsigned told, detail::notify_resize(ops, h, rel));  // 0 where the policy has none
     if (told && cfg.log)
       log(log_level::info, "Told " + std::to_string(told) + " loop device(s) the new size of " + abs(h, rel));
     return told;

@@ -169,6 +169,12 @@ public:
   //! many were told; none attached is 0, not an error.
   result<unsigned> notify_resize(const dir_handle& h, const path& rel) const noexcept;
 
+  //! `posix_fadvise(POSIX_FADV_WILLNEED)` of `len` bytes at `offset`: the
+  //! kernel starts reading them, and the pages stay cached for the reads
+  //! that follow (the copy asks for its data segments ahead of itself).
+  result<void> advise_willneed(const dir_handle& h, const path& rel, std::uint64_t offset,
+                               std::uint64_t len) const noexcept;
+
   //! Whether a clone works in the handle's directory: clones a small
   //! non-empty temporary file, and leaves nothing behind. False (and the
   //! handle remembers it) on EOPNOTSUPP, EINVAL, EXDEV or ENOTTY.

@@ -199,6 +199,11 @@ public:
   //! The name is lstat'ed: a symlink or a directory backs no device (0).
   result<unsigned> notify_resize(const dir_handle& h, const path& rel) const noexcept;
 
+  //! The read-ahead hint: no page cache here, so only what the kernel checks
+  //! (the name opens for reading: ENOENT, EISDIR, a symlink ELOOP).
+  result<void> advise_willneed(const dir_handle& h, const path& rel, std::uint64_t offset,
+                               std::uint64_t len) const noexcept;
+
   //! Whether a clone works here; false (and the handle remembers it) on a
   //! filesystem mounted with `reflink = false`. The probe's O_TMPFILE works
   //! in a removed directory on btrfs and XFS; ext4 makes no inode there (EPERM).

@@ -86,6 +86,26 @@ FILE_REFLINK_DECL result<std::uint64_t> LinuxFsOps::copy_range(const dir_handle&
       });
 }
 
+FILE_REFLINK_DECL result<void> LinuxFsOps::advise_willneed(const dir_handle& h, const path& rel, std::uint64_t offset,
+                                                          std::uint64_t len) const noexcept {
+  return detail::exception_boundary<result<void>>(
+      [&] { return what("advise_willneed", h, rel); },
+      [&]() -> result<void> {
+        constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+        if (offset > max) return fail(EINVAL, "advise_willneed", h, rel);
+        detail::unique_fd fd;
+        if (int err = detail::linux_impl::open_beneath(h.state_.get(), rel, O_RDONLY, fd))
+          return fail(err, "advise_willneed", h, rel);
+        struct stat st;
+        if (::fstat(fd.get(), &st) < 0) return fail(errno, "advise_willneed", h, rel);
+        if (S_ISDIR(st.st_mode)) return fail(EISDIR, "advise_willneed", h, rel);
+        const int err = ::posix_fadvise(fd.get(), static_cast<off_t>(offset),
+                                        static_cast<off_t>(std::min(len, max - offset)), POSIX_FADV_WILLNEED);
+        if (err) return fail(err, "advise_willneed", h, rel);
+        return success();
+      });
+}
+
 FILE_REFLINK_DECL result<unsigned> LinuxFsOps::notify_resize(const dir_handle& h, const path& rel) const noexcept {
   return detail::exception_boundary<result<unsigned>>(
       [&] { return what("notify_resize", h, rel); },

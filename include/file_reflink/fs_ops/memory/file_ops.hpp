@@ -329,6 +329,18 @@ inline result<std::uint64_t> MemoryFsOps::copy_range(const dir_handle& src_dir, 
   });
 }
 
+inline result<void> MemoryFsOps::advise_willneed(const dir_handle& h, const path& rel, std::uint64_t offset,
+                                                 std::uint64_t len) const noexcept {
+  const Call c(fs_op::advise_willneed, "advise_willneed", &h, &rel);
+  return run<void>(c, [&]() -> result<void> {
+    (void)len;  // any length: the kernel stops at the file's end
+    if (offset > detail::memfs::max_file_size) return fail(c, EINVAL);
+    InodePtr n;
+    if (int err = open_file(h, rel, n)) return fail(c, err);
+    return success();
+  });
+}
+
 inline result<unsigned> MemoryFsOps::notify_resize(const dir_handle& h, const path& rel) const noexcept {
   const Call c(fs_op::notify_resize, "notify_resize", &h, &rel);
   return run<unsigned>(c, [&]() -> result<unsigned> {
