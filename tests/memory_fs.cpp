@@ -2,6 +2,7 @@
 // MemoryFsOps-only behaviour: copy-on-write accounting, mounts, the crash
 // model, fault injection and the test-inspection API. What every policy must
 // do alike lives in fs_ops_conformance.cpp.
+#include <file_reflink/detail/copy.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/fs_ops/memory.hpp>
 

@@ -220,6 +220,3 @@ struct check_fs_ops {
 }  // namespace detail
 
 }  // namespace file_reflink
-
-// The copy the library makes over these operations.
-#include <file_reflink/detail/copy.hpp>

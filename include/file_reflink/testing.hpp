@@ -25,6 +25,7 @@
 //! Production code includes `file_reflink.hpp`, which has none of this.
 #pragma once
 
+#include <file_reflink/detail/copy.hpp>
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_op.hpp>
 #include <file_reflink/fs_ops.hpp>

@@ -8,6 +8,7 @@
 //! fsyncs it issued, or -1 on failure (errno set).
 #pragma once
 
+#include <file_reflink/detail/copy.hpp>
 #include <file_reflink/fs_ops/linux.hpp>
 
 #include <dirent.h>

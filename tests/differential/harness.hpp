@@ -28,6 +28,7 @@
 #include "../support/ranges.hpp"
 #include "../support/scratch_fs.hpp"
 
+#include <file_reflink/detail/copy.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/fs_ops/linux.hpp>
 #include <file_reflink/fs_ops/memory.hpp>

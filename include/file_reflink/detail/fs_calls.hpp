@@ -7,6 +7,7 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
+#include <file_reflink/detail/copy.hpp>
 #include <file_reflink/detail/no_throw.hpp>
 #include <file_reflink/detail/space_cache.hpp>
 #include <file_reflink/error.hpp>
