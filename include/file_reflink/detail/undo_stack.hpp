@@ -22,10 +22,22 @@ public:
   undo_stack& operator=(const undo_stack&) = delete;
   ~undo_stack() { run(); }
 
-  //! Undo `f` if the operation fails from now on.
+  //! Undo `f` if the operation fails from now on. Remembering it may need
+  //! memory; without it, the step is undone at once and the allocation
+  //! failure goes on to become the operation's error, so no step is ever
+  //! left in place without its undo.
   template <class F>
-  void push(F&& f) {
-    actions_.emplace_back(std::forward<F>(f));
+  void push(F f) {
+    try {
+      actions_.emplace_back(f);
+    } catch (...) {
+      try {
+        f();
+      } catch (...) {
+        // Best-effort, as in run().
+      }
+      throw;
+    }
   }
 
   //! Forget the newest action without running it: the step it undid was
