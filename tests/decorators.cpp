@@ -63,7 +63,7 @@ FILE_REFLINK_FIXTURE_TEST("decorators: counting_fs_ops counts each call of a poo
   CHECK(ops.counts()[fs_op::create] == 0);
 }
 
-FILE_REFLINK_FIXTURE_TEST("decorators: faulty_fs_ops fails the chosen call; the pool reports it and loses nothing") {
+FILE_REFLINK_FIXTURE_TEST("decorators: faulty_fs_ops fails the chosen call, the pool reports it and loses nothing") {
   using ops_type = faulty_fs_ops<typename Fx::ops_type>;
   ops_type ops(fx.ops);
   auto pool = pool_over(fx, ops);

@@ -240,7 +240,7 @@ TEST_CASE("memory: per-inode overhead stays small") {
   CHECK(two <= 1024);
 }
 
-TEST_CASE("memory: mounts give other devices; clone, rename and link across them fail with EXDEV") {
+TEST_CASE("memory: mounts give other devices, clone, rename and link across them fail with EXDEV") {
   MemoryFsOps fs;
   auto h = open(fs, "/a");
   MEM_REQUIRE_OK(fs.mount("/mnt/b"));
@@ -266,7 +266,7 @@ TEST_CASE("memory: mounts give other devices; clone, rename and link across them
   CHECK_FALSE(fs.shares_extent("/a/f", "/mnt/b/g"));
 }
 
-TEST_CASE("memory: unmount shows the directory beneath; open handles keep the old filesystem") {
+TEST_CASE("memory: unmount shows the directory beneath, open handles keep the old filesystem") {
   MemoryFsOps fs;
   MEM_REQUIRE_OK(fs.mount("/srv/pool", {true, 1ull << 30}));
   auto h = open(fs, "/srv/pool");
@@ -734,7 +734,7 @@ TEST_CASE("memory: punch_hole frees whole blocks and zeroes partial ones") {
   CHECK(fs.stat(h, "f").value().allocated == 0);
 }
 
-TEST_CASE("memory: timestamps come from the injectable clock; ctime always moves") {
+TEST_CASE("memory: timestamps come from the injectable clock, ctime always moves") {
   MemoryFsOps fs;
   std::int64_t now = 1000;
   fs.set_clock([&] { return file_time::from_ns(now); });
@@ -1049,7 +1049,7 @@ TEST_CASE("memory: a call that makes its file and removes it again moves the dir
   CHECK(m.st("").mtime == before.mtime);
 }
 
-TEST_CASE("memory: punch_hole of a range in a hole leaves the times on btrfs only; ext4 frees the end block") {
+TEST_CASE("memory: punch_hole of a range in a hole leaves the times on btrfs only, ext4 frees the end block") {
   for (const auto& opts : {file_reflink::mount_options::btrfs(), file_reflink::mount_options::xfs()}) {
     mounted m(opts);
     auto& fs = m.fs;

@@ -33,7 +33,7 @@ FILE_REFLINK_FIXTURE_TEST("resize: a stopped origin grows its committed image an
   CHECK(temporaries(env.files()).empty());
 }
 
-FILE_REFLINK_FIXTURE_TEST("resize: a running volume grows its dirty image; loop devices learn the size") {
+FILE_REFLINK_FIXTURE_TEST("resize: a running volume grows its dirty image, loop devices learn the size") {
   pool_env<Fx> env(fx);
   auto v = env.origin(V, MiB);
   REQUIRE_OK(v.start());
@@ -112,7 +112,7 @@ FILE_REFLINK_FIXTURE_TEST("discard: punches a hole in the running image, or in a
   CHECK_ERR(vol.discard(0, 4096), errc::volume_not_running);
 }
 
-FILE_REFLINK_FIXTURE_TEST("sparsify: zero blocks become holes; the bytes stay") {
+FILE_REFLINK_FIXTURE_TEST("sparsify: zero blocks become holes, the bytes stay") {
   pool_env<Fx> env(fx);
   auto v = env.origin(V, 2 * MiB);
   std::string data = pattern(64 * KiB, 4);

@@ -41,7 +41,7 @@ FILE_REFLINK_FIXTURE_TEST("revisions: rotate and prune exactly, oldest first") {
   CHECK(matching == 2);
 }
 
-FILE_REFLINK_FIXTURE_TEST("revisions: revisions_to_keep 0 keeps none; the volume's setting beats the pool's") {
+FILE_REFLINK_FIXTURE_TEST("revisions: revisions_to_keep 0 keeps none, the volume's setting beats the pool's") {
   pool_env<Fx> env(fx, 3);
   auto cfg = volume_config::origin(V, MiB);
   cfg.revisions_to_keep = 0;

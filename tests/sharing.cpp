@@ -416,7 +416,7 @@ FILE_REFLINK_FIXTURE_TEST("adopt: with the catalog on, adopted volumes are writt
 
 // ---- state and configuration ----------------------------------------------------------
 
-FILE_REFLINK_FIXTURE_TEST("state: stopped, running or dirty for every kind; block_device refuses a stopped volume") {
+FILE_REFLINK_FIXTURE_TEST("state: stopped, running or dirty for every kind, block_device refuses a stopped volume") {
   pool_env<Fx> env(fx);
   auto o = env.origin("vm/o");
   auto s = env.add(volume_config::snapshot("vm/s", "vm/o"));

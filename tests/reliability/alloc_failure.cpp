@@ -93,7 +93,7 @@ std::uint64_t points_per_run() {
 
 }  // namespace
 
-TEST_CASE("allocation failure: no operation terminates; each fails with ENOMEM or leaves a valid state<memory>") {
+TEST_CASE("allocation failure: no operation terminates, each fails with ENOMEM or leaves a valid state<memory>") {
   figures total;
   std::vector<std::string> reports;
   std::uint64_t enomem = 0, succeeded = 0, harness = 0;

@@ -19,7 +19,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -53,20 +52,6 @@ public:
     }
   }
 
-  //! The same with the message made by `make`, only when there is a
-  //! callback, and never an exception: a primitive logs after its system
-  //! call, when an exception (memory exhausted while making the message)
-  //! would escape a step that has already happened, before its undo exists.
-  template <class Make, class = std::enable_if_t<std::is_invocable_v<Make&>>>
-  void log(log_level level, Make&& make) const noexcept {
-    if (!cfg.log) return;
-    try {
-      cfg.log(level, make());
-    } catch (...) {
-      // No message, or a callback that threw: the operation goes on.
-    }
-  }
-
   //! The absolute path of `rel`, quoted, for a message (`rel` itself if the
   //! policy cannot say).
   std::string abs(const handle& h, const path& rel) const {
@@ -80,9 +65,9 @@ public:
   //! The fallback is announced once: when setup's probe or the first copy
   //! finds the filesystem without reflinks (later copies do not try again).
   void warn_no_reflinks(const handle& h) const {
-    log(log_level::warning, [&] { return "The filesystem of " + abs(h, path()) +
+    if (cfg.log) log(log_level::warning, "The filesystem of " + abs(h, path()) +
                                 " does not support reflinks: volume copies are full copies from now on (slow, and "
-                                "they take space)"; });
+                                "they take space)");
   }
 
   // ---- primitives: one policy call (or a few), logged -----------------------
@@ -118,7 +103,7 @@ public:
       if (r.error() == std::errc::no_such_file_or_directory) return false;
       return failure(r.error());
     }
-    log(log_level::info, [&] { return "Removed file: " + abs(h, rel); });
+    if (cfg.log) log(log_level::info, "Removed file: " + abs(h, rel));
     return true;
   }
 
@@ -126,7 +111,7 @@ public:
     auto r = ops.rename(h, from, to);
     spaces.bump();
     FILE_REFLINK_TRYV(r);
-    log(log_level::info, [&] { return "Renamed file: " + abs(h, from) + " -> " + abs(h, to); });
+    if (cfg.log) log(log_level::info, "Renamed file: " + abs(h, from) + " -> " + abs(h, to));
     return success();
   }
 
@@ -134,7 +119,7 @@ public:
     auto r = ops.link(h, from, to);
     spaces.bump();
     FILE_REFLINK_TRYV(r);
-    log(log_level::info, [&] { return "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to); });
+    if (cfg.log) log(log_level::info, "Hardlinked file: " + abs(h, from) + " -> " + abs(h, to));
     return success();
   }
 
@@ -142,7 +127,7 @@ public:
     auto r = ops.create(h, rel, size, mode);
     spaces.bump();
     FILE_REFLINK_TRYV(r);
-    log(log_level::info, [&] { return "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")"; });
+    if (cfg.log) log(log_level::info, "Created sparse file: " + abs(h, rel) + " (" + bytes_text(size) + ")");
     return success();
   }
 
@@ -154,18 +139,19 @@ public:
     spaces.bump();
     FILE_REFLINK_TRY(auto r, std::move(copied));
     if (r.reflink_unsupported_noticed) warn_no_reflinks(dst_h);
-    log(log_level::info, [&] {
-      if (r.method == copy_method::clone) return "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst);
-      return std::string("Copied file (") + to_string(r.method) + ", " + bytes_text(r.bytes) +
-             "): " + abs(src_h, src) + " -> " + abs(dst_h, dst);
-    });
+    if (!cfg.log) return r;
+    if (r.method == copy_method::clone)
+      log(log_level::info, "Cloned file: " + abs(src_h, src) + " -> " + abs(dst_h, dst));
+    else
+      log(log_level::info, std::string("Copied file (") + to_string(r.method) + ", " + bytes_text(r.bytes) +
+                               "): " + abs(src_h, src) + " -> " + abs(dst_h, dst));
     return r;
   }
 
   //! Flush a file's data: new data is durable before its name is.
   result<void> sync_file(const handle& h, const path& rel) {
     FILE_REFLINK_TRYV(ops.fsync(h, rel));
-    log(log_level::debug, [&] { return "Synced file: " + abs(h, rel); });
+    if (cfg.log) log(log_level::debug, "Synced file: " + abs(h, rel));
     return success();
   }
 
@@ -173,7 +159,7 @@ public:
   //! directory is.
   result<void> sync_dir(const handle& h, const path& rel) {
     FILE_REFLINK_TRYV(ops.fsync(h, rel));
-    log(log_level::debug, [&] { return "Synced directory: " + abs(h, rel); });
+    if (cfg.log) log(log_level::debug, "Synced directory: " + abs(h, rel));
     return success();
   }
 
@@ -193,7 +179,7 @@ public:
       if (r.error() != std::errc::file_exists) return failure(r.error());
       return ensure_dir(h, rel);  // made concurrently: check what it is
     }
-    log(log_level::info, [&] { return "Created directory: " + abs(h, rel); });
+    if (cfg.log) log(log_level::info, "Created directory: " + abs(h, rel));
     return sync_dir(h, rel.parent_path());
   }
 
@@ -207,7 +193,7 @@ public:
         return false;
       return failure(r.error());
     }
-    log(log_level::info, [&] { return "Removed empty directory: " + abs(h, rel); });
+    if (cfg.log) log(log_level::info, "Removed empty directory: " + abs(h, rel));
     FILE_REFLINK_TRYV(sync_dir(h, rel.parent_path()));
     return true;
   }
@@ -250,7 +236,7 @@ public:
   //! (its ctime and size) changes.
   result<void> resize_file(const handle& h, const path& rel, std::uint64_t size) {
     FILE_REFLINK_TRYV(ops.resize(h, rel, size));
-    log(log_level::info, [&] { return "Resized file: " + abs(h, rel) + " to " + bytes_text(size); });
+    if (cfg.log) log(log_level::info, "Resized file: " + abs(h, rel) + " to " + bytes_text(size));
     return success();
   }
 
@@ -261,8 +247,8 @@ public:
   //! Tell the loop devices backed by `rel` its new size; returns how many.
   result<unsigned> notify_resize(const handle& h, const path& rel) {
     FILE_REFLINK_TRY(unsigned told, detail::notify_resize(ops, h, rel));  // 0 where the policy has none
-    if (told)
-      log(log_level::info, [&] { return "Told " + std::to_string(told) + " loop device(s) the new size of " + abs(h, rel); });
+    if (told && cfg.log)
+      log(log_level::info, "Told " + std::to_string(told) + " loop device(s) the new size of " + abs(h, rel));
     return told;
   }
 
@@ -274,10 +260,9 @@ public:
   result<void> punch_hole(const handle& h, const path& rel, std::uint64_t offset, std::uint64_t length,
                           bool logged = true) {
     FILE_REFLINK_TRYV(ops.punch_hole(h, rel, offset, length));
-    if (logged)
-      log(log_level::info, [&] {
-        return "Punched hole: " + abs(h, rel) + " at " + std::to_string(offset) + "+" + std::to_string(length);
-      });
+    if (logged && cfg.log)
+      log(log_level::info, "Punched hole: " + abs(h, rel) + " at " + std::to_string(offset) + "+" +
+                               std::to_string(length));
     return success();
   }
 
@@ -290,7 +275,7 @@ public:
   //! back the directory it made.
   result<void> remove_dir(const path& abs_path, bool logged = true) {
     FILE_REFLINK_TRYV(ops.remove_dir(abs_path));
-    if (logged) log(log_level::info, [&] { return "Removed empty directory: " + q(abs_path); });
+    if (logged && cfg.log) log(log_level::info, "Removed empty directory: " + q(abs_path));
     return success();
   }
 

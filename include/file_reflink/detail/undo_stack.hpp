@@ -8,6 +8,7 @@
 //! throw; one that does is stopped there and the rest still run.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -17,27 +18,25 @@ namespace detail {
 
 class undo_stack {
 public:
-  undo_stack() = default;
+  undo_stack() noexcept : exceptions_(std::uncaught_exceptions()) {}
   undo_stack(const undo_stack&) = delete;
   undo_stack& operator=(const undo_stack&) = delete;
-  ~undo_stack() { run(); }
+  //! Runs the actions when the operation returns (an error) without
+  //! `commit()`. Not while an exception unwinds it: that is memory exhausted
+  //! (the only exception the library meets), the actions would need memory
+  //! too, and a half-run undo would leave less than a crash does. The
+  //! files are then as a crash at that point leaves them, which the next
+  //! operation and `recover` handle (the allocation-failure sweep checks it).
+  ~undo_stack() {
+    if (std::uncaught_exceptions() > exceptions_) return;
+    run();
+  }
 
-  //! Undo `f` if the operation fails from now on. Remembering it may need
-  //! memory; without it, the step is undone at once and the allocation
-  //! failure goes on to become the operation's error, so no step is ever
-  //! left in place without its undo.
+  //! Undo `f` if the operation fails from now on (remembering it may need
+  //! memory: without it, the exception ends the operation as above).
   template <class F>
-  void push(F f) {
-    try {
-      actions_.emplace_back(f);
-    } catch (...) {
-      try {
-        f();
-      } catch (...) {
-        // Best-effort, as in run().
-      }
-      throw;
-    }
+  void push(F&& f) {
+    actions_.emplace_back(std::forward<F>(f));
   }
 
   //! Forget the newest action without running it: the step it undid was
@@ -64,6 +63,7 @@ public:
 
 private:
   std::vector<std::function<void()>> actions_;
+  int exceptions_;  //!< exceptions in flight when the operation began
 };
 
 }  // namespace detail
