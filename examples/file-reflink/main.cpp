@@ -5,8 +5,12 @@
 //! pick one command; the command runs; its error becomes one line on stderr
 //! and an exit status.
 #include "commands.hpp"
+#include "complete.hpp"
 #include "errors.hpp"
+#include "help.hpp"
 #include "progress.hpp"
+
+#include <file_reflink/version.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -15,6 +19,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cli = file_reflink::cli;
 
@@ -23,6 +28,8 @@ namespace {
 const char* const description =
     "file-reflink: VM disk images as reflinked files in a pool directory (btrfs, XFS with reflink=1; a full-copy\n"
     "fallback elsewhere). Snapshots and commits are instant clones; revisions are kept per volume.";
+
+const char* const summary = "VM disk images as reflinked files in a pool directory";
 
 const char* const footer_text =
     "Sizes: 10G, 512M, 1.5T, 4096 (K, M, G, T are powers of 1024; KB, MB, GB of 1000).\n"
@@ -39,6 +46,9 @@ int main(int argc, char** argv) {
   cli::install_interrupt_handler();
 
   CLI::App app(description, "file-reflink");
+  app.formatter(cli::help_formatter());  // before the subcommands: they take it over
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.set_version_flag("--version", file_reflink::version_string, "Print the version and exit");
   app.footer(std::string(footer_text) + cli::exit_status_help);
   app.require_subcommand(1);
   app.fallthrough();  // --quiet and --verbose are accepted after the subcommand too
@@ -69,7 +79,8 @@ int main(int argc, char** argv) {
   CLI::App* c = pool->add_subcommand("init", "Make DIR a pool (it must support reflinks, unless --no-setup-check)");
   dir_arg(c, init.dir);
   c->add_option("--revisions-to-keep", init.revisions_to_keep,
-                "Revisions its volumes keep by default (default 1; -1: snapshots disabled)");
+                "Revisions its volumes keep by default (default 1; -1: snapshots disabled)")
+      ->type_name("N");
   c->add_flag("--no-setup-check", init.no_setup_check,
               "Accept a filesystem without reflinks: every copy is then a full copy");
   c->callback([&] { action = [&] { return cli::pool_init(init, opts); }; });
@@ -109,17 +120,20 @@ int main(int argc, char** argv) {
   dir_arg(c, create.dir);
   c->add_option("VID", create.vid, "The volume id: where its files live in the pool, e.g. appvms/work/private")
       ->required();
-  c->add_option("--size", create.size, "Its size (origin, volatile; a snapshot has its source's)");
+  c->add_option("--size", create.size, "Its size (origin, volatile; a snapshot has its source's)")->type_name("SIZE");
   c->add_option("--kind", create.kind,
                 "origin (keeps its data, with revisions), volatile (empty at every start), snapshot (a clone of "
                 "--source at every start, discarded at stop), origin-snapshot (the same, committed at stop)")
+      ->type_name("KIND")
       ->check(CLI::IsMember({"origin", "volatile", "snapshot", "origin-snapshot"}))
       ->capture_default_str();
   c->add_option("--source", create.source,
-                "The volume a snapshot clones at start; for an origin, the volume whose data it starts with");
+                "The volume a snapshot clones at start; for an origin, the volume whose data it starts with")
+      ->type_name("VID");
   c->add_flag("--read-only", create.read_only, "Attached read-only; resize is refused");
   c->add_option("--revisions-to-keep", create.revisions_to_keep,
-                "Revisions kept at commit (default: the pool's; -1: snapshots disabled)");
+                "Revisions kept at commit (default: the pool's; -1: snapshots disabled)")
+      ->type_name("N");
   c->callback([&] { action = [&] { return cli::volume_create(create, opts); }; });
 
   std::string list_dir;
@@ -187,7 +201,8 @@ int main(int argc, char** argv) {
     if (*vc.operand2) c->add_option(vc.operand2, va.operand2, vc.operand2_help)->required();
     if (vc.json) json_flag(c);
     if (std::string(vc.name) == "import")
-      c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)");
+      c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)")
+          ->type_name("SIZE");
     if (std::string(vc.name) == "remove")
       c->add_flag("--force", va.force,
                   "Remove it even while it runs (its VM's unsaved data is lost) or while other volumes start from it");
@@ -195,8 +210,42 @@ int main(int argc, char** argv) {
     c->callback([&, run] { action = [&, run] { return run(va, opts); }; });
   }
 
+  // ---- help --------------------------------------------------------------------
+  std::vector<std::string> help_topic;
+  c = app.add_subcommand("help", "Show a command's help: its section of the man page file-reflink(1), as "
+                                 "COMMAND --help does");
+  c->add_option("COMMAND", help_topic, "The command, as it is typed: volume import");
+  c->callback([&] { action = [&] { return cli::show_help(app, help_topic); }; });
+
+  // Hidden: what the man page and the shell completion are made from.
+  const std::string first = argc > 1 ? argv[1] : "";
+  if (first == "__man") {  // __man [FILE]
+    const std::string page =
+        cli::man_page(app, {summary, std::string(description) + "\n\n" + footer_text, cli::exit_status_help},
+                      file_reflink::version_string);
+    std::FILE* out = argc > 2 ? std::fopen(argv[2], "w") : stdout;
+    if (!out || std::fputs(page.c_str(), out) < 0 || (out != stdout && std::fclose(out) != 0)) {
+      std::perror(argc > 2 ? argv[2] : "stdout");
+      return cli::exit_failed;
+    }
+    return cli::exit_ok;
+  }
+  if (first == "__complete") {
+    std::fputs(cli::complete(app, std::vector<std::string>(argv + 2, argv + argc), cli::pool_values).c_str(), stdout);
+    return cli::exit_ok;
+  }
+
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForVersion&) {
+    // --version --json: the same, for a script.
+    bool json = false;
+    for (int k = 1; k < argc; ++k) json = json || std::string(argv[k]) == "--json";
+    if (json)
+      std::printf("{\"version\":\"%s\"}\n", file_reflink::version_string);
+    else
+      std::printf("file-reflink %s\n", file_reflink::version_string);
+    return cli::exit_ok;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

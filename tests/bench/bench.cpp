@@ -5,7 +5,7 @@
 // Qubes driver's sequence for start and stop, the fallback copy against
 // `cp --sparse=always`, and 32 volumes started at once from 2 threads.
 //
-//   file_reflink_bench [--short] [--only btrfs,xfs,ext4,memory] [--iterations N]
+//   file_reflink_bench [--short] [--only btrfs,xfs,ext4,memory,command] [--iterations N]
 //
 // --short is the CI mode: a few iterations, the ~200-extent image only, a
 // smaller copy. It fails (exit 1) only when something is broken: an
@@ -35,17 +35,20 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -905,6 +908,116 @@ void describe_machine(std::ostream& out, const std::string& images, bool direct_
       << load[0] << " " << load[1] << " " << load[2] << "\n";
 }
 
+// ---------------------------------------------------------------------------
+// The command's start-up: what a volume start costs through file-reflink
+// beyond the library's own work, beside /bin/true and `file-reflink --help`.
+
+#ifdef FILE_REFLINK_COMMAND
+std::string command_table;  // printed after the main table
+
+struct process_time {
+  double wall_us = 0, cpu_us = 0;
+};
+
+//! Run `argv` (stdout and stderr to /dev/null); its wall time and the CPU
+//! time it used (user and system, from the kernel's accounting).
+process_time run_process(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  ::posix_spawn_file_actions_init(&fa);
+  ::posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  ::posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  const auto t0 = clk::now();
+  pid_t pid = -1;
+  if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) {
+    std::fprintf(stderr, "cannot run %s\n", argv[0]);
+    std::exit(1);
+  }
+  ::posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  struct rusage ru {};
+  while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  const auto t1 = clk::now();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "%s %s failed (status %d)\n", argv[0], args.size() > 1 ? argv[1] : "", status);
+    std::exit(1);
+  }
+  auto us = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec); };
+  return {us_between(t0, t1), us(ru.ru_utime) + us(ru.ru_stime)};
+}
+
+void run_command_startup(const std::string& where, bool reflinks, const options& o) {
+  progress("command start-up in " + where);
+  const std::string cmd = FILE_REFLINK_COMMAND, dir = where + "/command-pool", vid = "vm/private";
+  std::vector<std::string> init{cmd, "pool", "init", dir, "--quiet"};
+  if (!reflinks) init.push_back("--no-setup-check");
+  run_process(init);
+  run_process({cmd, "volume", "create", dir, vid, "--size", "64M"});
+  fr::pool_config cfg = config_of(dir, reflinks);
+  cfg.catalog = true;
+  // What a command must do too: a new Pool object for each operation, which
+  // reads the volume's config from the catalog.
+  auto library = [&](bool start) {
+    fr::Pool<fr::LinuxFsOps> pool(cfg);
+    auto v = pool.get_volume(vid);
+    check(v, "library: get_volume");
+    if (start)
+      check(v.value().start(), "library: start");
+    else
+      check(v.value().stop(), "library: stop");
+  };
+  const int iterations = o.iterations ? o.iterations : o.short_mode ? 5 : 41;
+  std::vector<double> wall[4], cpu[4];
+  const char* names[4] = {"/bin/true", "file-reflink --help", "file-reflink volume start + stop",
+                          "the library: start + stop in-process"};
+  for (int i = 0; i < iterations; ++i) {
+    // In turn, so that a drift of the machine's speed touches all four.
+    process_time t = run_process({"/bin/true"});
+    wall[0].push_back(t.wall_us), cpu[0].push_back(t.cpu_us);
+    t = run_process({cmd, "--help"});
+    wall[1].push_back(t.wall_us), cpu[1].push_back(t.cpu_us);
+    process_time a = run_process({cmd, "volume", "start", dir, vid}), b = run_process({cmd, "volume", "stop", dir, vid});
+    wall[2].push_back(a.wall_us + b.wall_us), cpu[2].push_back(a.cpu_us + b.cpu_us);
+    const double c0 = cpu_us();
+    const auto t0 = clk::now();
+    library(true);
+    library(false);
+    wall[3].push_back(us_between(t0, clk::now())), cpu[3].push_back(cpu_us() - c0);
+  }
+  run_process({cmd, "volume", "remove", dir, vid});
+  std::ostringstream out;
+  out << "command start-up (" << where << ", an origin volume of 64 MiB, medians of " << iterations
+      << " runs, in turn)\n";
+  char line[200];
+  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "", "wall", "cpu");
+  out << line;
+  for (int k = 0; k < 4; ++k) {
+    std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", names[k], fmt_time(quantile(wall[k], 0.5)).c_str(),
+                  fmt_time(quantile(cpu[k], 0.5)).c_str());
+    out << line;
+  }
+  auto diff = [&](int a, int b, std::vector<double>* v) {
+    std::vector<double> d;
+    for (std::size_t i = 0; i < v[a].size(); ++i) d.push_back(v[a][i] - v[b][i]);
+    return fmt_time(quantile(d, 0.5));
+  };
+  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "--help beyond /bin/true", diff(1, 0, wall).c_str(),
+                diff(1, 0, cpu).c_str());
+  out << line;
+  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "start + stop: the command beyond the library",
+                diff(2, 3, wall).c_str(), diff(2, 3, cpu).c_str());
+  out << line;
+  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "  per command (start, or stop)",
+                fmt_time((quantile(wall[2], 0.5) - quantile(wall[3], 0.5)) / 2).c_str(),
+                fmt_time((quantile(cpu[2], 0.5) - quantile(cpu[3], 0.5)) / 2).c_str());
+  out << line;
+  command_table = out.str();
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -919,7 +1032,8 @@ int main(int argc, char** argv) {
     } else if (a == "--iterations" && i + 1 < argc) {
       o.iterations = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--short] [--only btrfs,xfs,ext4,memory] [--iterations N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--short] [--only btrfs,xfs,ext4,memory,command] [--iterations N]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -977,10 +1091,26 @@ int main(int argc, char** argv) {
     ::close(fd_e4);
   }
 
+#ifdef FILE_REFLINK_COMMAND
+  if (o.wants("command")) {
+    // On btrfs when it is mounted (reflinks, as a VM host has them), else in
+    // a temporary directory.
+    std::string where = mnt.count("btrfs") ? mnt["btrfs"] : "";
+    char tmpl[] = "/var/tmp/file-reflink-bench.XXXXXX";
+    const bool own = where.empty() && ::mkdtemp(tmpl) != nullptr;
+    if (own) where = tmpl;
+    if (!where.empty()) run_command_startup(where, mnt.count("btrfs") > 0, o);
+    if (own) std::filesystem::remove_all(tmpl);
+  }
+#endif
+
   std::cout << "\nfile_reflink_bench" << (o.short_mode ? " --short" : "") << "\n";
   describe_machine(std::cout, mounts.dir(), mounts.direct_io());
   std::cout << "\n";
   print_table(std::cout);
+#ifdef FILE_REFLINK_COMMAND
+  std::cout << "\n" << command_table;
+#endif
   std::cout.flush();
   if (!skipped.empty()) {
     std::fprintf(stderr, "skipped: %s\n", skipped.c_str());

@@ -53,7 +53,7 @@ struct Child {
   int in = -1, out = -1, err = -1;
 };
 
-Child spawn(const std::vector<std::string>& args) {
+Child spawn(const std::vector<std::string>& args, const char* program = FILE_REFLINK_COMMAND) {
   int in[2], out[2], err[2];
   REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -62,7 +62,7 @@ Child spawn(const std::vector<std::string>& args) {
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::dup2(in[0], 0), ::dup2(out[1], 1), ::dup2(err[1], 2);
-    std::vector<char*> argv{const_cast<char*>(FILE_REFLINK_COMMAND)};
+    std::vector<char*> argv{const_cast<char*>(program)};
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
@@ -993,4 +993,100 @@ CLI_TEST("cli: an export to a slow reader holds up no other volume") {
   CHECK(exported.out.size() == data.size());
   CHECK(exported.out == data);
   CHECK_FALSE(exists(P + "/vm/b-dirty.img"));
+}
+
+// ---- bash completion -------------------------------------------------------------
+
+#ifndef FILE_REFLINK_COMPLETION
+#error "FILE_REFLINK_COMPLETION: the path of the bash completion script"
+#endif
+
+//! What the bash completion script offers when the command line is
+//! `file-reflink WORDS` and the cursor ends the last word: COMPREPLY, set by
+//! its function in a bash that read no startup file.
+std::vector<std::string> completions(const std::vector<std::string>& words) {
+  std::vector<std::string> args{"--norc", "-c",
+                                "source \"$0\" || exit 9\n"
+                                "COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1))\n"
+                                "_file_reflink || exit 8\n"
+                                "for w in \"${COMPREPLY[@]}\"; do printf '%s\\n' \"$w\"; done",
+                                FILE_REFLINK_COMPLETION, FILE_REFLINK_COMMAND};
+  args.insert(args.end(), words.begin(), words.end());
+  ran r = finish(spawn(args, "/bin/bash"));
+  INFO("completing: " << shown(words) << "\nstderr: " << r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.empty());
+  std::vector<std::string> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+bool offers(const std::vector<std::string>& offered, const std::string& word) {
+  return std::find(offered.begin(), offered.end(), word) != offered.end();
+}
+
+CLI_TEST("cli: bash completion offers commands, options, volume ids and revisions") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "16M", "--revisions-to-keep", "3"});
+  ok({"volume", "create", P, "vm/root", "--size", "16M"});
+  ok({"volume", "create", P, "vm/snap", "--kind", "snapshot", "--source", "vm/root"});
+  for (int i = 0; i < 2; ++i) {
+    ok({"volume", "start", P, "vm/private"});
+    ok({"volume", "stop", P, "vm/private"});
+  }
+  std::vector<std::string> numbers;
+  for (auto& r : ok_json({"volume", "revisions", P, "vm/private", "--json"}))
+    numbers.push_back(std::to_string(r["number"].get<int>()));
+  REQUIRE(numbers.size() >= 2);
+  ok({"volume", "keep", P, "vm/private", numbers[1], "golden"});
+
+  // The commands and subcommands, from the command's own definition.
+  CHECK(completions({""}) == std::vector<std::string>{"pool", "volume", "help"});
+  CHECK(completions({"vol"}) == std::vector<std::string>{"volume"});
+  CHECK(completions({"--quiet", "volume", "st"}) == std::vector<std::string>{"start", "stop"});
+  CHECK(completions({"pool", ""}) == std::vector<std::string>{"init", "info", "du", "scan", "recover", "adopt"});
+  CHECK(completions({"help", "volume", "im"}) == std::vector<std::string>{"import"});
+  CHECK(completions({"volume", "frobnicate", ""}).empty());
+
+  // Options: the command's own, and those of the top, accepted after it.
+  auto options = completions({"volume", "create", P, "vm/x", "--"});
+  for (const char* o : {"--size", "--kind", "--source", "--read-only", "--revisions-to-keep", "--quiet", "--wait"})
+    CHECK_MESSAGE(offers(options, o), o);
+  CHECK_FALSE(offers(options, "--force"));  // remove's, not create's
+  CHECK(completions({"volume", "create", P, "vm/x", "--re"}) ==
+        std::vector<std::string>{"--read-only", "--revisions-to-keep"});
+  CHECK(completions({"volume", "create", P, "vm/x", "--kind", ""}) ==
+        std::vector<std::string>{"origin", "volatile", "snapshot", "origin-snapshot"});
+
+  // Volume ids of the pool the command line names, for an operand and for --source.
+  CHECK(sorted(completions({"volume", "start", P, ""})) ==
+        std::vector<std::string>{"vm/private", "vm/root", "vm/snap"});
+  CHECK(completions({"--no-wait", "volume", "info", P, "vm/p"}) == std::vector<std::string>{"vm/private"});
+  CHECK(completions({"volume", "create", P, "vm/new", "--source", "vm/r"}) == std::vector<std::string>{"vm/root"});
+
+  // Revisions: numbers where a number is asked, labels too where a label is.
+  std::vector<std::string> with_label = numbers;
+  with_label.insert(with_label.begin() + 2, "golden");
+  CHECK(completions({"volume", "revert", P, "vm/private", ""}) == with_label);
+  CHECK(completions({"volume", "keep", P, "vm/private", ""}) == numbers);
+  CHECK(completions({"volume", "unkeep", P, "vm/private", ""}) == std::vector<std::string>{"golden"});
+  CHECK(completions({"volume", "set", P, "vm/private", "r"}) == std::vector<std::string>{"revisions_to_keep", "rw"});
+
+  // The pool directory itself: directory names.
+  CHECK(completions({"pool", "info", fx.top() + "/po"}) == std::vector<std::string>{P});
+
+  // No pool there: nothing offered, nothing made.
+  const std::string missing = fx.top() + "/no-pool";
+  CHECK(completions({"volume", "start", missing, ""}).empty());
+  CHECK_FALSE(exists(missing));
+  // Completion reads; the pool is as it was.
+  CHECK(sorted(completions({"volume", "remove", P, ""})).size() == 3);
+  CHECK(ok_json({"volume", "list", P, "--json"}).size() == 3);
 }
