@@ -951,7 +951,10 @@ process_time run_process(const std::vector<std::string>& args) {
 
 void run_command_startup(const std::string& where, bool reflinks, const options& o) {
   progress("command start-up in " + where);
-  const std::string cmd = FILE_REFLINK_COMMAND, dir = where + "/command-pool", vid = "vm/private";
+  // FILE_REFLINK_BENCH_COMMAND: another build of the command, to compare.
+  const char* other = std::getenv("FILE_REFLINK_BENCH_COMMAND");
+  const std::string cmd = other && *other ? other : FILE_REFLINK_COMMAND;
+  const std::string dir = where + "/command-pool", vid = "vm/private";
   std::vector<std::string> init{cmd, "pool", "init", dir, "--quiet"};
   if (!reflinks) init.push_back("--no-setup-check");
   run_process(init);
@@ -989,13 +992,13 @@ void run_command_startup(const std::string& where, bool reflinks, const options&
   }
   run_process({cmd, "volume", "remove", dir, vid});
   std::ostringstream out;
-  out << "command start-up (" << where << ", an origin volume of 64 MiB, medians of " << iterations
+  out << "command start-up (" << cmd << " in " << where << ", an origin volume of 64 MiB, medians of " << iterations
       << " runs, in turn)\n";
   char line[200];
-  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "", "wall", "cpu");
+  std::snprintf(line, sizeof line, "  %-46s %10s %10s\n", "", "wall", "cpu");
   out << line;
   for (int k = 0; k < 4; ++k) {
-    std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", names[k], fmt_time(quantile(wall[k], 0.5)).c_str(),
+    std::snprintf(line, sizeof line, "  %-46s %10s %10s\n", names[k], fmt_time(quantile(wall[k], 0.5)).c_str(),
                   fmt_time(quantile(cpu[k], 0.5)).c_str());
     out << line;
   }
@@ -1004,13 +1007,13 @@ void run_command_startup(const std::string& where, bool reflinks, const options&
     for (std::size_t i = 0; i < v[a].size(); ++i) d.push_back(v[a][i] - v[b][i]);
     return fmt_time(quantile(d, 0.5));
   };
-  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "--help beyond /bin/true", diff(1, 0, wall).c_str(),
+  std::snprintf(line, sizeof line, "  %-46s %10s %10s\n", "--help beyond /bin/true", diff(1, 0, wall).c_str(),
                 diff(1, 0, cpu).c_str());
   out << line;
-  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "start + stop: the command beyond the library",
+  std::snprintf(line, sizeof line, "  %-46s %10s %10s\n", "start + stop: the command beyond the library",
                 diff(2, 3, wall).c_str(), diff(2, 3, cpu).c_str());
   out << line;
-  std::snprintf(line, sizeof line, "  %-40s %12s %12s\n", "  per command (start, or stop)",
+  std::snprintf(line, sizeof line, "  %-46s %10s %10s\n", "  per command (start, or stop)",
                 fmt_time((quantile(wall[2], 0.5) - quantile(wall[3], 0.5)) / 2).c_str(),
                 fmt_time((quantile(cpu[2], 0.5) - quantile(cpu[3], 0.5)) / 2).c_str());
   out << line;
