@@ -37,7 +37,7 @@ if [[ ${FILE_REFLINK_TRANSCRIPT_INSIDE:-} != 1 ]]; then
   for tool in unshare mount mkfs.btrfs losetup; do
     command -v "$tool" >/dev/null || skip "no $tool"
   done
-  exec env FILE_REFLINK_TRANSCRIPT_INSIDE=1 unshare --mount --propagation private -- "$0" "$@"
+  exec env FILE_REFLINK_TRANSCRIPT_INSIDE=1 unshare --mount --propagation private -- bash "$(realpath "$0")" "$@"
 fi
 
 readme=$(realpath "$readme")
