@@ -55,7 +55,7 @@ fresh_filesystems() {
     umount /var/lib/vmpool 2>/dev/null
     umount /var/lib/vmpool2 2>/dev/null
   done
-  rm -rf "$scratch/home" "$scratch"/*.btrfs /var/lib/vmpool /var/lib/vmpool2
+  rm -rf "${scratch:?}/home" "${scratch:?}"/*.btrfs /var/lib/vmpool /var/lib/vmpool2
   local d
   for d in vmpool vmpool2; do
     truncate -s 20G "$scratch/$d.btrfs" &&
@@ -105,7 +105,6 @@ matches() {
 
 failures=0
 ran=0
-block_no=0
 started=0
 
 # Runs one transcript, whose lines are in the file $1, from README line $2.
