@@ -27,7 +27,7 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
 
 result<void> pool_init(const pool_init_args& a, const common_options& o) {
   path dir = pool_path(a.dir);
-  const std::string what = "pool init '" + dir.string() + "'";
+  const std::string what = "'" + dir.string() + "'";
   if (a.revisions_to_keep && *a.revisions_to_keep < -1)
     return failure(usage_error("--revisions-to-keep must be -1 (snapshots disabled), 0 or more"));
   const path catalog = dir / std::string(layout::catalog_name);

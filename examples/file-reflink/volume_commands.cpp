@@ -165,7 +165,7 @@ result<void> volume_create(const volume_create_args& a, const common_options& o)
   if (auto r = layout::validate_vid(a.vid); !r) return failure(r.error());
 
   FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, o));
-  const std::string what = "volume create '" + a.vid + "'";
+  const std::string what = "volume '" + a.vid + "'";
   // Registering a config the catalog has already is no error for the
   // library (a program registering its volumes after a restart), but
   // create() below would then wipe the existing volume's files: said early
@@ -577,12 +577,9 @@ result<void> volume_sparsify(const volume_args& a, const common_options& o) {
 result<void> volume_remove(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   // The library refuses a running volume (its VM's unsaved data, an attached
-  // loop device) and a source of other volumes; --force overrides both.
-  if (auto r = ov.volume.remove(a.force); !r) {
-    if (r.error() == errc::volume_running || r.error() == errc::source_in_use)
-      return failure(r.error());  // the message says what --force does
-    return failure(r.error());
-  }
+  // loop device) and a source of other volumes; --force overrides both (the
+  // error message says so).
+  FILE_REFLINK_TRYV(ov.volume.remove(a.force));
   if (o.json) print_json(volume_result(a.vid, {{"removed", true}, {"forced", a.force}}));
   return success();
 }
