@@ -151,9 +151,10 @@ error usage_error(const std::string& what) {
   return error(std::error_code(static_cast<int>(cli_code::usage), usage()), what);
 }
 
-error not_a_pool_error(const std::string& dir) {
+error not_a_pool_error(const std::string& dir, bool empty) {
   return error(std::error_code(static_cast<int>(cli_code::not_a_pool), usage()),
-               "'" + dir + "' is not a pool (pool init makes one)");
+               "'" + dir + "' is not a pool (pool init makes one)" +
+                   (empty ? ": it is empty (is the pool's filesystem mounted?)" : ""));
 }
 
 int exit_status_of(const error& e) noexcept {

@@ -35,8 +35,9 @@ inline constexpr const char* exit_status_help =
 error usage_error(const std::string& what);
 
 //! A directory that exists but carries no pool: exits with `exit_not_found`,
-//! code "not_a_pool".
-error not_a_pool_error(const std::string& dir);
+//! code "not_a_pool". `empty`: it holds nothing (an unmounted filesystem's
+//! mount point?), which the message mentions.
+error not_a_pool_error(const std::string& dir, bool empty = false);
 
 //! The exit status for an error: usage for bad arguments (the command's
 //! own, and the library's invalid vid, label or config, and a path of the

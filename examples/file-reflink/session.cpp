@@ -73,7 +73,8 @@ bool file_exists(const path& p) {
 //! catalog, or the volume file of an earlier version of the command; or it
 //! holds volumes the way the Qubes driver lays them out (a committed image,
 //! a running image or a revision: what pool adopt registers).
-result<bool> is_pool(pool_type& probe, const path& dir) {
+result<bool> is_pool(pool_type& probe, const path& dir, bool& empty) {
+  empty = false;
   for (std::string_view name : {layout::pool_marker, layout::catalog_name})
     if (file_exists(dir / std::string(name))) return true;
   if (file_exists(dir / volume_file_name)) return true;
@@ -81,7 +82,10 @@ result<bool> is_pool(pool_type& probe, const path& dir) {
   if (!report) {
     // An empty directory: the library refuses it as a pool (an unmounted
     // filesystem's mount point), which is what it is not.
-    if (report.error() == errc::pool_not_set_up) return false;
+    if (report.error() == errc::pool_not_set_up) {
+      empty = true;
+      return false;
+    }
     return failure(report.error());
   }
   for (const volume_scan& v : report.value().volumes)
@@ -147,8 +151,9 @@ result<PoolSession> PoolSession::open(const std::string& dir_arg, const common_o
                          "'" + dir.string() + "' is not a directory: a pool is one (pool init makes one)"));
   pool_type probe(pool_config_for(dir, opts, *bar, true));
   if (!unmarked_ok) {
-    FILE_REFLINK_TRY(bool marked, is_pool(probe, dir));
-    if (!marked) return failure(not_a_pool_error(dir.string()));
+    bool empty = false;
+    FILE_REFLINK_TRY(bool marked, is_pool(probe, dir, empty));
+    if (!marked) return failure(not_a_pool_error(dir.string(), empty));
   }
   catalog_contents recorded;
   {

@@ -571,7 +571,8 @@ CLI_TEST("cli: bad arguments and their exit codes") {
   fails(3, {"volume", "import", P, "vm/private", fx.top() + "/no-such-file"});
   std::string empty = fx.top() + "/empty";
   REQUIRE(::mkdir(empty.c_str(), 0755) == 0);
-  fails(3, {"pool", "info", empty});  // an empty directory is no pool (an unmounted filesystem?)
+  // An empty directory is no pool (an unmounted filesystem?).
+  CHECK(fails(3, {"pool", "info", empty}).err.find("is the pool's filesystem mounted?") != std::string::npos);
 
   // Operation errors: 1, with the library's reason.
   CHECK(fails(1, {"volume", "create", P, "vm/private", "--size", "8M"}).err.find("exists") != std::string::npos);
