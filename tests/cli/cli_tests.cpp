@@ -1364,7 +1364,7 @@ CLI_TEST("cli: stop, revert and import say which revisions they made and pruned"
     else
       CHECK(text.find("pruned") == std::string::npos);
   }
-  // Revisions 2 and 3 now; a revert to 2 makes 4 of the committed image and prunes 3? No: rotation keeps 2.
+  // Revisions 2 and 3 are kept; a revert to 2 makes a revision of the committed image.
   json revs = ok_json({"volume", "revisions", P, "vm/private", "--json"});
   REQUIRE(revs.size() == 2);
   json j = ok_json({"volume", "revert", P, "vm/private", "2", "--json"});
