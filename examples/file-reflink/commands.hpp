@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
 //! The commands, one function each, on the arguments main() parsed. Each
+//! prints what it did (text, or with --json one JSON object on stdout) and
 //! returns the library's `result`: main() turns an error into one line on
-//! stderr and an exit status.
+//! stderr (with --json one JSON object) in the command's terms, and an exit
+//! status.
 #pragma once
 
 #include "session.hpp"

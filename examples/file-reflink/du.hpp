@@ -7,6 +7,7 @@
 #pragma once
 
 #include <file_reflink/config.hpp>
+#include <file_reflink/layout.hpp>
 
 #include <string>
 #include <vector>
@@ -29,6 +30,17 @@ std::vector<std::string> draw_du(const std::vector<du_row>& rows, const space_us
 //! Bytes on the device, [start, end): where a file's data extents live.
 struct device_range {
   std::uint64_t start = 0, end = 0;
+};
+
+//! One file of a volume, as `pool du` lists it under the volume's line.
+struct volume_file_space {
+  std::string path;   //!< relative to the pool directory
+  layout::file_kind kind = layout::file_kind::foreign;
+  std::uint64_t revision = 0;  //!< a revision's or a pin's
+  std::string label;  //!< "committed image", "revision 3", "pin good of revision 3"...
+  bool hard_link = false;  //!< it has more than one name (a snapshot's link to its source's image, a pin)
+  std::vector<device_range> ranges;
+  space_usage usage;  //!< against every other file of the pool
 };
 
 //! Space of whole volumes, from the device ranges of all their files. A

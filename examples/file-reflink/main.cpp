@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
   app.fallthrough();  // --quiet and --verbose are accepted after the subcommand too
   cli::common_options opts;
   app.add_flag("-q,--quiet", opts.quiet, "No progress bar, no warnings");
+  app.add_flag("--json", opts.json,
+               "Print what the command did as JSON on stdout (exact bytes, stable keys); an error as one JSON object "
+               "on stderr");
   app.add_flag("-v,--verbose", opts.verbose, "Show every file operation (create, clone, copy, rename, remove)");
   std::optional<double> wait_seconds;
   bool no_wait = false;
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
       ->type_name("N");
   c->add_flag("--no-setup-check", init.no_setup_check,
               "Accept a filesystem without reflinks: every copy is then a full copy");
+  json_flag(c);
   c->callback([&] { action = [&] { return cli::pool_init(init, opts); }; });
 
   std::string pool_dir;
@@ -127,6 +131,7 @@ int main(int argc, char** argv) {
       ->type_name("KIND")
       ->check(CLI::IsMember({"origin", "volatile", "snapshot", "origin-snapshot"}))
       ->capture_default_str();
+  json_flag(c);
   c->add_option("--source", create.source,
                 "The volume a snapshot clones at start; for an origin, the volume whose data it starts with")
       ->type_name("VID");
@@ -151,43 +156,41 @@ int main(int argc, char** argv) {
     const char* operand1_help;
     const char* operand2;
     const char* operand2_help;
-    bool json;
   };
   for (const volume_command& vc : {
            volume_command{"info", "Kind, size, state, image path, space and revisions", cli::volume_info, "", "", "",
-                          "", true},
+                          ""},
            volume_command{"start",
                           "Give the VM its image (printed: the path to attach); a snapshot clones its source",
-                          cli::volume_start, "", "", "", "", false},
+                          cli::volume_start, "", "", "", ""},
            volume_command{"stop", "Take the image back: commit it as a new revision, or discard it",
-                          cli::volume_stop, "", "", "", "", false},
+                          cli::volume_stop, "", "", "", ""},
            volume_command{"revisions", "Revisions, their labels, and what removing each would free",
-                          cli::volume_revisions, "", "", "", "", true},
+                          cli::volume_revisions, "", "", "", ""},
            volume_command{"revert", "Make a revision (default: the newest) the committed image",
-                          cli::volume_revert, "?REV", "Revision number or label", "", "", false},
+                          cli::volume_revert, "?REV", "Revision number or label", "", ""},
            volume_command{"keep", "Pin revision REV under LABEL: rotation never prunes it", cli::volume_keep, "REV",
-                          "Revision number", "LABEL", "Letters, digits, _ - . +", false},
+                          "Revision number", "LABEL", "Letters, digits, _ - . +"},
            volume_command{"drop", "Remove a revision (by number or label) and its pins", cli::volume_drop,
-                          "REV", "Revision number or label", "", "", false},
+                          "REV", "Revision number or label", "", ""},
            volume_command{"unkeep", "Remove the pin LABEL: its revision stays, and rotates as the others do",
-                          cli::volume_unkeep, "LABEL", "The label keep gave it", "", "", false},
+                          cli::volume_unkeep, "LABEL", "The label keep gave it", "", ""},
            volume_command{"set",
                           "Change a setting: revisions_to_keep (-1: snapshots disabled, 0 or more), rw (true or "
                           "false; not while running), source (a vid, or none)",
-                          cli::volume_set, "KEY", "revisions_to_keep, rw or source", "VALUE", "The new value",
-                          false},
+                          cli::volume_set, "KEY", "revisions_to_keep, rw or source", "VALUE", "The new value"},
            volume_command{"resize", "Grow the image (shrinking would lose data and is refused)", cli::volume_resize,
-                          "SIZE", "The new size", "", "", false},
+                          "SIZE", "The new size", "", ""},
            volume_command{"import", "Replace the volume's data with FILE's (- : standard input), as a commit",
-                          cli::volume_import, "FILE", "A file, a device, or - for standard input", "", "", false},
+                          cli::volume_import, "FILE", "A file, a device, or - for standard input", "", ""},
            volume_command{"export", "Write the committed data to FILE (- : standard output)", cli::volume_export,
-                          "FILE", "A file (written with holes), a device, or - for standard output", "", "", false},
+                          "FILE", "A file (written with holes), a device, or - for standard output", "", ""},
            volume_command{"discard", "Punch a hole: LEN bytes at OFF", cli::volume_discard, "OFF", "Offset (a size)",
-                          "LEN", "Length (a size)", false},
+                          "LEN", "Length (a size)"},
            volume_command{"sparsify", "Punch holes where the committed image holds zeros", cli::volume_sparsify, "",
-                          "", "", "", false},
+                          "", "", ""},
            volume_command{"remove", "Remove the volume: every file of it, revisions included", cli::volume_remove,
-                          "", "", "", "", false},
+                          "", "", "", ""},
        }) {
     c = volume->add_subcommand(vc.name, vc.help);
     dir_arg(c, va.dir);
@@ -199,7 +202,7 @@ int main(int argc, char** argv) {
       if (!optional) o->required();
     }
     if (*vc.operand2) c->add_option(vc.operand2, va.operand2, vc.operand2_help)->required();
-    if (vc.json) json_flag(c);
+    json_flag(c);
     if (std::string(vc.name) == "import")
       c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)")
           ->type_name("SIZE");
@@ -235,6 +238,9 @@ int main(int argc, char** argv) {
     return cli::exit_ok;
   }
 
+  // An error while parsing is JSON too when --json is among the arguments.
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--json") cli::set_json_errors(true);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForVersion&) {
@@ -252,10 +258,21 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, and the usage status whatever CLI11's own code would be.
-    std::fprintf(stderr, "file-reflink: %s (see --help)\n", e.what());
+    cli::print_error(cli::usage_error(std::string(e.what()) + " (see --help)"), {});
     return cli::exit_usage;
   }
   if (!action) return cli::exit_usage;
+  cli::set_json_errors(opts.json);
+  // What the command works on, for its error: "volume import", the vid, the pool.
+  cli::error_subject subject;
+  for (CLI::App* level = &app; !level->get_subcommands().empty();) {
+    level = level->get_subcommands().front();
+    subject.operation += (subject.operation.empty() ? "" : " ") + level->get_name();
+  }
+  for (const std::string* d : {&init.dir, &pool_dir, &create.dir, &list_dir, &va.dir})
+    if (!d->empty()) subject.path = cli::pool_path(*d).string();
+  for (const std::string* v : {&create.vid, &va.vid})
+    if (!v->empty()) subject.vid = *v;
   if (no_wait) {
     opts.lock_timeout = std::chrono::milliseconds(0);
   } else if (wait_seconds) {
@@ -265,14 +282,15 @@ int main(int argc, char** argv) {
   try {
     auto r = action();
     if (!r) {
-      cli::print_error(r.error());
+      cli::print_error(r.error(), subject);
       return cli::exit_status_of(r.error());
     }
   } catch (const std::exception& e) {
     // Only allocation failure and the like get here: the library and the
     // commands report expected failures as errors.
-    std::fprintf(stderr, "file-reflink: %s\n", e.what());
+    cli::print_error(file_reflink::error(std::make_error_code(std::errc::not_enough_memory), e.what()), subject);
     return cli::exit_failed;
   }
+  cli::flush_kept_messages();
   return cli::exit_ok;
 }

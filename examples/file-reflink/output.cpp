@@ -71,8 +71,8 @@ json to_json(const space_usage& s) {
 json to_json(const volume_space& s) {
   json j;
   j["total"] = to_json(s.total);
-  j["dirty"] = s.dirty ? to_json(*s.dirty) : json(nullptr);
-  j["clean"] = s.clean ? to_json(*s.clean) : json(nullptr);
+  j["running_image"] = s.dirty ? to_json(*s.dirty) : json(nullptr);
+  j["committed_image"] = s.clean ? to_json(*s.clean) : json(nullptr);
   j["precache"] = s.precache ? to_json(*s.precache) : json(nullptr);
   json revs = json::object();
   for (auto& [n, u] : s.revisions) revs[std::to_string(n)] = to_json(u);
@@ -102,13 +102,14 @@ json to_json(const scan_report& r) {
     for (auto& p : v.temporary) t.push_back(p.generic_string());
     vols.push_back(json{{"vid", v.vid},
                         {"in_catalog", v.registered},
-                        {"clean", v.clean},
-                        {"dirty", v.dirty},
+                        {"committed_image", v.clean},
+                        {"running_image", v.dirty},
                         {"import", v.import},
                         {"precache", to_string(v.precache)},
                         {"revisions", to_json(v.revisions)},
                         {"orphan_pins", v.orphan_pins},
-                        {"temporary", std::move(t)}});
+                        {"temporary", std::move(t)},
+                        {"notes", scan_notes(v)}});
   }
   json foreign = json::array();
   for (auto& f : r.foreign) foreign.push_back(to_json(f));
@@ -121,7 +122,7 @@ json to_json(const recover_report& r) {
   json foreign = json::array();
   for (auto& f : r.foreign) foreign.push_back(to_json(f));
   return json{{"removed", std::move(removed)},
-              {"dirty", r.dirty},
+              {"running", r.dirty},
               {"stale_precache", r.stale_precache},
               {"busy", r.busy},
               {"foreign", std::move(foreign)}};
@@ -134,6 +135,56 @@ const char* to_string(precache_state s) noexcept {
     case precache_state::stale: return "stale";
   }
   return "?";
+}
+
+const char* state_word(volume_status s) noexcept {
+  return s == volume_status::stopped ? "stopped" : "running";
+}
+
+std::vector<std::string> scan_notes(const volume_scan& v) {
+  std::vector<std::string> notes;
+  if (!v.orphan_pins.empty()) notes.push_back("pins without their revision: " + join(v.orphan_pins, ", "));
+  if (!v.temporary.empty()) notes.push_back(std::to_string(v.temporary.size()) + " incomplete temporary file(s)");
+  if (v.import) notes.push_back("an interrupted import (pool recover removes it)");
+  return notes;
+}
+
+revision_change compare_revisions(const revision_map& before, const revision_map& after) {
+  auto has = [](const revision_map& m, const revision_info& r) {
+    auto [b, e] = m.equal_range(r.number);
+    return std::any_of(b, e, [&](const auto& kv) { return kv.second.timestamp == r.timestamp; });
+  };
+  revision_change c;
+  for (auto& [n, r] : after)
+    if (!has(before, r)) c.created.push_back(n);
+  for (auto& [n, r] : before)
+    if (!has(after, r)) c.pruned.push_back(n);
+  return c;
+}
+
+void add_to_json(json& j, const revision_change& c) {
+  j["revisions_created"] = c.created;
+  j["revisions_pruned"] = c.pruned;
+}
+
+std::string number_list(const std::vector<std::uint64_t>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += i + 1 == v.size() ? " and " : ", ";
+    out += std::to_string(v[i]);
+  }
+  return out;
+}
+
+std::string describe(const revision_change& c, const std::string& made) {
+  std::string out;
+  if (c.created.empty())
+    out = "no revision made";
+  else
+    out = (c.created.size() == 1 ? "revision " : "revisions ") + number_list(c.created) + " made of " + made;
+  if (!c.pruned.empty())
+    out += (c.pruned.size() == 1 ? "; revision " : "; revisions ") + number_list(c.pruned) + " pruned";
+  return out;
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {

@@ -27,7 +27,7 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
 
 result<void> pool_init(const pool_init_args& a, const common_options& o) {
   path dir = pool_path(a.dir);
-  const std::string what = "pool init '" + dir.string() + "'";
+  const std::string what = "'" + dir.string() + "'";
   if (a.revisions_to_keep && *a.revisions_to_keep < -1)
     return failure(usage_error("--revisions-to-keep must be -1 (snapshots disabled), 0 or more"));
   const path catalog = dir / std::string(layout::catalog_name);
@@ -49,7 +49,9 @@ result<void> pool_init(const pool_init_args& a, const common_options& o) {
   if (auto r = pool.setup(); !r) {
     // The library names its option; say the command's.
     if (r.error() == errc::reflink_unsupported)
-      return failure(error(r.error().code(), r.error().message() + " (--no-setup-check)"));
+      return failure(error(r.error().code(), dir.string() +
+                                                 " does not support reflinks: --no-setup-check makes a pool "
+                                                 "without them (every copy a full copy)"));
     return failure(r.error());
   }
   // Setup records the settings in the catalog, unless it records some
@@ -57,6 +59,15 @@ result<void> pool_init(const pool_init_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto recorded, pool.read_catalog());
   if (recorded.revisions_to_keep != cfg.revisions_to_keep || recorded.setup_check != cfg.setup_check)
     return already(catalog);
+  if (o.json) {
+    FILE_REFLINK_TRY(bool reflinks, pool.reflinks_supported());
+    print_json(json{{"pool", pool.name()},
+                    {"directory", dir.string()},
+                    {"reflinks", reflinks},
+                    {"revisions_to_keep", cfg.revisions_to_keep},
+                    {"setup_check", cfg.setup_check},
+                    {"catalog", catalog.string()}});
+  }
   return success();
 }
 
@@ -71,7 +82,7 @@ result<void> pool_info(const std::string& dir, const common_options& o) {
   const bool has_catalog = ::stat(catalog.c_str(), &st) == 0;
   const std::size_t volumes = s.pool().list_volumes().size();
   if (o.json) {
-    print_json(json{{"name", s.pool().name()},
+    print_json(json{{"pool", s.pool().name()},
                     {"directory", s.dir().string()},
                     {"filesystem", {{"size", size}, {"used", used}}},
                     {"reflinks", reflinks},
@@ -118,32 +129,42 @@ result<void> pool_du(const std::string& dir, const common_options& o) {
   std::vector<std::string> vids;
   for (auto& m : vols) vids.push_back(m.vol.vid());
   space_usage total;
-  FILE_REFLINK_TRY(auto whole, whole_volume_space(s, vids, total));
+  std::vector<std::vector<volume_file_space>> files;
+  FILE_REFLINK_TRY(auto whole, whole_volume_space(s, vids, total, &files));
 
+  // Under each volume's line, every file its line counts: the volume's
+  // bytes are the union of its files' (the file lines overlap where the
+  // files share, so they add up to at least the volume's allocated bytes).
   std::vector<du_row> rows;
   json jvols = json::array();
   for (std::size_t i = 0; i < vols.size(); ++i) {
     auto& vol = vols[i].vol;
-    FILE_REFLINK_TRY(auto sp, vol.space());
     FILE_REFLINK_TRY(auto revs, vol.revisions());
-    jvols.push_back(json{{"vid", vol.vid()},
-                         {"in_catalog", vols[i].in_catalog},
-                         {"volume", to_json(whole[i])},
-                         {"files", to_json(sp)}});
+    json jfiles = json::array();
     rows.push_back({vol.vid() + (vols[i].in_catalog ? "" : " (not in the catalog)"), 0, whole[i]});
-    if (sp.dirty) rows.push_back({"running image", 1, *sp.dirty});
-    if (sp.clean) rows.push_back({"committed image", 1, *sp.clean});
-    if (sp.precache) rows.push_back({"precache", 1, *sp.precache});
-    for (auto& [n, u] : sp.revisions) {
-      std::string label = "revision " + std::to_string(n);
-      if (auto it = revs.find(n); it != revs.end()) {
-        // "2026-11-27T13:25:19Z" as "2026-11-27 13:25": enough to tell them apart.
-        const std::string& t = it->second.timestamp;
-        if (t.size() >= 16) label += ", " + t.substr(0, 10) + " " + t.substr(11, 5);
-        if (!it->second.labels.empty()) label += " [" + join(it->second.labels, ", ") + "]";
+    for (const volume_file_space& f : files[i]) {
+      std::string label = f.label;
+      std::string timestamp;
+      if (f.kind == layout::file_kind::revision || f.kind == layout::file_kind::pin) {
+        if (auto it = revs.find(f.revision); it != revs.end()) timestamp = it->second.timestamp;
       }
-      rows.push_back({label, 1, u});
+      if (f.kind == layout::file_kind::revision && !timestamp.empty()) {
+        // "2026-11-27T13:25:19Z" as "2026-11-27 13:25": enough to tell them apart.
+        if (timestamp.size() >= 16) label += ", " + timestamp.substr(0, 10) + " " + timestamp.substr(11, 5);
+        if (auto it = revs.find(f.revision); !it->second.labels.empty())
+          label += " [" + join(it->second.labels, ", ") + "]";
+      }
+      if (f.hard_link) label += " (hard link)";
+      rows.push_back({label, 1, f.usage});
+      json jf{{"file", f.path}, {"kind", f.label}, {"hard_link", f.hard_link}};
+      if (f.kind == layout::file_kind::revision || f.kind == layout::file_kind::pin) jf["revision"] = f.revision;
+      jf.update(to_json(f.usage));
+      jfiles.push_back(std::move(jf));
     }
+    json jv{{"vid", vol.vid()}, {"in_catalog", vols[i].in_catalog}};
+    jv.update(to_json(whole[i]));
+    jv["files"] = std::move(jfiles);
+    jvols.push_back(std::move(jv));
   }
   FILE_REFLINK_TRY(auto fs_size, s.pool().size());
   FILE_REFLINK_TRY(auto fs_used, s.pool().usage());
@@ -171,15 +192,10 @@ result<void> pool_scan(const std::string& dir, const common_options& o) {
     print_json(to_json(report));
     return success();
   }
-  Table t({"VID", "IN CATALOG", "IMAGE", "RUNNING", "IMPORT", "PRECACHE", ">REVISIONS", "NOTES"});
-  for (auto& v : report.volumes) {
-    std::vector<std::string> notes;
-    if (!v.orphan_pins.empty()) notes.push_back("pins without their revision: " + join(v.orphan_pins, ", "));
-    if (!v.temporary.empty()) notes.push_back(std::to_string(v.temporary.size()) + " incomplete temporary file(s)");
-    if (v.import) notes.push_back("an interrupted import");
+  Table t({"VID", "IN CATALOG", "COMMITTED IMAGE", "RUNNING IMAGE", "IMPORT", "PRECACHE", ">REVISIONS", "NOTES"});
+  for (auto& v : report.volumes)
     t.add({v.vid, yes_no(v.registered), yes_no(v.clean), yes_no(v.dirty), yes_no(v.import), to_string(v.precache),
-           std::to_string(v.revisions.size()), join(notes, "; ")});
-  }
+           std::to_string(v.revisions.size()), join(scan_notes(v), "; ")});
   if (report.volumes.empty())
     std::printf("no volumes on disk\n");
   else
@@ -199,7 +215,8 @@ result<void> pool_recover(const std::string& dir, const common_options& o) {
     return success();
   }
   for (auto& p : report.removed) std::printf("removed: %s\n", p.generic_string().c_str());
-  for (auto& v : report.dirty) std::printf("running or crashed (its image is kept; stop it to commit): %s\n", v.c_str());
+  for (auto& v : report.dirty)
+    std::printf("running (or left by a crashed VM; its image is kept: volume stop commits it): %s\n", v.c_str());
   for (auto& v : report.stale_precache) std::printf("stale precache (replaced at its next start): %s\n", v.c_str());
   for (auto& v : report.busy) std::printf("busy, left alone (another command works on it): %s\n", v.c_str());
   for (auto& f : report.foreign) std::printf("foreign, left alone: %s (%s)\n", f.relative.generic_string().c_str(), f.reason.c_str());
@@ -210,7 +227,7 @@ result<void> pool_recover(const std::string& dir, const common_options& o) {
 }
 
 result<void> pool_adopt(const std::string& dir, const common_options& o) {
-  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o));
+  FILE_REFLINK_TRY(auto s, PoolSession::open(dir, o, true));
   FILE_REFLINK_TRY(auto report, s.pool().adopt());
   if (o.json) {
     json registered = json::array(), skipped = json::array();
@@ -220,7 +237,7 @@ result<void> pool_adopt(const std::string& dir, const common_options& o) {
                                 {"size", a.config.size},
                                 {"rw", a.config.rw},
                                 {"revisions_to_keep", a.config.revisions_to_keep.value_or(0)},
-                                {"state", to_string(a.state)},
+                                {"state", state_word(a.state)},
                                 {"revisions", a.revisions}});
     for (auto& [vid, why] : report.skipped) skipped.push_back(json{{"vid", vid}, {"reason", why}});
     print_json(json{{"registered", std::move(registered)}, {"skipped", std::move(skipped)}});
@@ -229,10 +246,11 @@ result<void> pool_adopt(const std::string& dir, const common_options& o) {
   if (report.registered.empty()) {
     std::printf("no volume to adopt: every volume on disk is in the catalog\n");
   } else {
-    Table t({"ADOPTED VID", "KIND", ">SIZE", ">KEEPS", "STATE", ">REVISIONS"});
+    std::printf("adopted into the catalog:\n");
+    Table t({"VID", "KIND", ">SIZE", "RW", ">REVISIONS TO KEEP", "STATE", ">REVISIONS"});
     for (auto& a : report.registered)
-      t.add({a.config.vid, to_string(a.config.kind()), format_size(a.config.size),
-             std::to_string(a.config.revisions_to_keep.value_or(0)), to_string(a.state), std::to_string(a.revisions)});
+      t.add({a.config.vid, to_string(a.config.kind()), format_size(a.config.size), yes_no(a.config.rw),
+             std::to_string(a.config.revisions_to_keep.value_or(0)), state_word(a.state), std::to_string(a.revisions)});
     t.print();
   }
   for (auto& [vid, why] : report.skipped) std::printf("skipped: %s (%s)\n", vid.c_str(), why.c_str());

@@ -6,11 +6,14 @@
 
 #include <boost/filesystem/operations.hpp>
 
+#include <algorithm>
+
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <tuple>
 
 namespace file_reflink::cli {
 
@@ -34,7 +37,7 @@ pool_config pool_config_for(const path& dir, const common_options& opts, Progres
     if (interrupted()) return false;
     if (waited.count() == 0 && !quiet) {
       b->finish();
-      std::fprintf(stderr, "file-reflink: waiting for %s (another command holds it)...\n", what.c_str());
+      print_note("waiting for " + what + " (another command holds it)...");
     }
     return true;
   };
@@ -60,6 +63,35 @@ pool_config pool_config_for(const path& dir, const common_options& opts, Progres
 }
 
 namespace {
+
+bool file_exists(const path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+//! Whether `dir` is a pool: it carries the marker that pool init writes, the
+//! catalog, or the volume file of an earlier version of the command; or it
+//! holds volumes the way the Qubes driver lays them out (a committed image,
+//! a running image or a revision: what pool adopt registers).
+result<bool> is_pool(pool_type& probe, const path& dir, bool& empty) {
+  empty = false;
+  for (std::string_view name : {layout::pool_marker, layout::catalog_name})
+    if (file_exists(dir / std::string(name))) return true;
+  if (file_exists(dir / volume_file_name)) return true;
+  auto report = probe.scan();
+  if (!report) {
+    // An empty directory: the library refuses it as a pool (an unmounted
+    // filesystem's mount point), which is what it is not.
+    if (report.error() == errc::pool_not_set_up) {
+      empty = true;
+      return false;
+    }
+    return failure(report.error());
+  }
+  for (const volume_scan& v : report.value().volumes)
+    if (v.clean || v.dirty || !v.revisions.empty()) return true;
+  return false;
+}
 
 //! Put the volume file of an earlier version of the command into the
 //! catalog: its settings (recorded by setup, which changes nothing else on
@@ -93,28 +125,42 @@ result<void> convert_volume_file(const path& dir, const common_options& opts, Pr
   }
   if (auto r = retire_volume_file(dir); !r) return context(r.error());
   if (!opts.quiet)
-    std::fprintf(stderr, "file-reflink: converted %s (%zu volume(s)) into the catalog %s; the old file is now %s\n",
-                 old_file.c_str(), file.volumes.size(), (dir / std::string(layout::catalog_name)).c_str(),
-                 (dir / converted_volume_file_name).c_str());
+    print_note("converted " + old_file.string() + " (" + std::to_string(file.volumes.size()) +
+               " volume(s)) into the catalog " + (dir / std::string(layout::catalog_name)).string() +
+               "; the old file is now " + (dir / converted_volume_file_name).string());
   return success();
 }
 
 }  // namespace
 
-result<PoolSession> PoolSession::open(const std::string& dir_arg, const common_options& opts) {
+result<PoolSession> PoolSession::open(const std::string& dir_arg, const common_options& opts, bool unmarked_ok) {
   path dir = pool_path(dir_arg);
-  auto bar = std::make_unique<ProgressBar>(!opts.quiet && ProgressBar::stderr_is_terminal());
-  // The usual mistake first, said in the command's words.
-  if (struct stat st; ::stat(dir.c_str(), &st) != 0)
-    return errno_failure(errno, "pool '" + dir.string() + "' (make one with: file-reflink pool init DIR)");
+  auto bar = std::make_unique<ProgressBar>(!opts.quiet && !opts.json && ProgressBar::stderr_is_terminal());
+  // The usual mistakes first, said in the command's words: nothing there,
+  // a file, a directory that is no pool.
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT)
+      return failure(error(std::make_error_code(std::errc::no_such_file_or_directory),
+                           "pool '" + dir.string() + "' does not exist (pool init makes one)"));
+    return errno_failure(err, "pool '" + dir.string() + "'");
+  }
+  if (!S_ISDIR(st.st_mode))
+    return failure(error(std::make_error_code(std::errc::not_a_directory),
+                         "'" + dir.string() + "' is not a directory: a pool is one (pool init makes one)"));
+  pool_type probe(pool_config_for(dir, opts, *bar, true));
+  if (!unmarked_ok) {
+    bool empty = false;
+    FILE_REFLINK_TRY(bool marked, is_pool(probe, dir, empty));
+    if (!marked) return failure(not_a_pool_error(dir.string(), empty));
+  }
   catalog_contents recorded;
   {
-    // Is it a pool? The library's own check: the directory exists and is
-    // marked, or is a pool the Qubes driver filled; an empty mount point is
-    // refused. statvfs is the cheapest operation that makes that check.
-    // This first pool object registers nothing: it reads the settings that
-    // the real one is configured with.
-    pool_type probe(pool_config_for(dir, opts, *bar, true));
+    // The library's own check as well: an empty mount point is refused.
+    // statvfs is the cheapest operation that makes that check. The probe
+    // registers nothing: it reads the settings that the real pool object
+    // is configured with.
     if (auto r = probe.size(); !r) return failure(r.error());
     FILE_REFLINK_TRYV(convert_volume_file(dir, opts, *bar));
     FILE_REFLINK_TRY(recorded, probe.read_catalog());
@@ -127,13 +173,34 @@ result<PoolSession> PoolSession::open(const std::string& dir_arg, const common_o
   return PoolSession(dir, opts, std::move(bar), pool_type(cfg), settings);
 }
 
-//! Where on the device each file of `vol` keeps its data: every name of the
-//! volume in its directory (images, revisions, pins, temporaries), through
-//! the policy's extent map.
-static result<std::vector<device_range>> device_ranges(pool_type& pool, const LinuxFsOps::dir_handle& h,
-                                                const std::string& vid) {
+namespace {
+
+//! What a file of a volume is, in the words `pool du` shows.
+std::string file_label(const layout::name_info& info, const dir_entry& e) {
+  switch (info.kind) {
+    case layout::file_kind::clean: return "committed image";
+    case layout::file_kind::dirty: return "running image";
+    case layout::file_kind::precache: return "precache";
+    case layout::file_kind::import: return "import in progress";
+    case layout::file_kind::revision: return "revision " + std::to_string(info.revision);
+    case layout::file_kind::pin:
+      return "pin " + info.label + " of revision " + std::to_string(info.revision);
+    case layout::file_kind::temporary: return "incomplete temporary file " + e.name;
+    case layout::file_kind::foreign: break;
+  }
+  return e.name;
+}
+
+}  // namespace
+
+//! Every file of `vid` in its directory (images, revisions, pins,
+//! temporaries, and the names that share an inode with another file, which
+//! the volume's own space report does not list), with where on the device
+//! it keeps its data, through the policy's extent map.
+static result<std::vector<volume_file_space>> files_of(pool_type& pool, const LinuxFsOps::dir_handle& h,
+                                                     const std::string& vid) {
   layout::volume_paths p = layout::paths_of(vid);
-  std::vector<device_range> out;
+  std::vector<volume_file_space> out;
   auto entries = pool.fs_ops().list(h, p.dir);
   if (!entries) {
     if (entries.error() == std::errc::no_such_file_or_directory) return out;  // no files yet
@@ -143,27 +210,59 @@ static result<std::vector<device_range>> device_ranges(pool_type& pool, const Li
     if (e.type != file_type::regular) continue;
     layout::name_info info = layout::classify(e.name);
     if (info.kind == layout::file_kind::foreign || info.base != p.base) continue;
+    auto st = pool.fs_ops().stat(h, p.dir / e.name);
     auto ext = pool.fs_ops().extents(h, p.dir / e.name);
-    if (!ext) {
-      if (ext.error() == std::errc::no_such_file_or_directory) continue;  // gone meanwhile
-      return failure(ext.error());
+    if (!st || !ext) {
+      const error& err = !st ? st.error() : ext.error();
+      if (err == std::errc::no_such_file_or_directory) continue;  // gone meanwhile
+      return failure(err);
     }
+    volume_file_space f;
+    f.path = (p.dir / e.name).generic_string();
+    f.kind = info.kind;
+    f.revision = info.revision;
+    f.label = file_label(info, e);
+    f.hard_link = st.value().nlink > 1;
     for (const extent& x : ext.value())
       if (x.physical != 0)  // an inline or unplaced extent has no place to share
-        out.push_back({x.physical, x.physical + x.length});
+        f.ranges.push_back({x.physical, x.physical + x.length});
+    out.push_back(std::move(f));
   }
+  std::sort(out.begin(), out.end(), [](const volume_file_space& a, const volume_file_space& b) {
+    return std::make_tuple(static_cast<int>(a.kind), a.revision, a.path) <
+           std::make_tuple(static_cast<int>(b.kind), b.revision, b.path);
+  });
   return out;
 }
 
 result<std::vector<space_usage>> whole_volume_space(PoolSession& s, const std::vector<std::string>& vids,
-                                                   space_usage& total) {
+                                                   space_usage& total,
+                                                   std::vector<std::vector<volume_file_space>>* files) {
   FILE_REFLINK_TRY(auto opened, s.pool().fs_ops().open_dir(s.dir(), false));
   std::vector<std::vector<device_range>> ranges;
+  std::vector<std::vector<volume_file_space>> all;
   for (auto& vid : vids) {
-    FILE_REFLINK_TRY(auto r, device_ranges(s.pool(), opened.handle, vid));
+    FILE_REFLINK_TRY(auto fs, files_of(s.pool(), opened.handle, vid));
+    std::vector<device_range> r;
+    for (auto& f : fs) r.insert(r.end(), f.ranges.begin(), f.ranges.end());
     ranges.push_back(std::move(r));
+    all.push_back(std::move(fs));
   }
-  return volume_distinct_space(ranges, total);
+  auto out = volume_distinct_space(ranges, total);
+  if (files) {
+    // Each file against every other file of the pool: exclusive bytes are
+    // what no other name references.
+    std::vector<std::vector<device_range>> per_file;
+    for (auto& fs : all)
+      for (auto& f : fs) per_file.push_back(f.ranges);
+    space_usage unused;
+    auto usage = volume_distinct_space(per_file, unused);
+    std::size_t i = 0;
+    for (auto& fs : all)
+      for (auto& f : fs) f.usage = usage[i++];
+    *files = std::move(all);
+  }
+  return out;
 }
 
 result<volume_type> PoolSession::volume(const std::string& vid) {

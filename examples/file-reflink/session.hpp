@@ -7,6 +7,7 @@
 //! process and against every other, so the command holds no lock of its own.
 #pragma once
 
+#include "du.hpp"
 #include "progress.hpp"
 #include "volume_file.hpp"
 
@@ -21,7 +22,7 @@ namespace file_reflink::cli {
 
 //! Options every command understands.
 struct common_options {
-  bool json = false;     //!< read commands: JSON on stdout instead of text
+  bool json = false;     //!< JSON on stdout instead of text; errors as JSON on stderr
   bool quiet = false;    //!< no progress bar, no warnings, no notes
   bool verbose = false;  //!< every file operation of the library on stderr
   //! How long an operation waits for a volume (or the catalog) that another
@@ -45,10 +46,11 @@ pool_config pool_config_for(const path& dir, const common_options& opts, Progres
 class PoolSession {
 public:
   //! Open the pool in `dir` (it must be one: made by `pool init` or by the
-  //! Qubes driver), converting the volume file of an earlier version of the
+  //! Qubes driver; `unmarked_ok`: any directory the library accepts, for
+  //! `pool adopt`), converting the volume file of an earlier version of the
   //! command into the catalog first if it has one, with the settings the
   //! catalog records (the defaults where it records none).
-  static result<PoolSession> open(const std::string& dir, const common_options& opts);
+  static result<PoolSession> open(const std::string& dir, const common_options& opts, bool unmarked_ok = false);
 
   pool_type& pool() noexcept { return pool_; }
   const path& dir() const noexcept { return dir_; }
@@ -75,7 +77,11 @@ private:
 //! of `vids` would free, and what it shares with another of them; `total`
 //! over them all, each byte once. From the extent maps of every file of
 //! each volume, through the pool's policy.
+//! With `files`: every file of each volume (what its line counts: every
+//! name in its directory, the hard links too), each measured against every
+//! other file of the pool.
 result<std::vector<space_usage>> whole_volume_space(PoolSession& s, const std::vector<std::string>& vids,
-                                                   space_usage& total);
+                                                   space_usage& total,
+                                                   std::vector<std::vector<volume_file_space>>* files = nullptr);
 
 }  // namespace file_reflink::cli

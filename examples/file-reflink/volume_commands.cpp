@@ -10,6 +10,8 @@
 #include "sizes.hpp"
 #include "transfer.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -44,7 +46,7 @@ struct volume_facts {
   bool busy = false;  //!< list: another command held it past --wait; only its config is known
 
   bool running() const { return state != volume_status::stopped; }
-  std::string state_text() const { return busy ? "busy" : to_string(state); }
+  std::string state_text() const { return busy ? "busy" : state_word(state); }
 };
 
 result<volume_facts> facts_of(PoolSession& s, volume_type& v) {
@@ -114,6 +116,16 @@ struct opened {
   volume_type volume;
 };
 
+//! The volume's revisions, to tell what an operation changed in them.
+result<revision_map> revisions_of(volume_type& v) { return v.revisions(); }
+
+//! {"vid": ...} and the keys of `rest`.
+json volume_result(const std::string& vid, json rest = json::object()) {
+  json j{{"vid", vid}};
+  j.update(rest);
+  return j;
+}
+
 result<opened> open_volume(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRYV(layout::validate_vid(a.vid));  // a malformed vid is a usage error, not a missing volume
   FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, o));
@@ -153,7 +165,7 @@ result<void> volume_create(const volume_create_args& a, const common_options& o)
   if (auto r = layout::validate_vid(a.vid); !r) return failure(r.error());
 
   FILE_REFLINK_TRY(auto s, PoolSession::open(a.dir, o));
-  const std::string what = "volume create '" + a.vid + "'";
+  const std::string what = "volume '" + a.vid + "'";
   // Registering a config the catalog has already is no error for the
   // library (a program registering its volumes after a restart), but
   // create() below would then wipe the existing volume's files: said early
@@ -198,6 +210,16 @@ result<void> volume_create(const volume_create_args& a, const common_options& o)
   if (!made) {
     (void)vol.remove();  // its files and its catalog entry
     return failure(made.error());
+  }
+  if (o.json) {
+    FILE_REFLINK_TRY(auto size, vol.size());
+    const volume_config cfg = vol.config();
+    print_json(volume_result(a.vid, {{"kind", to_string(cfg.kind())},
+                                     {"size", size},
+                                     {"rw", cfg.rw},
+                                     {"source", cfg.source ? json(*cfg.source) : json(nullptr)},
+                                     {"revisions_to_keep", cfg.revisions_to_keep.value_or(0)},
+                                     {"state", "stopped"}}));
   }
   return success();
 }
@@ -284,6 +306,15 @@ result<void> volume_start(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   FILE_REFLINK_TRYV(ov.volume.start());
   FILE_REFLINK_TRY(auto dev, ov.volume.block_device());
+  if (o.json) {
+    FILE_REFLINK_TRY(auto size, ov.volume.size());
+    print_json(volume_result(a.vid, {{"image", dev.device_path.string()},
+                                     {"read_only", dev.read_only},
+                                     {"kind", to_string(ov.volume.config().kind())},
+                                     {"size", size},
+                                     {"state", "running"}}));
+    return success();
+  }
   // The one thing a script needs: the image to attach.
   std::printf("%s\n", dev.device_path.c_str());
   return success();
@@ -291,7 +322,22 @@ result<void> volume_start(const volume_args& a, const common_options& o) {
 
 result<void> volume_stop(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  return ov.volume.stop();
+  FILE_REFLINK_TRY(auto before, revisions_of(ov.volume));
+  const bool keeps = ov.volume.config().save_on_stop;
+  FILE_REFLINK_TRYV(ov.volume.stop());
+  FILE_REFLINK_TRY(auto after, revisions_of(ov.volume));
+  revision_change c = compare_revisions(before, after);
+  if (o.json) {
+    json j = volume_result(a.vid, {{"committed", keeps}, {"state", "stopped"}});
+    add_to_json(j, c);
+    print_json(j);
+  } else if (!o.quiet) {
+    if (keeps)
+      std::printf("%s: committed; %s\n", a.vid.c_str(), describe(c, "the previous committed image").c_str());
+    else
+      std::printf("%s: stopped; its image was discarded\n", a.vid.c_str());
+  }
+  return success();
 }
 
 result<void> volume_revisions(const volume_args& a, const common_options& o) {
@@ -299,14 +345,15 @@ result<void> volume_revisions(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto revs, ov.volume.revisions());
   FILE_REFLINK_TRY(auto sp, ov.volume.space());
   json out = json::array();
-  Table t({">N", "TIMESTAMP", "LABELS", ">ALLOCATED", ">EXCLUSIVE"});
+  Table t({">NUMBER", "TIMESTAMP", "LABELS", ">ALLOCATED", ">EXCLUSIVE", ">SHARED"});
   for (auto& [n, r] : revs) {
     space_usage u;
     if (auto it = sp.revisions.find(n); it != sp.revisions.end()) u = it->second;
     json j = to_json(r);
-    j["space"] = to_json(u);
+    j.update(to_json(u));
     out.push_back(std::move(j));
-    t.add({std::to_string(n), r.timestamp, join(r.labels, ","), format_size(u.allocated), format_size(u.exclusive)});
+    t.add({std::to_string(n), r.timestamp, join(r.labels, ","), format_size(u.allocated), format_size(u.exclusive),
+           format_size(u.shared)});
   }
   if (o.json)
     print_json(out);
@@ -319,32 +366,68 @@ result<void> volume_revisions(const volume_args& a, const common_options& o) {
 
 result<void> volume_revert(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  if (a.operand1.empty()) return ov.volume.revert();
-  if (all_digits(a.operand1)) {
+  FILE_REFLINK_TRY(auto before, revisions_of(ov.volume));
+  // Which revision becomes the committed image, as the list shows it now.
+  std::optional<std::uint64_t> chosen;
+  if (a.operand1.empty()) {
+    if (!before.empty()) chosen = before.rbegin()->first;
+    FILE_REFLINK_TRYV(ov.volume.revert());
+  } else if (all_digits(a.operand1)) {
     FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
-    return ov.volume.revert(n);
+    chosen = n;
+    FILE_REFLINK_TRYV(ov.volume.revert(n));
+  } else {
+    for (auto& [n, r] : before)
+      if (std::find(r.labels.begin(), r.labels.end(), a.operand1) != r.labels.end()) chosen = n;
+    FILE_REFLINK_TRYV(ov.volume.revert(a.operand1));
   }
-  return ov.volume.revert(a.operand1);
+  FILE_REFLINK_TRY(auto after, revisions_of(ov.volume));
+  revision_change c = compare_revisions(before, after);
+  // The chosen revision is no revision of its own any more unless a pin
+  // keeps it: that is no pruning.
+  if (chosen) c.pruned.erase(std::remove(c.pruned.begin(), c.pruned.end(), *chosen), c.pruned.end());
+  if (o.json) {
+    json j = volume_result(a.vid, {{"committed_revision", chosen ? json(*chosen) : json(nullptr)}});
+    add_to_json(j, c);
+    print_json(j);
+  } else if (!o.quiet) {
+    std::printf("%s: revision %s is the committed image; %s\n", a.vid.c_str(),
+                chosen ? std::to_string(*chosen).c_str() : "?", describe(c, "the previous committed image").c_str());
+  }
+  return success();
 }
 
 result<void> volume_keep(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  return ov.volume.keep_revision(n, a.operand2);
+  FILE_REFLINK_TRYV(ov.volume.keep_revision(n, a.operand2));
+  if (o.json) print_json(volume_result(a.vid, {{"revision", n}, {"label", a.operand2}}));
+  return success();
 }
 
 result<void> volume_drop(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
+  FILE_REFLINK_TRY(auto before, revisions_of(ov.volume));
   if (all_digits(a.operand1)) {
     FILE_REFLINK_TRY(auto n, revision_number(a.operand1));
-    return ov.volume.drop_revision(n);
+    FILE_REFLINK_TRYV(ov.volume.drop_revision(n));
+  } else {
+    FILE_REFLINK_TRYV(ov.volume.drop_revision(a.operand1));
   }
-  return ov.volume.drop_revision(a.operand1);
+  FILE_REFLINK_TRY(auto after, revisions_of(ov.volume));
+  if (o.json) {
+    json j = volume_result(a.vid);
+    add_to_json(j, compare_revisions(before, after));
+    print_json(j);
+  }
+  return success();
 }
 
 result<void> volume_unkeep(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  return ov.volume.unkeep_revision(a.operand1);
+  FILE_REFLINK_TRYV(ov.volume.unkeep_revision(a.operand1));
+  if (o.json) print_json(volume_result(a.vid, {{"label", a.operand1}}));
+  return success();
 }
 
 result<void> volume_set(const volume_args& a, const common_options& o) {
@@ -381,13 +464,25 @@ result<void> volume_set(const volume_args& a, const common_options& o) {
   // As at create: a source must be a volume of the pool. The library only
   // finds out at the next start.
   if (u.source && *u.source) FILE_REFLINK_TRYV(ov.session.volume(**u.source));
-  return ov.volume.update(u);
+  FILE_REFLINK_TRYV(ov.volume.update(u));
+  if (o.json) {
+    const volume_config cfg = ov.volume.config();
+    json v;
+    if (key == "revisions_to_keep") v = cfg.revisions_to_keep.value_or(0);
+    else if (key == "rw") v = cfg.rw;
+    else v = cfg.source ? json(*cfg.source) : json(nullptr);
+    print_json(volume_result(a.vid, {{"key", key}, {"value", std::move(v)}}));
+  }
+  return success();
 }
 
 result<void> volume_resize(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto size, size_argument("size", a.operand1));
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  return ov.volume.resize(size);
+  FILE_REFLINK_TRY(auto old_size, ov.volume.size());
+  FILE_REFLINK_TRYV(ov.volume.resize(size));
+  if (o.json) print_json(volume_result(a.vid, {{"previous_size", old_size}, {"size", size}}));
+  return success();
 }
 
 result<void> volume_import(const volume_args& a, const common_options& o) {
@@ -405,6 +500,7 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
       FILE_REFLINK_TRY(size, v.size());  // a pipe: the volume's size, unless --size says otherwise
     }
   }
+  FILE_REFLINK_TRY(auto before, revisions_of(v));
   FILE_REFLINK_TRY(auto target, v.import_data(*size));
   ProgressBar& bar = ov.session.progress();
   std::string label = "import " + v.vid();
@@ -423,6 +519,16 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
     (void)v.import_data_end(false);
     return failure(r.error());
   }
+  FILE_REFLINK_TRY(auto after, revisions_of(v));
+  revision_change c = compare_revisions(before, after);
+  if (o.json) {
+    json j = volume_result(a.vid, {{"file", a.operand1}, {"size", *size}});
+    add_to_json(j, c);
+    print_json(j);
+  } else if (!o.quiet) {
+    std::printf("%s: imported %s; %s\n", a.vid.c_str(), size_and_bytes(*size).c_str(),
+                describe(c, "the previous committed image").c_str());
+  }
   return success();
 }
 
@@ -430,6 +536,8 @@ result<void> volume_export(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   volume_type& v = ov.volume;
   FILE_REFLINK_TRY(auto image, v.export_());
+  std::uint64_t exported = 0;
+  if (struct stat st; ::stat(image.c_str(), &st) == 0) exported = static_cast<std::uint64_t>(st.st_size);
   ProgressBar& bar = ov.session.progress();
   std::string label = "export " + v.vid();
   auto streamed = stream_out_of_image(image, a.operand1, [&](std::uint64_t done, std::uint64_t total) {
@@ -438,6 +546,12 @@ result<void> volume_export(const volume_args& a, const common_options& o) {
   bar.finish();
   (void)v.export_end(image);
   if (!streamed) return failure(streamed.error().context("export volume '" + v.vid() + "'"));
+  if (o.json) {
+    // To standard output the data goes: the result then goes to stderr.
+    json j = volume_result(a.vid, {{"file", a.operand1}, {"size", exported}});
+    std::string text = j.dump(2, ' ', false, json::error_handler_t::replace);
+    std::fprintf(a.operand1 == "-" ? stderr : stdout, "%s\n", text.c_str());
+  }
   return success();
 }
 
@@ -445,25 +559,28 @@ result<void> volume_discard(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto offset, size_argument("offset", a.operand1));
   FILE_REFLINK_TRY(auto length, size_argument("length", a.operand2));
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  return ov.volume.discard(offset, length);
+  FILE_REFLINK_TRYV(ov.volume.discard(offset, length));
+  if (o.json) print_json(volume_result(a.vid, {{"offset", offset}, {"length", length}}));
+  return success();
 }
 
 result<void> volume_sparsify(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   FILE_REFLINK_TRY(auto freed, ov.volume.sparsify());
-  if (!o.quiet) std::printf("freed %s\n", size_and_bytes(freed).c_str());
+  if (o.json)
+    print_json(volume_result(a.vid, {{"freed", freed}}));
+  else if (!o.quiet)
+    std::printf("freed %s\n", size_and_bytes(freed).c_str());
   return success();
 }
 
 result<void> volume_remove(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   // The library refuses a running volume (its VM's unsaved data, an attached
-  // loop device) and a source of other volumes; --force overrides both.
-  if (auto r = ov.volume.remove(a.force); !r) {
-    if (r.error() == errc::volume_running || r.error() == errc::source_in_use)
-      return failure(error(r.error().code(), r.error().message() + " (--force removes it anyway)"));
-    return failure(r.error());
-  }
+  // loop device) and a source of other volumes; --force overrides both (the
+  // error message says so).
+  FILE_REFLINK_TRYV(ov.volume.remove(a.force));
+  if (o.json) print_json(volume_result(a.vid, {{"removed", true}, {"forced", a.force}}));
   return success();
 }
 

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -333,7 +334,7 @@ CLI_TEST("cli: create, start, write into the dirty image, stop, revisions, rever
   image.pop_back();  // the newline
   CHECK(image == P + "/vm/private-dirty.img");
   json running = ok_json({"volume", "info", P, "vm/private", "--json"});
-  CHECK(running["state"] == "dirty");  // its data is committed at stop
+  CHECK(running["state"] == "running");  // its data is committed at stop
   CHECK(running["running"] == true);
   const std::string first = pattern(2 * MiB, 1), second = pattern(MiB, 2);
   write_at(image, 0, first);
@@ -392,7 +393,7 @@ CLI_TEST("cli: a snapshot starts from its source, shares its extents, and is dis
   CHECK(info["kind"] == "snapshot");
   CHECK(info["source"] == "tpl/root");
   CHECK(info["size"] == 32 * MiB);
-  std::uint64_t shared = info["space"]["dirty"]["shared"];
+  std::uint64_t shared = info["space"]["running_image"]["shared"];
   if (fx.reflinks())
     CHECK(shared >= data.size());
   else
@@ -405,8 +406,8 @@ CLI_TEST("cli: a snapshot starts from its source, shares its extents, and is dis
   REQUIRE(du["volumes"].size() == 3);
   json snap, tpl_space;
   for (auto& v : du["volumes"]) {
-    if (v["vid"] == "tpl/root") tpl_space = v["volume"];
-    if (v["vid"] == "vm/root") snap = v["volume"];
+    if (v["vid"] == "tpl/root") tpl_space = v;
+    if (v["vid"] == "vm/root") snap = v;
   }
   CHECK(tpl_space["shared"].get<std::uint64_t>() >= data.size());
   if (fx.reflinks())
@@ -500,7 +501,7 @@ CLI_TEST("cli: JSON output parses back") {
   json info = ok_json({"volume", "info", P, "a/private", "--json"});
   CHECK(info["state"] == "stopped");
   CHECK(info["image"].is_null());
-  CHECK(info["space"]["clean"]["allocated"].get<std::uint64_t>() >= MiB);
+  CHECK(info["space"]["committed_image"]["allocated"].get<std::uint64_t>() >= MiB);
   CHECK(info["revisions"].size() == 1);
 
   // Whole volumes count each byte once; what two volumes share counts in both.
@@ -508,9 +509,11 @@ CLI_TEST("cli: JSON output parses back") {
   REQUIRE(du["volumes"].size() == 2);
   std::uint64_t allocated = 0, exclusive = 0;
   for (auto& v : du["volumes"]) {
-    const json& w = v["volume"];
+    const json& w = v;
     CHECK(w["allocated"] == w["exclusive"].get<std::uint64_t>() + w["shared"].get<std::uint64_t>());
-    CHECK(w["allocated"].get<std::uint64_t>() <= v["files"]["total"]["allocated"].get<std::uint64_t>());
+    std::uint64_t files = 0;
+    for (auto& f : v["files"]) files += f["allocated"].get<std::uint64_t>();
+    CHECK(w["allocated"].get<std::uint64_t>() <= files);
     allocated += w["allocated"].get<std::uint64_t>();
     exclusive += w["exclusive"].get<std::uint64_t>();
   }
@@ -568,7 +571,8 @@ CLI_TEST("cli: bad arguments and their exit codes") {
   fails(3, {"volume", "import", P, "vm/private", fx.top() + "/no-such-file"});
   std::string empty = fx.top() + "/empty";
   REQUIRE(::mkdir(empty.c_str(), 0755) == 0);
-  fails(3, {"pool", "info", empty});  // an empty directory is no pool (an unmounted filesystem?)
+  // An empty directory is no pool (an unmounted filesystem?).
+  CHECK(fails(3, {"pool", "info", empty}).err.find("is the pool's filesystem mounted?") != std::string::npos);
 
   // Operation errors: 1, with the library's reason.
   CHECK(fails(1, {"volume", "create", P, "vm/private", "--size", "8M"}).err.find("exists") != std::string::npos);
@@ -717,7 +721,7 @@ CLI_TEST("cli: pool adopt registers the volumes the Qubes OS driver left, which 
     CHECK(priv["revisions"] == 2);
     CHECK(priv["revisions_to_keep"] == 2);  // the retention that kept its revisions (more than the pool's 1)
     CHECK(root["vid"] == "vm2/root");
-    CHECK(root["state"] == "dirty");
+    CHECK(root["state"] == "running");
     CHECK(root["revisions"] == 0);
     CHECK(root["size"] == 2 * MiB);
     CHECK(catalog_entry(D, "vm1/private")["save_on_stop"] == "1");
@@ -735,7 +739,7 @@ CLI_TEST("cli: pool adopt registers the volumes the Qubes OS driver left, which 
     CHECK(list[0]["state"] == "stopped");
     CHECK(list[0]["revisions"].size() == 2);
     CHECK(list[1]["vid"] == "vm2/root");
-    CHECK(list[1]["state"] == "dirty");
+    CHECK(list[1]["state"] == "running");
     CHECK(list[1]["image"] == D + "/vm2/root-dirty.img");
 
     ok({"volume", "stop", D, "vm2/root"});
@@ -938,7 +942,7 @@ CLI_TEST("cli: --no-wait and --wait on a volume that another process holds") {
     json l = json::parse(list.out);
     REQUIRE(l.size() == 2);
     CHECK(l[0]["state"] == "busy");
-    CHECK(l[1]["state"] == "dirty");
+    CHECK(l[1]["state"] == "running");
 
     // Without either option, a command waits as long as it takes.
     Child start = spawn({"volume", "start", P, "vm/a"});
@@ -1089,4 +1093,433 @@ CLI_TEST("cli: bash completion offers commands, options, volume ids and revision
   // Completion reads; the pool is as it was.
   CHECK(sorted(completions({"volume", "remove", P, ""})).size() == 3);
   CHECK(ok_json({"volume", "list", P, "--json"}).size() == 3);
+}
+
+// ---- one vocabulary, in JSON everywhere -------------------------------------------
+
+namespace {
+
+//! Run with --json, and require the exit status `status` with exactly one
+//! JSON error object on stderr (nothing else there, nothing on stdout).
+json fails_json(int status, const std::vector<std::string>& args, const std::string& input = "") {
+  ran r = run(args, input);
+  INFO(shown(args) << "\nstdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.status == status);
+  CHECK(r.out.empty());
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  json j = json::parse(r.err, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  REQUIRE(j.is_object());
+  CHECK(j.size() == 1);
+  const json& e = j["error"];
+  REQUIRE(e.is_object());
+  CHECK(e["code"].is_string());
+  CHECK(e["exit_status"] == status);
+  CHECK(e["message"].is_string());
+  return e;
+}
+
+//! The subcommands a command group's --help lists ("pool" -> init, info...).
+std::vector<std::string> subcommands_of(const std::string& group) {
+  std::istringstream in(ok({group, "--help"}));
+  std::vector<std::string> out;
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "Subcommands:") {
+      inside = true;
+      continue;
+    }
+    if (!inside) continue;
+    if (line.empty()) break;
+    std::istringstream words(line);
+    std::string name;
+    words >> name;
+    out.push_back(name);
+  }
+  return out;
+}
+
+//! The library's identifiers that an error message must never show.
+const char* const library_identifiers[] = {
+    "import_data", "setup_check", "save_on_stop", "snap_on_start", "keep_revision", "drop_revision",
+    "unkeep_revision", "open_dir", "init_volume", "setup()", "stat_path", "export_end", "block_device",
+    "(dirty)"};
+
+//! "IN CATALOG" -> "in_catalog".
+std::string key_of(std::string header) {
+  for (char& c : header) c = c == ' ' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return header;
+}
+
+//! The first line of a table, split at runs of two or more spaces.
+std::vector<std::string> headers_of(const std::string& table) {
+  std::string first = table.substr(0, table.find('\n'));
+  std::vector<std::string> out;
+  std::string cell;
+  for (std::size_t i = 0; i <= first.size(); ++i) {
+    bool gap = i == first.size() || (first[i] == ' ' && i + 1 < first.size() && first[i + 1] == ' ');
+    if (gap) {
+      if (!cell.empty()) out.push_back(cell);
+      cell.clear();
+      while (i < first.size() && first[i] == ' ') ++i;
+      if (i < first.size()) cell += first[i];
+    } else {
+      cell += first[i];
+    }
+  }
+  // A right-aligned first column starts with spaces: trim each cell.
+  for (auto& c : out) {
+    while (!c.empty() && c.front() == ' ') c.erase(c.begin());
+    while (!c.empty() && c.back() == ' ') c.pop_back();
+  }
+  out.erase(std::remove(out.begin(), out.end(), std::string()), out.end());
+  return out;
+}
+
+}  // namespace
+
+CLI_TEST("cli: every command takes --json and prints what it did") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  const std::string file = fx.top() + "/data.img";
+  write_file(file, pattern(2 * MiB, 5));
+  const std::string fresh = fx.top() + "/fresh";
+  const std::string qubes = fx.top() + "/qubes";
+  write_file(qubes + "/vm1/private.img", pattern(MiB, 6));
+
+  //! One step: the arguments (with --json), the keys its JSON object has.
+  struct step {
+    std::string command;
+    std::vector<std::string> args;
+    std::vector<std::string> keys;
+    bool array = false;  //!< a list: an array of objects with `keys`
+  };
+  const std::vector<step> steps = {
+      {"pool init", {"pool", "init", fresh, "--no-setup-check"}, {"pool", "directory", "reflinks", "revisions_to_keep", "setup_check", "catalog"}},
+      {"pool info", {"pool", "info", P}, {"pool", "directory", "filesystem", "reflinks", "revisions_to_keep", "setup_check", "catalog", "volumes"}},
+      {"volume create", {"volume", "create", P, "vm/private", "--size", "4M"}, {"vid", "kind", "size", "rw", "source", "revisions_to_keep", "state"}},
+      {"volume list", {"volume", "list", P}, {"vid", "kind", "size", "state", "revisions", "source"}, true},
+      {"volume start", {"volume", "start", P, "vm/private"}, {"vid", "image", "read_only", "kind", "size", "state"}},
+      {"volume info", {"volume", "info", P, "vm/private"}, {"vid", "kind", "size", "state", "image", "revisions", "space"}},
+      {"volume stop", {"volume", "stop", P, "vm/private"}, {"vid", "committed", "state", "revisions_created", "revisions_pruned"}},
+      {"volume revisions", {"volume", "revisions", P, "vm/private"}, {"number", "timestamp", "labels", "allocated", "exclusive", "shared"}, true},
+      {"volume keep", {"volume", "keep", P, "vm/private", "1", "good"}, {"vid", "revision", "label"}},
+      {"volume unkeep", {"volume", "unkeep", P, "vm/private", "good"}, {"vid", "label"}},
+      {"volume revert", {"volume", "revert", P, "vm/private", "1"}, {"vid", "committed_revision", "revisions_created", "revisions_pruned"}},
+      {"volume drop", {"volume", "drop", P, "vm/private", "2"}, {"vid", "revisions_created", "revisions_pruned"}},
+      {"volume set", {"volume", "set", P, "vm/private", "revisions_to_keep", "2"}, {"vid", "key", "value"}},
+      {"volume resize", {"volume", "resize", P, "vm/private", "8M"}, {"vid", "previous_size", "size"}},
+      {"volume import", {"volume", "import", P, "vm/private", file}, {"vid", "file", "size", "revisions_created", "revisions_pruned"}},
+      {"volume export", {"volume", "export", P, "vm/private", fx.top() + "/out.img"}, {"vid", "file", "size"}},
+      {"volume discard", {"volume", "discard", P, "vm/private", "0", "1M"}, {"vid", "offset", "length"}},
+      {"volume sparsify", {"volume", "sparsify", P, "vm/private"}, {"vid", "freed"}},
+      {"pool du", {"pool", "du", P}, {"volumes", "total", "filesystem"}},
+      {"pool scan", {"pool", "scan", P}, {"volumes", "foreign"}},
+      {"pool recover", {"pool", "recover", P}, {"removed", "running", "stale_precache", "busy", "foreign"}},
+      {"pool adopt", {"pool", "adopt", qubes}, {"registered", "skipped"}},
+      {"volume remove", {"volume", "remove", P, "vm/private"}, {"vid", "removed", "forced"}},
+  };
+
+  // Every command --help lists has a step: a new command without --json
+  // output fails here.
+  for (const std::string group : {"pool", "volume"})
+    for (const std::string& name : subcommands_of(group)) {
+      const std::string command = group + " " + name;
+      INFO("command " << command);
+      CHECK(std::any_of(steps.begin(), steps.end(), [&](const step& s) { return s.command == command; }));
+    }
+
+  for (const step& s : steps) {
+    for (bool before : {false, true}) {
+      if (before && s.command != "pool info" && s.command != "volume list") continue;  // state-changing: once
+      std::vector<std::string> args = s.args;
+      if (before)
+        args.insert(args.begin(), "--json");
+      else
+        args.push_back("--json");
+      json j = ok_json(args);
+      INFO(shown(args) << "\n" << j.dump(2));
+      CHECK(j.is_array() == s.array);
+      if (s.array) {
+        REQUIRE_FALSE(j.empty());
+        for (auto& key : s.keys) CHECK(j[0].contains(key));
+      } else {
+        REQUIRE(j.is_object());
+        for (auto& key : s.keys) CHECK(j.contains(key));
+      }
+      if (s.command == "volume start") {
+        CHECK(j["image"] == P + "/vm/private-dirty.img");
+        CHECK(j["read_only"] == false);
+        CHECK(j["state"] == "running");
+        CHECK(exists(P + "/vm/private-dirty.img"));
+      }
+      if (s.command == "volume stop") CHECK(j["revisions_created"] == json::array({1}));
+      if (s.command == "volume revert") CHECK(j["committed_revision"] == 1);
+      if (s.command == "volume import") CHECK(j["size"] == 2 * MiB);
+      if (s.command == "volume remove") CHECK_FALSE(exists(P + "/vm/private.img"));
+    }
+  }
+  CHECK(read_file(fx.top() + "/out.img") == pattern(2 * MiB, 5));
+
+  // An export to standard output: the data there, the JSON result on stderr.
+  ok({"volume", "create", P, "vm/b", "--size", "1M"});
+  ran r = run({"volume", "export", P, "vm/b", "-", "--json"});
+  REQUIRE(r.status == 0);
+  CHECK(r.out == std::string(MiB, '\0'));
+  json e = json::parse(r.err, nullptr, false);
+  REQUIRE_FALSE(e.is_discarded());
+  CHECK(e["size"] == MiB);
+  CHECK(e["file"] == "-");
+}
+
+CLI_TEST("cli: with --json an error is one JSON object on stderr") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "4M"});
+  json e = fails_json(2, {"volume", "info", P, "../escape", "--json"});
+  CHECK(e["code"] == "invalid_vid");
+  e = fails_json(3, {"--json", "volume", "info", P, "vm/none"});
+  CHECK(e["code"] == "volume_not_found");
+  CHECK(e["vid"] == "vm/none");
+  CHECK(e["path"] == P);
+  CHECK(e["operation"] == "volume info");
+  CHECK(e["message"].get<std::string>().find("vm/none") != std::string::npos);
+  e = fails_json(3, {"volume", "revert", P, "vm/private", "7", "--json"});
+  CHECK(e["code"] == "revision_not_found");
+  CHECK(e["operation"] == "volume revert");
+  const std::string not_pool = fx.top() + "/not-a-pool";
+  write_file(not_pool + "/hosts", "127.0.0.1 localhost\n");
+  e = fails_json(3, {"volume", "list", not_pool, "--json"});
+  CHECK(e["code"] == "not_a_pool");
+  CHECK(e["path"] == not_pool);
+  e = fails_json(2, {"volume", "resize", P, "vm/private", "lots", "--json"});
+  CHECK(e["code"] == "usage");
+  e = fails_json(2, {"volume", "frobnicate", P, "--json"});  // the arguments themselves
+  CHECK(e["code"] == "usage");
+  ok({"volume", "start", P, "vm/private"});
+  e = fails_json(1, {"volume", "import", P, "vm/private", "-", "--json"}, "x");
+  CHECK(e["code"] == "volume_running");
+  CHECK(e["message"].get<std::string>().find("stop it first") != std::string::npos);
+}
+
+CLI_TEST("cli: table headers are the JSON keys, and the values the same words") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "4M"});
+  ok({"volume", "start", P, "vm/private"});
+  ok({"volume", "stop", P, "vm/private"});
+  ok({"volume", "start", P, "vm/private"});
+  struct listing {
+    std::vector<std::string> args;
+    std::function<json(const json&)> rows;  //!< the JSON objects the table's rows show
+  };
+  for (const listing& l : std::vector<listing>{
+           {{"volume", "list", P}, [](const json& j) { return j; }},
+           {{"volume", "revisions", P, "vm/private"}, [](const json& j) { return j; }},
+           {{"pool", "scan", P}, [](const json& j) { return j["volumes"]; }},
+       }) {
+    std::string text = ok(l.args);
+    std::vector<std::string> args = l.args;
+    args.push_back("--json");
+    json rows = l.rows(ok_json(args));
+    REQUIRE_FALSE(rows.empty());
+    INFO(text << "\n" << rows.dump(2));
+    for (const std::string& h : headers_of(text)) CHECK(rows[0].contains(key_of(h)));
+  }
+  // The state is one word in both: running.
+  CHECK(ok_json({"volume", "list", P, "--json"})[0]["state"] == "running");
+  CHECK(ok({"volume", "list", P}).find(" running") != std::string::npos);
+  // The info fields are the JSON keys too.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"pool", "info", P}, std::vector<std::string>{"volume", "info", P, "vm/private"}}) {
+    std::vector<std::string> with_json = args;
+    with_json.push_back("--json");
+    json info = ok_json(with_json);
+    std::istringstream in(ok(args));
+    for (std::string line; std::getline(in, line);) {
+      std::string key = line.substr(0, line.find("  "));
+      INFO(line);
+      CHECK(info.contains(key_of(key)));
+    }
+  }
+  // What pool adopt registered: two pools as the Qubes driver leaves them,
+  // one adopted for the table, one for the JSON.
+  std::vector<std::string> headers;
+  json registered;
+  for (const std::string name : {"text", "json"}) {
+    const std::string d = fx.top() + "/qubes-" + name;
+    write_file(d + "/vm1/private.img", pattern(MiB, 4));
+    if (name == "text") {
+      std::string text = ok({"pool", "adopt", d});
+      REQUIRE(text.find('\n') != std::string::npos);
+      headers = headers_of(text.substr(text.find('\n') + 1));  // after "adopted into the catalog:"
+    } else {
+      registered = ok_json({"pool", "adopt", d, "--json"})["registered"];
+    }
+  }
+  REQUIRE(registered.size() == 1);
+  REQUIRE(headers.size() == 7);
+  for (const std::string& h : headers) CHECK(registered[0].contains(key_of(h)));
+}
+
+CLI_TEST("cli: errors speak the command's words, not the library's") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "4M"});
+  ok({"volume", "create", P, "vm/root", "--kind", "snapshot", "--source", "vm/private"});
+  ok({"volume", "start", P, "vm/private"});
+  const std::string file = fx.top() + "/data";
+  write_file(file, "data");
+  write_file(fx.top() + "/passwd", "root:x:0:0::/root:/bin/sh\n");
+  std::vector<std::pair<int, std::vector<std::string>>> failures = {
+      {1, {"volume", "import", P, "vm/private", file}},
+      {1, {"volume", "import", P, "vm/root", file}},
+      {1, {"volume", "export", P, "vm/root", fx.top() + "/out"}},
+      {1, {"volume", "sparsify", P, "vm/root"}},
+      {3, {"volume", "keep", P, "vm/private", "9", "label"}},
+      {3, {"volume", "drop", P, "vm/private", "label"}},
+      {3, {"volume", "unkeep", P, "vm/private", "label"}},
+      {1, {"volume", "revert", P, "vm/private"}},
+      {1, {"volume", "remove", P, "vm/private"}},
+      {2, {"pool", "info", fx.top() + "/passwd"}},
+      {3, {"pool", "info", fx.top() + "/none"}},
+  };
+  for (auto& [status, args] : failures) {
+    for (bool as_json : {false, true}) {
+      std::vector<std::string> a = args;
+      if (as_json) a.push_back("--json");
+      std::string message;
+      if (as_json) {
+        json e = fails_json(status, a);
+        message = e["message"].get<std::string>();
+      } else {
+        message = fails(status, a).err;
+        // The command's words first: "volume import: ...".
+        CHECK(message.rfind("file-reflink: " + args[0] + " " + args[1] + ": ", 0) == 0);
+      }
+      INFO(message);
+      for (const char* id : library_identifiers) CHECK(message.find(id) == std::string::npos);
+      if (args.size() > 3 && args[0] == "volume") CHECK(message.find(args[3]) != std::string::npos);  // the vid
+    }
+  }
+  // A pool without reflinks is refused naming the command's flag.
+  if (!fx.reflinks()) {
+    std::string dir = fx.top() + "/other";
+    ran r = fails(1, {"pool", "init", dir});
+    CHECK(r.err.find("--no-setup-check") != std::string::npos);
+    for (const char* id : library_identifiers) CHECK(r.err.find(id) == std::string::npos);
+  }
+}
+
+CLI_TEST("cli: a directory that is not a pool is refused, and left as it was") {
+  Fx fx;
+  const std::string etc = fx.top() + "/etc";
+  write_file(etc + "/hosts", "127.0.0.1 localhost\n");
+  write_file(etc + "/ssh/sshd_config", "PermitRootLogin no\n");
+  const std::string a_file = etc + "/hosts";
+  const std::string missing = fx.top() + "/missing";
+  std::vector<std::string> before = tree(etc);
+  const std::vector<std::vector<std::string>> commands = {
+      {"pool", "info"}, {"pool", "du"}, {"pool", "scan"}, {"pool", "recover"}, {"volume", "list"}};
+  for (auto& c : commands) {
+    std::vector<std::string> a = c;
+    a.push_back(etc);
+    CHECK(fails(3, a).err.find("is not a pool (pool init makes one)") != std::string::npos);
+    a.back() = a_file;
+    CHECK(fails(2, a).err.find("not a directory") != std::string::npos);
+    a.back() = missing;
+    fails(3, a);
+  }
+  CHECK(fails(3, {"volume", "create", etc, "vm/x", "--size", "1M"}).err.find("is not a pool") != std::string::npos);
+  fails(3, {"volume", "info", etc, "vm/x"});
+  fails(2, {"volume", "create", a_file, "vm/x", "--size", "1M"});
+  fails(3, {"volume", "create", missing, "vm/x", "--size", "1M"});
+  CHECK(tree(etc) == before);
+  CHECK_FALSE(exists(missing));
+
+  // A pool the Qubes driver made (no marker, no catalog) is a pool.
+  const std::string qubes = fx.top() + "/qubes";
+  write_file(qubes + "/appvms/work/private.img", pattern(MiB, 3));
+  json scan = ok_json({"pool", "scan", qubes, "--json"});
+  REQUIRE(scan["volumes"].size() == 1);
+  CHECK(scan["volumes"][0]["vid"] == "appvms/work/private");
+  CHECK(scan["volumes"][0]["committed_image"] == true);
+}
+
+CLI_TEST("cli: stop, revert and import say which revisions they made and pruned") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "4M", "--revisions-to-keep", "2"});
+  for (int i = 0; i < 3; ++i) {
+    ok({"volume", "start", P, "vm/private"});
+    std::string text = ok({"volume", "stop", P, "vm/private"});
+    INFO(text);
+    CHECK(text.find("revision " + std::to_string(i + 1) + " made") != std::string::npos);
+    if (i == 2)
+      CHECK(text.find("revision 1 pruned") != std::string::npos);
+    else
+      CHECK(text.find("pruned") == std::string::npos);
+  }
+  // Revisions 2 and 3 are kept; a revert to 2 makes a revision of the committed image.
+  json revs = ok_json({"volume", "revisions", P, "vm/private", "--json"});
+  REQUIRE(revs.size() == 2);
+  json j = ok_json({"volume", "revert", P, "vm/private", "2", "--json"});
+  CHECK(j["committed_revision"] == 2);
+  REQUIRE(j["revisions_created"].size() == 1);
+  const std::uint64_t made = j["revisions_created"][0];
+  json after = ok_json({"volume", "revisions", P, "vm/private", "--json"});
+  std::vector<std::uint64_t> numbers;
+  for (auto& r : after) numbers.push_back(r["number"]);
+  CHECK(std::find(numbers.begin(), numbers.end(), made) != numbers.end());
+  for (auto& pruned : j["revisions_pruned"])
+    CHECK(std::find(numbers.begin(), numbers.end(), pruned.get<std::uint64_t>()) == numbers.end());
+  std::string text = ok({"volume", "revert", P, "vm/private"});
+  CHECK(text.find("vm/private: revision ") == 0);
+  CHECK(text.find("is the committed image") != std::string::npos);
+
+  // A volume that keeps no data: the image is discarded, no revision made.
+  ok({"volume", "create", P, "vm/volatile", "--kind", "volatile", "--size", "1M"});
+  ok({"volume", "start", P, "vm/volatile"});
+  j = ok_json({"volume", "stop", P, "vm/volatile", "--json"});
+  CHECK(j["committed"] == false);
+  CHECK(j["revisions_created"].empty());
+
+  const std::string file = fx.top() + "/data";
+  write_file(file, pattern(MiB, 1));
+  j = ok_json({"volume", "import", P, "vm/private", file, "--json"});
+  CHECK(j["revisions_created"].size() == 1);
+}
+
+CLI_TEST("cli: pool du adds up: every byte of a volume's line is in a file line under it") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "tpl/root", "--size", "8M"});
+  std::string img = ok({"volume", "start", P, "tpl/root"});
+  img.pop_back();
+  write_at(img, 0, pattern(4 * MiB, 2));
+  ok({"volume", "stop", P, "tpl/root"});
+  ok({"volume", "create", P, "vm/root", "--kind", "snapshot", "--source", "tpl/root"});
+  ok({"volume", "start", P, "vm/root"});  // its own committed image: a hard link to its source's
+
+  json du = ok_json({"pool", "du", P, "--json"});
+  bool hard_link_listed = false;
+  for (auto& v : du["volumes"]) {
+    INFO(v.dump(2));
+    std::uint64_t files = 0;
+    for (auto& f : v["files"]) {
+      files += f["allocated"].get<std::uint64_t>();
+      CHECK(f["allocated"] == f["exclusive"].get<std::uint64_t>() + f["shared"].get<std::uint64_t>());
+      if (v["vid"] == "vm/root" && f["hard_link"] == true) {
+        hard_link_listed = true;
+        CHECK(f["file"] == "vm/root.img");
+        CHECK(f["kind"] == "committed image");
+      }
+    }
+    // The files overlap where they share: their sum covers the volume.
+    CHECK(v["allocated"].get<std::uint64_t>() <= files);
+    if (v["vid"] == "vm/root") CHECK(v["allocated"].get<std::uint64_t>() >= 4 * MiB);
+  }
+  CHECK(hard_link_listed);
+  std::string text = ok({"pool", "du", P});
+  CHECK(text.find("committed image (hard link)") != std::string::npos);
 }
