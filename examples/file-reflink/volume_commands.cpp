@@ -10,7 +10,12 @@
 #include "sizes.hpp"
 #include "transfer.hpp"
 
+#include <boost/filesystem/operations.hpp>
+
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 
@@ -387,7 +392,27 @@ result<void> volume_set(const volume_args& a, const common_options& o) {
 result<void> volume_resize(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto size, size_argument("size", a.operand1));
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  return ov.volume.resize(size);
+  const std::string what = "volume resize '" + a.vid + "'";
+  if (a.shrink) return ov.volume.shrink(size);
+  // A size beyond the whole filesystem is a typo (100T for 100G) that no
+  // command could undo: the volume's size only ever grows.
+  FILE_REFLINK_TRY(auto current, ov.volume.size());
+  if (size > current && !a.force) {
+    struct statvfs fs;
+    if (::statvfs(ov.session.dir().c_str(), &fs) != 0)
+      return errno_failure(errno, "statvfs '" + ov.session.dir().string() + "'");
+    const std::uint64_t total = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
+    if (size > total)
+      return errno_failure(EFBIG, what + ": " + size_and_bytes(size) + " is more than the filesystem's size, " +
+                                      size_and_bytes(total) + " (the pool '" + ov.session.dir().string() +
+                                      "'); --force resizes it anyway");
+  }
+  auto r = ov.volume.resize(size);
+  if (!r && r.error() == errc::shrink_refused)
+    return failure(error(r.error().code(), r.error().message() +
+                                               " (--shrink makes a stopped volume smaller, keeping its current "
+                                               "image as a revision)"));
+  return r;
 }
 
 result<void> volume_import(const volume_args& a, const common_options& o) {
@@ -398,6 +423,31 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   volume_type& v = ov.volume;
   FILE_REFLINK_TRY(auto src, open_import_source(a.operand1));
+  ProgressBar& bar = ov.session.progress();
+  std::string label = "import " + v.vid();
+  // A regular file (named, or on standard input) of the image's size: the
+  // library's copy, a clone where it shares the pool's filesystem.
+  if (src.regular && (!size || *size == src.size)) {
+    std::optional<path> file;
+    if (a.operand1 == "-") {
+      file = path_of_regular_input(src);
+    } else {
+      boost::system::error_code ec;
+      path abs = boost::filesystem::canonical(path(a.operand1), ec);
+      if (!ec) file = abs;
+    }
+    if (file) {
+      auto method = v.import_file(*file, [&](std::uint64_t done, std::uint64_t total) {
+        return bar.update(label, done, total);
+      });
+      bar.finish();
+      if (!method) return failure(method.error().context("import volume '" + v.vid() + "'"));
+      if (o.verbose)
+        std::fprintf(stderr, "file-reflink: imported %s into '%s' by %s\n", src.name.c_str(), v.vid().c_str(),
+                     to_string(method.value()));
+      return success();
+    }
+  }
   if (!size) {
     if (src.seekable) {
       size = src.size;
@@ -406,9 +456,7 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
     }
   }
   FILE_REFLINK_TRY(auto target, v.import_data(*size));
-  ProgressBar& bar = ov.session.progress();
-  std::string label = "import " + v.vid();
-  auto streamed = stream_into_image(src, target, *size, [&](std::uint64_t done, std::uint64_t total) {
+  auto streamed = stream_into_image(src, target, *size, a.size.has_value(), a.allow_short, [&](std::uint64_t done, std::uint64_t total) {
     return bar.update(label, done, total);
   });
   bar.finish();
@@ -432,7 +480,7 @@ result<void> volume_export(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto image, v.export_());
   ProgressBar& bar = ov.session.progress();
   std::string label = "export " + v.vid();
-  auto streamed = stream_out_of_image(image, a.operand1, [&](std::uint64_t done, std::uint64_t total) {
+  auto streamed = stream_out_of_image(image, a.operand1, a.force, [&](std::uint64_t done, std::uint64_t total) {
     return bar.update(label, done, total);
   });
   bar.finish();
