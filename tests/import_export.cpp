@@ -132,3 +132,76 @@ FILE_REFLINK_FIXTURE_TEST("import: refused while the volume is running") {
   CHECK(env.snapshot() == snap);
   REQUIRE_OK(v.stop());
 }
+
+FILE_REFLINK_FIXTURE_TEST("import: import_file clones a file of the pool's filesystem, keeps its holes, commits") {
+  pool_env<Fx> env(fx, 3);
+  auto v = env.origin(V, MiB);
+  const std::string old = pattern(16 * KiB, 40);
+  env.commit_data(v, 0, old);
+  const std::size_t revs_before = REQUIRE_VALUE(v.revisions()).size();
+  // A file beside the pool, on its filesystem: data, a hole, data.
+  const std::string a = pattern(128 * KiB, 41), b = pattern(64 * KiB, 42);
+  make_file(fx, fx.dir(), path("source.img"), 4 * MiB, {{0, a}, {3 * MiB, b}});
+  auto method = REQUIRE_VALUE(v.import_file(fx.root / "source.img"));
+  CHECK(method == (Fx::reflinks ? copy_method::clone : copy_method::copy_file_range));
+  CHECK(env.read(env.clean(V)) == read_all(fx, fx.dir(), path("source.img")));
+  CHECK(REQUIRE_VALUE(v.size()) == 4 * MiB);
+  // The hole stays a hole: no more is allocated than the source's data.
+  CHECK(env.st(env.clean(V)).allocated <= stat_of(fx, fx.dir(), path("source.img")).allocated);
+  CHECK(env.st(env.clean(V)).allocated < 2 * MiB);
+  if constexpr (Fx::reflinks)
+    CHECK(shared_bytes(fx, env.h, env.clean(V), fx.dir(), path("source.img")) >= a.size() + b.size());
+  // The old image is a revision, as at stop.
+  CHECK(REQUIRE_VALUE(v.revisions()).size() == revs_before + 1);
+  CHECK_FALSE(env.has(env.import(V)));
+  CHECK(temporaries(env.files()).empty());
+  REQUIRE_OK(v.revert());
+  CHECK(env.read(env.clean(V), 0, old.size()) == old);
+  CHECK(REQUIRE_VALUE(v.size()) == MiB);
+}
+
+FILE_REFLINK_FIXTURE_TEST("import: import_file from another filesystem copies its data segments only") {
+  pool_env<Fx> env(fx);
+  auto v = env.origin(V, MiB);
+  const std::string a = pattern(64 * KiB, 43);
+  make_file(fx, fx.other_dir(), path("far.img"), 8 * MiB, {{5 * MiB, a}});
+  auto method = REQUIRE_VALUE(v.import_file(fx.other_root / "far.img"));
+  CHECK(method != copy_method::clone);
+  CHECK(env.read(env.clean(V)) == read_all(fx, fx.other_dir(), path("far.img")));
+  CHECK(env.st(env.clean(V)).allocated <= a.size() + 64 * KiB);
+  CHECK(REQUIRE_VALUE(v.size()) == 8 * MiB);
+}
+
+FILE_REFLINK_FIXTURE_TEST("import: a failed or cancelled import_file leaves the volume as it was") {
+  pool_env<Fx> env(fx);
+  auto v = env.origin(V, MiB);
+  env.commit_data(v, 0, pattern(8 * KiB, 44));
+  make_file(fx, fx.other_dir(), path("far.img"), 4 * MiB, {{0, pattern(MiB, 45)}, {2 * MiB, pattern(MiB, 46)}});
+  make_file(fx, fx.dir(), path("near.img"), 4 * MiB, {{0, pattern(MiB, 47)}});
+  REQUIRE_OK(fx.ops.mkdir(fx.dir(), path("a-directory")));
+  auto snap = env.snapshot();
+  const std::size_t revs = REQUIRE_VALUE(v.revisions()).size();
+  for (const path& from : {fx.other_root / "far.img", fx.root / "near.img"}) {
+    std::uint64_t calls = 0;
+    auto r = v.import_file(from, [&](std::uint64_t, std::uint64_t) {
+      ++calls;
+      return false;  // cancelled at the first report
+    });
+    CHECK_ERR(r, errc::cancelled);
+    CHECK(calls >= 1);
+    CHECK(env.snapshot() == snap);
+  }
+  CHECK_ERR(v.import_file(fx.root / "missing.img"), std::errc::no_such_file_or_directory);
+  CHECK_ERR(v.import_file(fx.root / "a-directory"), std::errc::is_a_directory);
+  CHECK_ERR(v.import_file(path("relative.img")), std::errc::invalid_argument);
+  CHECK(env.snapshot() == snap);
+  CHECK(REQUIRE_VALUE(v.revisions()).size() == revs);
+  // Refused while running, and for a volume that keeps no data.
+  REQUIRE_OK(v.start());
+  auto running = env.snapshot();
+  CHECK_ERR(v.import_file(fx.root / "near.img"), errc::volume_dirty);
+  CHECK(env.snapshot() == running);
+  REQUIRE_OK(v.stop());
+  auto s = env.add(volume_config::volatile_volume("vm/volatile", MiB));
+  CHECK_ERR(s.import_file(fx.root / "near.img"), errc::not_save_on_stop);
+}

@@ -136,3 +136,64 @@ FILE_REFLINK_FIXTURE_TEST("sparsify: zero blocks become holes, the bytes stay") 
   REQUIRE_OK(v.stop());
   CHECK(temporaries(env.files()).empty());
 }
+
+FILE_REFLINK_FIXTURE_TEST("shrink: a stopped origin commits a cut clone, the old image stays a revision") {
+  pool_env<Fx> env(fx, 0);  // a pool that keeps no revisions: shrink keeps one anyway
+  auto v = env.origin(V, 4 * MiB);
+  const std::string head = pattern(64 * KiB, 50), tail = pattern(64 * KiB, 51);
+  REQUIRE_OK(v.start());
+  env.vm_write(V, 0, head);
+  env.vm_write(V, 3 * MiB, tail);
+  REQUIRE_OK(v.stop());
+  const std::size_t revs_before = REQUIRE_VALUE(v.revisions()).size();
+  const file_stat before = env.st(env.clean(V));
+  REQUIRE_OK(v.shrink(MiB));
+  CHECK(env.st(env.clean(V)).size == MiB);
+  CHECK(env.st(env.clean(V)).ino != before.ino);  // never cut in place
+  CHECK(env.read(env.clean(V), 0, head.size()) == head);
+  CHECK(REQUIRE_VALUE(v.size()) == MiB);
+  CHECK(REQUIRE_VALUE(v.revisions()).size() == revs_before + 1);
+  CHECK(temporaries(env.files()).empty());
+  // revert undoes it: the shrink's revision is the newest.
+  auto revs = REQUIRE_VALUE(v.revisions());
+  REQUIRE_FALSE(revs.empty());
+  REQUIRE_OK(v.revert(revs.rbegin()->first));
+  CHECK(env.st(env.clean(V)).size == 4 * MiB);
+  CHECK(env.read(env.clean(V), 3 * MiB, tail.size()) == tail);
+  CHECK(env.read(env.clean(V), 0, head.size()) == head);
+  CHECK(REQUIRE_VALUE(v.size()) == 4 * MiB);
+  // Shrunk again, the next start runs the smaller image.
+  REQUIRE_OK(v.shrink(2 * MiB));
+  REQUIRE_OK(v.start());
+  CHECK(env.st(env.dirty(V)).size == 2 * MiB);
+  CHECK(env.read(env.dirty(V), 0, head.size()) == head);
+  REQUIRE_OK(v.stop());
+  CHECK(REQUIRE_VALUE(v.size()) == 2 * MiB);
+}
+
+FILE_REFLINK_FIXTURE_TEST("shrink: refused while running, to a larger size, and read-only: nothing changes") {
+  pool_env<Fx> env(fx);
+  auto v = env.origin(V, 2 * MiB);
+  env.commit_data(v, 0, pattern(16 * KiB, 52));
+  auto snap = env.snapshot();
+  CHECK_ERR(v.shrink(4 * MiB), errc::out_of_range);
+  CHECK(env.snapshot() == snap);
+  REQUIRE_OK(v.start());
+  auto running = env.snapshot();
+  CHECK_ERR(v.shrink(MiB), errc::volume_dirty);
+  CHECK(env.snapshot() == running);
+  CHECK_ERR(v.resize(MiB), errc::shrink_refused);
+  REQUIRE_OK(v.stop());
+  auto ro = env.add(volume_config::origin("vm/ro", 2 * MiB));
+  REQUIRE_OK(ro.create());
+  volume_update u;
+  u.rw = false;
+  REQUIRE_OK(ro.update(u));
+  CHECK_ERR(ro.shrink(MiB), errc::read_only);
+  // The same size: nothing to cut, no revision.
+  const std::size_t revs = REQUIRE_VALUE(v.revisions()).size();
+  auto stopped = env.snapshot();
+  REQUIRE_OK(v.shrink(2 * MiB));
+  CHECK(REQUIRE_VALUE(v.revisions()).size() == revs);
+  CHECK(env.snapshot() == stopped);
+}

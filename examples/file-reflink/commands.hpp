@@ -34,7 +34,10 @@ struct volume_args {
   std::string dir, vid;
   std::string operand1, operand2;  //!< REV|LABEL, SIZE, FILE, OFF and LEN, KEY and VALUE...
   std::optional<std::string> size; //!< import: the size of data on a pipe
-  bool force = false;               //!< remove: a running volume, or a source of other volumes
+  bool force = false;  //!< remove: a running volume, or a source of other volumes; export: overwrite FILE;
+                       //!< resize: beyond the filesystem's size
+  bool shrink = false;       //!< resize: make a stopped volume smaller
+  bool allow_short = false;  //!< import: accept a pipe that is empty or shorter than --size
 };
 
 result<void> pool_init(const pool_init_args& a, const common_options& o);

@@ -2,6 +2,7 @@
 #include "errors.hpp"
 
 #include "output.hpp"
+#include "progress.hpp"
 
 #include <cstdio>
 #include <utility>
@@ -163,6 +164,8 @@ int exit_status_of(const error& e) noexcept {
   if (c.category() == usage() || c == errc::invalid_vid || c == errc::invalid_revision_label ||
       c == errc::invalid_config || c == std::errc::not_a_directory)
     return exit_usage;
+  // A signal ended it: the cancelled copy, or the write to a closed pipe.
+  if (int sig = interrupt_signal()) return exit_signalled(sig);
   if (c == errc::cancelled) return exit_cancelled;
   // A lock wait that gave up (on a volume, or on the catalog): unlike a
   // running volume, worth retrying as it is.

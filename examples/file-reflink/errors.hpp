@@ -24,12 +24,19 @@ enum exit_status : int {
   exit_cancelled = 130  //!< Ctrl-C: the copy was cancelled and nothing was left behind
 };
 
+//! The exit status after signal `sig` (SIGINT, SIGTERM, SIGHUP, SIGPIPE) ended
+//! the command: 128 + its number, as a shell reports a process it killed.
+inline constexpr int exit_signalled(int sig) noexcept { return 128 + sig; }
+
 //! What --help says about the exit statuses.
 inline constexpr const char* exit_status_help =
     "Exit status: 0 ok, 1 operation failed, 2 usage error (nothing done; a file given where a directory is\n"
     "expected too), 3 not found (pool, volume, revision or file; a directory that is not a pool: pool init\n"
     "makes one), 4 busy (another command held the volume past --wait, or at all with --no-wait; nothing\n"
-    "done), 130 cancelled by Ctrl-C (nothing left behind).";
+    "done); ended by a signal: 128 + its number: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP (terminal or\n"
+    "ssh session closed), 141 SIGPIPE (the reader of the output went away). A signal cancels a copy, an\n"
+    "import or an export and removes what it started (the import file, a partial FILE); a signal that comes\n"
+    "once the import is being committed lets the commit finish (exit status 0).";
 
 //! An argument the command cannot use: exits with `exit_usage`.
 error usage_error(const std::string& what);
@@ -42,7 +49,9 @@ error not_a_pool_error(const std::string& dir, bool empty = false);
 //! The exit status for an error: usage for bad arguments (the command's
 //! own, and the library's invalid vid, label or config, and a path of the
 //! wrong kind), busy for a volume whose lock the wait policy gave up on,
-//! not found for anything that maps to ENOENT, cancelled, else failed.
+//! not found for anything that maps to ENOENT, 128 + the signal when one of
+//! those the command catches came (see `interrupt_signal`) and the operation
+//! failed or was cancelled, else failed.
 int exit_status_of(const error& e) noexcept;
 
 //! The stable word a script tests in the JSON error object ("usage",

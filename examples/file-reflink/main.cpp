@@ -38,7 +38,7 @@ const char* const footer_text =
     "Each command locks only the volumes it works on, in DIR/.file-reflink.lock, for each step: an export to a\n"
     "slow pipe holds no volume while it copies, and commands on other volumes never wait for it. A command\n"
     "waits for a volume another one holds as long as it takes, unless --wait or --no-wait says otherwise.\n"
-    "Ctrl-C cancels a copy, an import or an export and leaves nothing behind.\n";
+    "Ctrl-C (or SIGTERM, SIGHUP, SIGPIPE) cancels a copy, an import or an export and leaves nothing behind.\n";
 
 }  // namespace
 
@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
                           "Change a setting: revisions_to_keep (-1: snapshots disabled, 0 or more), rw (true or "
                           "false; not while running), source (a vid, or none)",
                           cli::volume_set, "KEY", "revisions_to_keep, rw or source", "VALUE", "The new value"},
-           volume_command{"resize", "Grow the image (shrinking would lose data and is refused)", cli::volume_resize,
+           volume_command{"resize", "Grow the image (--shrink: make a stopped volume smaller)", cli::volume_resize,
                           "SIZE", "The new size", "", ""},
            volume_command{"import", "Replace the volume's data with FILE's (- : standard input), as a commit",
                           cli::volume_import, "FILE", "A file, a device, or - for standard input", "", ""},
@@ -203,9 +203,19 @@ int main(int argc, char** argv) {
     }
     if (*vc.operand2) c->add_option(vc.operand2, va.operand2, vc.operand2_help)->required();
     json_flag(c);
-    if (std::string(vc.name) == "import")
+    if (std::string(vc.name) == "import") {
       c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)")
           ->type_name("SIZE");
+      c->add_flag("--allow-short", va.allow_short,
+                  "Accept a pipe that is empty or ends before --size bytes (the rest of the image reads as zeros)");
+    }
+    if (std::string(vc.name) == "export") c->add_flag("--force", va.force, "Overwrite FILE if it exists");
+    if (std::string(vc.name) == "resize") {
+      c->add_flag("--force", va.force, "Grow it beyond the size of the pool's whole filesystem");
+      c->add_flag("--shrink", va.shrink,
+                  "Make a stopped volume smaller: its data beyond SIZE is cut off, and its current image stays as a "
+                  "revision (volume revert brings it back)");
+    }
     if (std::string(vc.name) == "remove")
       c->add_flag("--force", va.force,
                   "Remove it even while it runs (its VM's unsaved data is lost) or while other volumes start from it");

@@ -15,10 +15,15 @@ namespace file_reflink::cli {
 
 namespace {
 
-std::atomic<bool> interrupt_flag{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+std::atomic<int> interrupt_flag{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free flag");
 
-extern "C" void on_interrupt(int) { interrupt_flag.store(true, std::memory_order_relaxed); }
+//! The first signal is the one the exit status reports (a SIGPIPE after
+//! Ctrl-C, say, when the reader went away too).
+extern "C" void on_interrupt(int sig) {
+  int none = 0;
+  interrupt_flag.compare_exchange_strong(none, sig, std::memory_order_relaxed);
+}
 
 //! "1:05:09" or "4:07".
 std::string clock_text(double seconds) {
@@ -44,11 +49,20 @@ void install_interrupt_handler() {
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: a blocked read or flock returns EINTR
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) {
+    // A signal ignored by whoever started the command (nohup, a background
+    // job) stays ignored. SIGPIPE is caught all the same: a write to a
+    // closed pipe fails with EPIPE either way, and the command stops as it
+    // does for the signal.
+    struct sigaction old {};
+    if (sig != SIGPIPE && ::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    ::sigaction(sig, &sa, nullptr);
+  }
 }
 
-bool interrupted() noexcept { return interrupt_flag.load(std::memory_order_relaxed); }
+bool interrupted() noexcept { return interrupt_signal() != 0; }
+
+int interrupt_signal() noexcept { return interrupt_flag.load(std::memory_order_relaxed); }
 
 bool ProgressBar::stderr_is_terminal() noexcept { return ::isatty(STDERR_FILENO) == 1; }
 

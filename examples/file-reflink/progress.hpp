@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSL-1.0
 //! \file
-//! Ctrl-C and the progress bar. SIGINT (and SIGTERM) only set a flag: a
-//! copy in progress sees it at its next progress report, returns false, and
-//! the library cancels it and removes what it made; a command never dies
-//! half-way through a rename.
+//! Signals and the progress bar. SIGINT, SIGTERM, SIGHUP and SIGPIPE only
+//! record which signal came: a copy in progress sees it at its next progress
+//! report (a blocked read or write, at once), returns false, and the library
+//! cancels it and removes what it made; the command then exits with 128 + the
+//! signal's number. A command never dies half-way through a rename.
 #pragma once
 
 #include <chrono>
@@ -13,12 +14,18 @@
 
 namespace file_reflink::cli {
 
-//! Catch SIGINT and SIGTERM into the flag, without SA_RESTART, so that a
-//! blocking read or lock wait returns EINTR and the command can look at it.
+//! Catch SIGINT, SIGTERM, SIGHUP and SIGPIPE, without SA_RESTART, so that a
+//! blocking read, write or lock wait returns EINTR and the command can look
+//! at what came. One of the first three that the command was started with
+//! ignored (nohup) stays ignored.
 void install_interrupt_handler();
 
-//! Ctrl-C was pressed.
+//! One of those signals came (Ctrl-C, kill, a closed terminal or ssh
+//! session, a reader that closed its pipe).
 bool interrupted() noexcept;
+
+//! The first of those signals that came, or 0.
+int interrupt_signal() noexcept;
 
 //! A progress bar with rate and time left, on stderr, redrawn in place.
 //! It draws only on a terminal, only when not silenced, and only once a copy

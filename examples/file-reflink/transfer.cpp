@@ -6,6 +6,7 @@
 #include <boost/filesystem/operations.hpp>
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,7 @@ int read_full(int fd, char* buf, std::size_t n, std::optional<std::uint64_t> off
 int write_full(int fd, const char* buf, std::size_t n, std::optional<std::uint64_t> offset) {
   std::size_t done = 0;
   while (done < n) {
+    if (interrupted()) return ECANCELED;  // a partial write to a slow pipe, then a signal
     ssize_t w = offset ? ::pwrite(fd, buf + done, n - done, static_cast<off_t>(*offset + done))
                        : ::write(fd, buf + done, n - done);
     if (w < 0) {
@@ -207,8 +209,8 @@ result<import_source> open_import_source(const std::string& file) {
   return s;
 }
 
-result<void> stream_into_image(const import_source& src, const path& image, std::uint64_t size,
-                               const transfer_progress& progress) {
+result<void> stream_into_image(const import_source& src, const path& image, std::uint64_t size, bool full,
+                               bool allow_short, const transfer_progress& progress) {
   const std::string what = "import " + src.name + " into " + q(image.string());
   Fd out(::open(image.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
   if (out.fd < 0) return errno_failure(errno, "open " + q(image.string()));
@@ -217,8 +219,17 @@ result<void> stream_into_image(const import_source& src, const path& image, std:
                                     std::to_string(size));
   std::vector<segment> segs = src.regular ? data_segments(src.fd, src.size)
                                           : std::vector<segment>{{0, src.seekable ? src.size : size}};
-  FILE_REFLINK_TRYV(transfer({src.fd, src.seekable, src.name, out.fd, true, q(image.string())}, segs, what, progress));
+  FILE_REFLINK_TRY(auto got,
+                   transfer({src.fd, src.seekable, src.name, out.fd, true, q(image.string())}, segs, what, progress));
   if (interrupted()) return cancelled(what);  // Ctrl-C during the last read: nothing is committed
+  if (!src.seekable && !allow_short) {
+    if (got == 0)
+      return errno_failure(ENODATA, what + ": " + src.name + " gave no data; --allow-short imports an image of zeros");
+    if (full && got < size)
+      return errno_failure(ENODATA, what + ": " + src.name + " ended after " + std::to_string(got) + " of the " +
+                                        std::to_string(size) + " bytes --size gave; --allow-short imports it anyway "
+                                        "(the rest reads as zeros)");
+  }
   if (!src.seekable) {
     // A pipe may hold more than the image: one byte more is an error, not a
     // silently truncated import.
@@ -236,7 +247,25 @@ result<void> stream_into_image(const import_source& src, const path& image, std:
   return success();
 }
 
-result<void> stream_out_of_image(const path& image, const std::string& file, const transfer_progress& progress) {
+std::optional<path> path_of_regular_input(const import_source& src) {
+  if (!src.regular) return std::nullopt;
+  struct stat fd_st;
+  if (::fstat(src.fd, &fd_st) != 0) return std::nullopt;
+  char buf[4096];
+  std::string link = "/proc/self/fd/" + std::to_string(src.fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0 || buf[0] != '/') return std::nullopt;
+  path p(std::string(buf, static_cast<std::size_t>(n)));
+  // The name must still be this file: not deleted, not replaced since.
+  struct stat name_st;
+  if (::lstat(p.c_str(), &name_st) != 0 || !S_ISREG(name_st.st_mode) || name_st.st_dev != fd_st.st_dev ||
+      name_st.st_ino != fd_st.st_ino)
+    return std::nullopt;
+  return p;
+}
+
+result<void> stream_out_of_image(const path& image, const std::string& file, bool overwrite,
+                                 const transfer_progress& progress) {
   const std::string target = file == "-" ? "standard output" : q(file);
   const std::string what = "export " + q(image.string()) + " to " + target;
   Fd in(::open(image.c_str(), O_RDONLY | O_CLOEXEC));
@@ -254,7 +283,10 @@ result<void> stream_out_of_image(const path& image, const std::string& file, con
     return success();
   }
   struct stat dst;
-  if (::stat(file.c_str(), &dst) == 0 && !S_ISREG(dst.st_mode)) {
+  const bool dst_exists = ::stat(file.c_str(), &dst) == 0;
+  if (dst_exists && S_ISREG(dst.st_mode) && !overwrite)
+    return errno_failure(EEXIST, what + ": " + target + " exists; --force overwrites it");
+  if (dst_exists && !S_ISREG(dst.st_mode)) {
     if (S_ISDIR(dst.st_mode)) return errno_failure(EISDIR, what);
     Fd out(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
     if (out.fd < 0) return errno_failure(errno, "open " + target);
@@ -285,8 +317,18 @@ result<void> stream_out_of_image(const path& image, const std::string& file, con
   while (::fsync(out.fd) != 0)
     if (errno != EINTR) return errno_failure(errno, "fsync " + q(tmp));
   if (int err = out.close_checked()) return errno_failure(err, "close " + q(tmp));
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+  // Without --force, a FILE that appeared meanwhile is not replaced either.
+  int renamed = overwrite ? ::rename(tmp.c_str(), final_path.c_str())
+                          : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE);
+  if (renamed != 0 && !overwrite && (errno == EINVAL || errno == ENOSYS)) {
+    // A filesystem without RENAME_NOREPLACE: a hard link fails on an existing name too.
+    renamed = ::link(tmp.c_str(), final_path.c_str());
+    if (renamed == 0) ::unlink(tmp.c_str());
+  }
+  if (renamed != 0) {
+    if (errno == EEXIST) return errno_failure(EEXIST, what + ": " + target + " exists; --force overwrites it");
     return errno_failure(errno, "rename " + q(tmp) + " -> " + q(final_path.string()));
+  }
   guard.armed = false;
   return success();
 }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 namespace file_reflink::cli {
 
@@ -30,15 +31,24 @@ result<import_source> open_import_source(const std::string& file);
 
 //! Write `src` into the existing image file `image` (made by import_data,
 //! `size` bytes, all a hole), skipping all-zero blocks so holes stay holes.
-//! More than `size` bytes is an error: the import would be cut short.
-result<void> stream_into_image(const import_source& src, const path& image, std::uint64_t size,
-                               const transfer_progress& progress);
+//! More than `size` bytes is an error: the import would be cut short. A
+//! pipe that gives no byte at all, or (`full`: its size was given) fewer
+//! than `size`, is an error too unless `allow_short`: the writer may have
+//! failed, and the image would be zeros where its data should be.
+result<void> stream_into_image(const import_source& src, const path& image, std::uint64_t size, bool full,
+                               bool allow_short, const transfer_progress& progress);
+
+//! The path of the regular file that `src` (standard input at its start)
+//! is open on, if it still has one: what the library's import_file can
+//! clone. Empty for a pipe, a device, or a file whose name is gone.
+std::optional<path> path_of_regular_input(const import_source& src);
 
 //! Copy the image at `image` to FILE ("-": all bytes to standard output). A
 //! regular FILE is written beside its final name and renamed over it once
 //! complete, with holes where the image has holes or zeros; an existing
 //! device or pipe gets every byte. A failed or cancelled export leaves
-//! nothing behind.
-result<void> stream_out_of_image(const path& image, const std::string& file, const transfer_progress& progress);
+//! nothing behind. An existing regular FILE is refused unless `overwrite`.
+result<void> stream_out_of_image(const path& image, const std::string& file, bool overwrite,
+                                 const transfer_progress& progress);
 
 }  // namespace file_reflink::cli

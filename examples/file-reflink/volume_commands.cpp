@@ -11,8 +11,12 @@
 #include "transfer.hpp"
 
 #include <sys/stat.h>
+#include <boost/filesystem/operations.hpp>
+
+#include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 
@@ -479,9 +483,41 @@ result<void> volume_set(const volume_args& a, const common_options& o) {
 result<void> volume_resize(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto size, size_argument("size", a.operand1));
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
-  FILE_REFLINK_TRY(auto old_size, ov.volume.size());
-  FILE_REFLINK_TRYV(ov.volume.resize(size));
-  if (o.json) print_json(volume_result(a.vid, {{"previous_size", old_size}, {"size", size}}));
+  FILE_REFLINK_TRY(auto current, ov.volume.size());
+  if (a.shrink) {
+    FILE_REFLINK_TRY(auto before, revisions_of(ov.volume));
+    FILE_REFLINK_TRYV(ov.volume.shrink(size));
+    FILE_REFLINK_TRY(auto after, revisions_of(ov.volume));
+    revision_change c = compare_revisions(before, after);
+    if (o.json) {
+      json j = volume_result(a.vid, {{"previous_size", current}, {"size", size}});
+      add_to_json(j, c);
+      print_json(j);
+    } else if (!o.quiet) {
+      std::printf("%s: shrunk to %s; %s\n", a.vid.c_str(), size_and_bytes(size).c_str(),
+                  describe(c, "the previous committed image").c_str());
+    }
+    return success();
+  }
+  // A size beyond the whole filesystem is a typo (100T for 100G) that no
+  // command could undo: the volume's size only ever grows.
+  if (size > current && !a.force) {
+    struct statvfs fs;
+    if (::statvfs(ov.session.dir().c_str(), &fs) != 0)
+      return errno_failure(errno, "statvfs '" + ov.session.dir().string() + "'");
+    const std::uint64_t total = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
+    if (size > total)
+      return errno_failure(EFBIG, "resize volume '" + a.vid + "': " + size_and_bytes(size) +
+                                      " is more than the filesystem's size, " + size_and_bytes(total) +
+                                      " (the pool '" + ov.session.dir().string() + "'); --force resizes it anyway");
+  }
+  auto r = ov.volume.resize(size);
+  if (!r && r.error() == errc::shrink_refused)
+    return failure(error(r.error().code(), r.error().message() +
+                                               " (--shrink makes a stopped volume smaller, keeping its current "
+                                               "image as a revision)"));
+  FILE_REFLINK_TRYV(std::move(r));
+  if (o.json) print_json(volume_result(a.vid, {{"previous_size", current}, {"size", size}}));
   return success();
 }
 
@@ -493,6 +529,31 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto ov, open_volume(a, o));
   volume_type& v = ov.volume;
   FILE_REFLINK_TRY(auto src, open_import_source(a.operand1));
+  ProgressBar& bar = ov.session.progress();
+  std::string label = "import " + v.vid();
+  // A regular file (named, or on standard input) of the image's size: the
+  // library's copy, a clone where it shares the pool's filesystem.
+  if (src.regular && (!size || *size == src.size)) {
+    std::optional<path> file;
+    if (a.operand1 == "-") {
+      file = path_of_regular_input(src);
+    } else {
+      boost::system::error_code ec;
+      path abs = boost::filesystem::canonical(path(a.operand1), ec);
+      if (!ec) file = abs;
+    }
+    if (file) {
+      auto method = v.import_file(*file, [&](std::uint64_t done, std::uint64_t total) {
+        return bar.update(label, done, total);
+      });
+      bar.finish();
+      if (!method) return failure(method.error().context("import volume '" + v.vid() + "'"));
+      if (o.verbose)
+        std::fprintf(stderr, "file-reflink: imported %s into '%s' by %s\n", src.name.c_str(), v.vid().c_str(),
+                     to_string(method.value()));
+      return success();
+    }
+  }
   if (!size) {
     if (src.seekable) {
       size = src.size;
@@ -502,9 +563,7 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   }
   FILE_REFLINK_TRY(auto before, revisions_of(v));
   FILE_REFLINK_TRY(auto target, v.import_data(*size));
-  ProgressBar& bar = ov.session.progress();
-  std::string label = "import " + v.vid();
-  auto streamed = stream_into_image(src, target, *size, [&](std::uint64_t done, std::uint64_t total) {
+  auto streamed = stream_into_image(src, target, *size, a.size.has_value(), a.allow_short, [&](std::uint64_t done, std::uint64_t total) {
     return bar.update(label, done, total);
   });
   bar.finish();
@@ -540,7 +599,7 @@ result<void> volume_export(const volume_args& a, const common_options& o) {
   if (struct stat st; ::stat(image.c_str(), &st) == 0) exported = static_cast<std::uint64_t>(st.st_size);
   ProgressBar& bar = ov.session.progress();
   std::string label = "export " + v.vid();
-  auto streamed = stream_out_of_image(image, a.operand1, [&](std::uint64_t done, std::uint64_t total) {
+  auto streamed = stream_out_of_image(image, a.operand1, a.force, [&](std::uint64_t done, std::uint64_t total) {
     return bar.update(label, done, total);
   });
   bar.finish();

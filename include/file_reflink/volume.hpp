@@ -216,6 +216,16 @@ public:
   //! and for shrinking, which would lose data.
   result<void> resize(std::uint64_t new_size) noexcept;
 
+  //! Shrink a stopped volume to `new_size` (not larger than its size): the
+  //! committed image becomes a revision, which is always made and not
+  //! pruned by this commit (`revert` brings the data back), and a clone of
+  //! it cut to `new_size` is committed, with `commit`'s ordering (the copy
+  //! flushed, renamed over the clean image, the directory flushed). Refused
+  //! while running (`errc::volume_dirty`), during an import, and for a
+  //! read-only volume; a larger size is `errc::out_of_range`. A failure
+  //! leaves the volume as it was.
+  result<void> shrink(std::uint64_t new_size) noexcept;
+
   // ---- export / import -------------------------------------------------------
 
   //! A path to read the committed data from (the clean image). Committed
@@ -247,6 +257,17 @@ public:
   //! (default: the pool's) sees the copy and can cancel it; a cancelled or
   //! failed import leaves nothing behind.
   result<copy_method> import_volume(const Volume& src, progress_callback progress = nullptr) noexcept;
+
+  //! Copy the regular file at the absolute path `file` in and commit it as
+  //! `import_volume` does: the copy is the library's (a clone where the
+  //! file sits on the pool's filesystem, else `copy_range`, else a copy of
+  //! its data segments; holes stay holes), the image gets the file's size,
+  //! and the old committed image becomes a revision as at stop. Returns how
+  //! it was copied. `file`'s directory is opened by its path; its last name
+  //! is never followed if it is a symlink (`ELOOP`). `progress` (default:
+  //! the pool's) sees the copy and can cancel it; a cancelled or failed
+  //! import leaves the volume as it was and no import file behind.
+  result<copy_method> import_file(const path& file, progress_callback progress = nullptr) noexcept;
 
   // ---- discard / sparsify ----------------------------------------------------
 

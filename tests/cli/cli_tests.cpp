@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -59,9 +61,16 @@ Child spawn(const std::vector<std::string>& args, const char* program = FILE_REF
   REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+  // A signal sent to the child before it runs the command must not run
+  // this process's handlers in the child: it is blocked across the fork,
+  // and the child takes the default actions before it lets it in.
+  sigset_t all, was;
+  ::sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &was);
   pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
   if (pid == 0) {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+    ::sigprocmask(SIG_SETMASK, &was, nullptr);
     ::dup2(in[0], 0), ::dup2(out[1], 1), ::dup2(err[1], 2);
     std::vector<char*> argv{const_cast<char*>(program)};
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -69,6 +78,8 @@ Child spawn(const std::vector<std::string>& args, const char* program = FILE_REF
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  ::sigprocmask(SIG_SETMASK, &was, nullptr);
+  REQUIRE(pid >= 0);
   ::close(in[0]), ::close(out[1]), ::close(err[1]);
   return {pid, in[1], out[0], err[0]};
 }
@@ -458,9 +469,10 @@ CLI_TEST("cli: import and export round-trip, holes kept") {
   CHECK(allocated(out) < 4 * MiB);  // holes stay holes
   CHECK(ok({"volume", "export", P, "vm/data", "-"}) == read_file(in));
 
-  // From a pipe: of the volume's size unless --size says otherwise.
+  // From a pipe: of the volume's size unless --size says otherwise; a pipe
+  // shorter than --size only with --allow-short.
   const std::string piped = pattern(3 * MiB, 5);
-  ok({"volume", "import", P, "vm/data", "-", "--size", "6M"}, piped);
+  ok({"volume", "import", P, "vm/data", "-", "--size", "6M", "--allow-short"}, piped);
   std::string back = ok({"volume", "export", P, "vm/data", "-"});
   REQUIRE(back.size() == 6 * MiB);
   CHECK(back.substr(0, piped.size()) == piped);
@@ -1522,4 +1534,342 @@ CLI_TEST("cli: pool du adds up: every byte of a volume's line is in a file line 
   CHECK(hard_link_listed);
   std::string text = ok({"pool", "du", P});
   CHECK(text.find("committed image (hard link)") != std::string::npos);
+
+// ---- safety: refusals that keep an operator from losing data -----------------------
+
+namespace {
+
+//! The size of the filesystem that holds `dir`.
+std::uint64_t filesystem_size(const std::string& dir) {
+  struct statvfs fs;
+  REQUIRE(::statvfs(dir.c_str(), &fs) == 0);
+  return static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
+}
+
+std::uint64_t volume_size(const std::string& pool, const std::string& vid) {
+  return ok_json({"volume", "info", pool, vid, "--json"})["size"].get<std::uint64_t>();
+}
+
+std::size_t revision_count(const std::string& pool, const std::string& vid) {
+  return ok_json({"volume", "revisions", pool, vid, "--json"}).size();
+}
+
+//! Like `spawn`, with standard input read from `file` (`< file` in a shell).
+Child spawn_with_input_file(const std::vector<std::string>& args, const std::string& file) {
+  int out[2], err[2];
+  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+  int in = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(in >= 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(in, 0), ::dup2(out[1], 1), ::dup2(err[1], 2);
+    std::vector<char*> argv{const_cast<char*>(FILE_REFLINK_COMMAND)};
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(in), ::close(out[1]), ::close(err[1]);
+  return {pid, -1, out[0], err[0]};
+}
+
+}  // namespace
+
+CLI_TEST("cli: resize refuses more than the filesystem's size without --force") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "64M"});
+  const std::uint64_t fs = filesystem_size(P);
+  const std::string too_big = std::to_string(fs + 1024 * MiB);
+  auto before = catalog_entry(P, "vm/private");
+  ran r = fails(1, {"volume", "resize", P, "vm/private", too_big});
+  CHECK(r.err.find("filesystem's size") != std::string::npos);
+  CHECK(r.err.find(std::to_string(fs) + " bytes") != std::string::npos);
+  CHECK(r.err.find("--force") != std::string::npos);
+  CHECK(volume_size(P, "vm/private") == 64 * MiB);
+  CHECK(catalog_entry(P, "vm/private") == before);
+  // A size the filesystem can hold needs nothing; --force takes the other.
+  ok({"volume", "resize", P, "vm/private", "128M"});
+  CHECK(volume_size(P, "vm/private") == 128 * MiB);
+  ok({"volume", "resize", P, "vm/private", too_big, "--force"});
+  CHECK(volume_size(P, "vm/private") == fs + 1024 * MiB);
+}
+
+CLI_TEST("cli: resize --shrink makes a stopped volume smaller, volume revert undoes it") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "64M"});
+  const std::string head = pattern(MiB, 70), tail = pattern(MiB, 71);
+  std::string img = ok({"volume", "start", P, "vm/private"});
+  img.pop_back();
+  write_at(img, 0, head);
+  write_at(img, 48 * MiB, tail);
+  ok({"volume", "stop", P, "vm/private"});
+  const std::size_t revs = revision_count(P, "vm/private");
+
+  // Without --shrink: today's refusal, naming the flag.
+  ran r = fails(1, {"volume", "resize", P, "vm/private", "32M"});
+  CHECK(r.err.find("--shrink") != std::string::npos);
+  CHECK(volume_size(P, "vm/private") == 64 * MiB);
+  // Not while running.
+  ok({"volume", "start", P, "vm/private"});
+  fails(1, {"volume", "resize", P, "vm/private", "32M", "--shrink"});
+  CHECK(volume_size(P, "vm/private") == 64 * MiB);
+  ok({"volume", "stop", P, "vm/private"});
+  const std::size_t revs_stopped = revision_count(P, "vm/private");
+  CHECK(revs_stopped >= revs);
+
+  ok({"volume", "resize", P, "vm/private", "32M", "--shrink"});
+  CHECK(volume_size(P, "vm/private") == 32 * MiB);
+  struct stat st;
+  REQUIRE(::stat((P + "/vm/private.img").c_str(), &st) == 0);
+  CHECK(static_cast<std::uint64_t>(st.st_size) == 32 * MiB);
+  CHECK(read_file(P + "/vm/private.img", head.size()) == head);
+  CHECK(revision_count(P, "vm/private") == revs_stopped + 1);
+  CHECK(catalog_entry(P, "vm/private")["size"] == std::to_string(32 * MiB));
+
+  ok({"volume", "revert", P, "vm/private"});
+  CHECK(volume_size(P, "vm/private") == 64 * MiB);
+  std::string back = read_file(P + "/vm/private.img");
+  CHECK(back.substr(0, head.size()) == head);
+  CHECK(back.substr(48 * MiB, tail.size()) == tail);
+}
+
+CLI_TEST("cli: an import from a pipe refuses empty or short input unless --allow-short") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "8M"});
+  const std::string data = pattern(8 * MiB, 72);
+  ok({"volume", "import", P, "vm/private", "-"}, data);
+  const std::vector<std::string> files = tree(P);
+  const json revs = ok_json({"volume", "revisions", P, "vm/private", "--json"});
+  auto unchanged = [&] {
+    CHECK(tree(P) == files);  // no import file, no temporary
+    CHECK(ok_json({"volume", "revisions", P, "vm/private", "--json"}) == revs);
+    CHECK(read_file(P + "/vm/private.img") == data);
+  };
+
+  ran r = fails(1, {"volume", "import", P, "vm/private", "-"}, "");
+  CHECK(r.err.find("no data") != std::string::npos);
+  CHECK(r.err.find("--allow-short") != std::string::npos);
+  unchanged();
+  const std::string part = pattern(MiB, 73);
+  r = fails(1, {"volume", "import", P, "vm/private", "-", "--size", "4M"}, part);
+  CHECK(r.err.find(std::to_string(part.size()) + " of the " + std::to_string(4 * MiB)) != std::string::npos);
+  CHECK(r.err.find("--allow-short") != std::string::npos);
+  unchanged();
+
+  // Without --size, a pipe may end before the volume's size.
+  ok({"volume", "import", P, "vm/private", "-"}, part);
+  CHECK(read_file(P + "/vm/private.img") == part + std::string(7 * MiB, '\0'));
+  ok({"volume", "import", P, "vm/private", "-", "--size", "4M", "--allow-short"}, part);
+  CHECK(read_file(P + "/vm/private.img") == part + std::string(3 * MiB, '\0'));
+  CHECK(volume_size(P, "vm/private") == 4 * MiB);
+  ok({"volume", "import", P, "vm/private", "-", "--allow-short"});
+  CHECK(read_file(P + "/vm/private.img") == std::string(4 * MiB, '\0'));
+}
+
+CLI_TEST("cli: export refuses to overwrite an existing FILE without --force") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "4M"});
+  const std::string data = pattern(4 * MiB, 74);
+  ok({"volume", "import", P, "vm/private", "-"}, data);
+  const std::string out_dir = fx.top() + "/out";
+  const std::string file = out_dir + "/backup.img";
+  write_file(file, "precious");
+  ran r = fails(1, {"volume", "export", P, "vm/private", file});
+  CHECK(r.err.find(file) != std::string::npos);
+  CHECK(r.err.find("--force") != std::string::npos);
+  CHECK(read_file(file) == "precious");
+  CHECK(tree(out_dir) == std::vector<std::string>{"backup.img"});
+  ok({"volume", "export", P, "vm/private", file, "--force"});
+  CHECK(read_file(file) == data);
+  ok({"volume", "export", P, "vm/private", out_dir + "/new.img"});
+  CHECK(read_file(out_dir + "/new.img") == data);
+  CHECK(ok({"volume", "export", P, "vm/private", "-"}) == data);
+  CHECK(tree(out_dir) == (std::vector<std::string>{"backup.img", "new.img"}));
+}
+
+CLI_TEST("cli: an import of a regular file (named or on standard input) is the library's copy: a clone where it can") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "4M", "--revisions-to-keep", "3"});
+  const std::size_t revs = revision_count(P, "vm/private");
+  // Beside the pool, on its filesystem: data, a hole, data.
+  const std::string file = fx.top() + "/source.img";
+  write_file(file, pattern(MiB, 75));
+  write_at(file, 12 * MiB, pattern(MiB, 76));
+  const std::string expected = read_file(file);
+  ran r = run({"volume", "import", P, "vm/private", file, "--verbose"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  const std::string method = fx.reflinks() ? "by clone" : "by copy_file_range";
+  CHECK(r.err.find(method) != std::string::npos);
+  CHECK(read_file(P + "/vm/private.img") == expected);
+  CHECK(allocated(P + "/vm/private.img") <= allocated(file));
+  CHECK(volume_size(P, "vm/private") == expected.size());
+  CHECK(revision_count(P, "vm/private") == revs + 1);
+
+  write_at(file, 0, pattern(MiB, 77));
+  const std::string second = read_file(file);
+  ran s = finish(spawn_with_input_file({"volume", "import", P, "vm/private", "-", "--verbose"}, file));
+  INFO("stderr: " << s.err);
+  REQUIRE(s.status == 0);
+  CHECK(s.err.find(method) != std::string::npos);
+  CHECK(read_file(P + "/vm/private.img") == second);
+  CHECK(revision_count(P, "vm/private") == revs + 2);
+  CHECK_FALSE(exists(P + "/vm/private-import.img"));
+}
+
+CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N and leave nothing behind") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "16M"});
+  const std::string data = pattern(16 * MiB, 78);
+  ok({"volume", "import", P, "vm/private", "-"}, data);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::mt19937 rng(std::random_device{}());
+  const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+  int ended_by_signal = 0;
+  for (int i = 0; i < 9; ++i) {
+    const int sig = signals[i % 3];
+    const std::vector<std::string> files = tree(P);
+    const std::size_t revs = revision_count(P, "vm/private");
+    const std::string committed = read_file(P + "/vm/private.img");
+    // An import fed slowly: 16 MiB in 256 KiB pieces, a few ms apart.
+    const std::string next = pattern(16 * MiB, 79 + i);
+    Child c = spawn({"volume", "import", P, "vm/private", "-", "--size", "16M"});
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(rng));
+    const auto t0 = std::chrono::steady_clock::now();
+    bool sent = false;
+    for (std::size_t off = 0; off < next.size();) {
+      if (!sent && std::chrono::steady_clock::now() - t0 >= delay) {
+        REQUIRE(::kill(c.pid, sig) == 0);
+        sent = true;
+      }
+      ssize_t n = ::write(c.in, next.data() + off, std::min<std::size_t>(256 * 1024, next.size() - off));
+      if (n <= 0) break;  // it is gone
+      off += static_cast<std::size_t>(n);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!sent) REQUIRE(::kill(c.pid, sig) == 0);
+    ran r = finish(c);
+    INFO("import, signal " << sig << " after " << delay.count() << " ms; stderr: " << r.err);
+    CHECK_FALSE(exists(P + "/vm/private-import.img"));
+    if (r.status == 128 + sig) {
+      // Cancelled: the volume is exactly as before.
+      ++ended_by_signal;
+      CHECK(tree(P) == files);
+      CHECK(revision_count(P, "vm/private") == revs);
+      CHECK(read_file(P + "/vm/private.img") == committed);
+    } else {
+      // The signal came once the commit had begun: it finished.
+      CHECK(r.status == 0);
+      CHECK(revision_count(P, "vm/private") == revs + 1);
+      CHECK(read_file(P + "/vm/private.img") == next);
+    }
+  }
+  MESSAGE("imports: " << ended_by_signal << " of 9 ended by the signal, the others committed first");
+  CHECK(ended_by_signal > 0);
+
+  ended_by_signal = 0;
+  const std::vector<std::string> files = tree(P);
+  const std::size_t revs = revision_count(P, "vm/private");
+  const std::string committed = read_file(P + "/vm/private.img");
+  for (int i = 0; i < 9; ++i) {
+    const int sig = signals[i % 3];
+    // An export read slowly: 64 KiB every 2 ms.
+    Child c = spawn({"volume", "export", P, "vm/private", "-"});
+    ::close(c.in);
+    c.in = -1;
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(rng));
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string got;
+    char buf[65536];
+    while (std::chrono::steady_clock::now() - t0 < delay) {
+      ssize_t n = ::read(c.out, buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    REQUIRE(::kill(c.pid, sig) == 0);
+    ran r = finish(c);
+    got += r.out;
+    INFO("export, signal " << sig << " after " << delay.count() << " ms; stderr: " << r.err);
+    if (r.status == 128 + sig) {
+      ++ended_by_signal;
+      CHECK(got.size() <= committed.size());
+      CHECK(committed.compare(0, got.size(), got) == 0);
+    } else {
+      CHECK(r.status == 0);  // all of it was written before the signal
+      CHECK(got == committed);
+    }
+    CHECK(tree(P) == files);
+    CHECK(revision_count(P, "vm/private") == revs);
+  }
+  MESSAGE("exports: " << ended_by_signal << " of 9 ended by the signal, the others wrote everything first");
+  CHECK(ended_by_signal > 0);
+}
+
+CLI_TEST("cli: an export whose reader goes away ends with 141 (SIGPIPE) and leaves nothing behind") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "16M"});
+  ok({"volume", "import", P, "vm/private", "-"}, pattern(16 * MiB, 90));
+  const std::vector<std::string> files = tree(P);
+  Child c = spawn({"volume", "export", P, "vm/private", "-"});
+  ::close(c.in);
+  c.in = -1;
+  char buf[65536];
+  REQUIRE(::read(c.out, buf, sizeof buf) > 0);
+  ::close(c.out);  // the reader is gone: `export ... | head -c 64K`
+  c.out = -1;
+  ran r = finish(c);
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 141);
+  CHECK(tree(P) == files);
+}
+
+CLI_TEST("cli: remove refuses uncommitted data (running snapshots or a crashed image) and waits for an import") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "tpl/root", "--size", "4M"});
+  ok({"volume", "create", P, "vm/root", "--kind", "snapshot", "--source", "tpl/root"});
+  ok({"volume", "create", P, "vm/os", "--kind", "origin-snapshot", "--source", "tpl/root"});
+  for (const char* vid : {"vm/root", "vm/os"}) {
+    ok({"volume", "start", P, vid});
+    const std::vector<std::string> files = tree(P);
+    ran r = fails(1, {"volume", "remove", P, vid});
+    CHECK(r.err.find("running") != std::string::npos);
+    CHECK(r.err.find("--force") != std::string::npos);
+    CHECK(tree(P) == files);
+    ok({"volume", "stop", P, vid});
+  }
+  // A dirty image that a crash left (the VM's data, not yet committed).
+  ok({"volume", "create", P, "vm/private", "--size", "4M"});
+  std::string img = ok({"volume", "start", P, "vm/private"});
+  img.pop_back();
+  write_at(img, 0, pattern(MiB, 80));
+  ran crashed = fails(1, {"volume", "remove", P, "vm/private"});
+  CHECK(crashed.err.find("not yet committed") != std::string::npos);
+  CHECK(read_file(img, MiB) == pattern(MiB, 80));
+  ok({"volume", "stop", P, "vm/private"});
+  // An import under way holds the volume: remove waits for it, or gives up.
+  Child c = spawn({"volume", "import", P, "vm/private", "-", "--size", "4M"});
+  const std::string part = pattern(MiB, 81);
+  REQUIRE(::write(c.in, part.data(), part.size()) == static_cast<ssize_t>(part.size()));
+  for (int i = 0; i < 500 && !exists(P + "/vm/private-import.img"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(exists(P + "/vm/private-import.img"));
+  fails(4, {"volume", "remove", P, "vm/private", "--no-wait"});
+  CHECK(still_running(c));
+  ran imported = finish(c, pattern(3 * MiB, 82));
+  INFO("stderr: " << imported.err);
+  CHECK(imported.status == 0);
+  CHECK(read_file(P + "/vm/private.img", MiB) == part);
+  ok({"volume", "remove", P, "vm/private"});
+  CHECK(catalog_entry(P, "vm/private").empty());
 }

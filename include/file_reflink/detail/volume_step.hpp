@@ -91,6 +91,7 @@ public:
   result<void> keep_revision(std::uint64_t n, std::string_view label);
   result<void> unkeep_revision(std::string_view label);
   result<void> resize(std::uint64_t new_size);                       // resize.ipp
+  result<void> shrink(std::uint64_t new_size);
   result<void> discard(std::uint64_t offset, std::uint64_t length);
   result<std::uint64_t> sparsify();                                  // sparsify.ipp
   result<path> export_();                                            // import_export.ipp
@@ -99,6 +100,7 @@ public:
   result<void> import_data_end(bool success_);
   //! Copy `src` (of `src_core`, held shared by the caller) in and commit it.
   result<copy_method> import_volume(core_type& src_core, const volume_state& src, progress_callback progress);
+  result<copy_method> import_file(const path& file, progress_callback progress);
 
   // ---- checks ---------------------------------------------------------------------
 

@@ -152,6 +152,16 @@ auto Volume<FsOps>::resize(std::uint64_t new_size) noexcept -> result<void> {
 }
 
 template <class FsOps>
+auto Volume<FsOps>::shrink(std::uint64_t new_size) noexcept -> result<void> {
+  return run("shrink", [&](step& s) { return s.shrink(new_size); });
+}
+
+template <class FsOps>
+auto Volume<FsOps>::import_file(const path& file, progress_callback progress) noexcept -> result<copy_method> {
+  return run("import_file", [&](step& s) { return s.import_file(file, std::move(progress)); });
+}
+
+template <class FsOps>
 auto Volume<FsOps>::export_() noexcept -> result<path> {
   return run("export", [&](step& s) { return s.export_(); });
 }

@@ -100,5 +100,32 @@ auto volume_step<FsOps>::import_volume(core_type& src_core, const volume_state& 
   return cr.method;
 }
 
+template <class FsOps>
+auto volume_step<FsOps>::import_file(const path& file, progress_callback progress) -> result<copy_method> {
+  FILE_REFLINK_TRYV(require_importable());
+  if (!file.is_absolute() || !file.has_filename() || file.filename() == "." || file.filename() == "..")
+    return errno_failure(EINVAL, "import file " + q(file) + ": not the absolute path of a file");
+  // The source is opened through its directory, as the pool's files are:
+  // the copy reads it by its last name, never through a symlink.
+  FILE_REFLINK_TRY(auto src_dir, core.open_dir(file.parent_path(), false));
+  const path name = file.filename();
+  FILE_REFLINK_TRYV(core.ensure_dir(h, p().dir));
+  FILE_REFLINK_TRY(auto src_st, core.stat_if(src_dir.handle, name));
+  FILE_REFLINK_TRY(auto import_st, core.stat_if(h, p().import()));
+  if (src_st && import_st && src_st->dev == import_st->dev && src_st->ino == import_st->ino)
+    return errno_failure(EINVAL, "import file " + q(file) + ": it is the volume's own import file");
+  FILE_REFLINK_TRYV(core.remove_file(h, p().import()));
+  copy_options o = copy_opts();
+  if (progress) o.progress = std::move(progress);
+  // Not flushed here: commit's first step flushes the copy's data before
+  // any name points to it.
+  FILE_REFLINK_TRY(auto cr, core.copy_file(src_dir.handle, name, h, p().import(), o));
+  undo_stack undo;
+  undo.push([&] { (void)core.remove_file(h, p().import()); });
+  FILE_REFLINK_TRYV(commit(p().import(), superseded::rotate));
+  undo.commit();
+  return cr.method;
+}
+
 }  // namespace detail
 }  // namespace file_reflink

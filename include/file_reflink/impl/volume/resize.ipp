@@ -65,6 +65,40 @@ auto volume_step<FsOps>::resize(std::uint64_t new_size) -> result<void> {
 }
 
 template <class FsOps>
+auto volume_step<FsOps>::shrink(std::uint64_t new_size) -> result<void> {
+  if (!cfg().rw) return failure(errc::read_only, "");
+  if (vol.importing) return failure(errc::import_in_progress, "");
+  FILE_REFLINK_TRY(auto dirty, core.stat_image(h, p().dirty()));
+  if (dirty) return failure(errc::volume_dirty, "a running volume cannot shrink: stop it first");
+  FILE_REFLINK_TRY(auto current, current_size());
+  if (new_size > current)
+    return failure(errc::out_of_range, bytes_text(new_size) + " is larger than the image's " + bytes_text(current) +
+                                           ": resize grows it");
+  if (new_size < current && cfg().save_on_stop) {
+    FILE_REFLINK_TRY(auto clean, core.stat_image(h, p().clean()));
+    if (clean) {
+      // The committed image is never cut in place: a clone of it, cut to
+      // the new size, is committed, and the old image stays a revision.
+      path tmp = layout::temp_name(p().clean());
+      copy_options o = copy_opts();
+      o.size = new_size;
+      FILE_REFLINK_TRYV(core.copy_file(h, p().clean(), h, tmp, o));
+      undo_stack undo;
+      undo.push([&] { (void)core.remove_file(h, tmp); });
+      FILE_REFLINK_TRYV(commit(tmp, superseded::keep));
+      undo.commit();
+    }
+  }
+  if (vol.size != new_size) {
+    volume_config next = cfg();
+    next.size = new_size;
+    FILE_REFLINK_TRYV(core.persist_config(h, next));
+    vol.size = new_size;
+  }
+  return success();
+}
+
+template <class FsOps>
 auto volume_step<FsOps>::discard(std::uint64_t offset, std::uint64_t length) -> result<void> {
   if (!cfg().rw) return failure(errc::read_only, "");
   FILE_REFLINK_TRY(auto current, current_size());
