@@ -1727,7 +1727,7 @@ CLI_TEST("cli: an import of a regular file (named or on standard input) is the l
 CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N and leave nothing behind") {
   Fx fx;
   const std::string& P = fx.dir();
-  ok({"volume", "create", P, "vm/private", "--size", "16M"});
+  ok({"volume", "create", P, "vm/private", "--size", "16M", "--revisions-to-keep", "20"});
   const std::string data = pattern(16 * MiB, 78);
   ok({"volume", "import", P, "vm/private", "-"}, data);
   ::signal(SIGPIPE, SIG_IGN);
@@ -1742,10 +1742,13 @@ CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N
     // An import fed slowly: 16 MiB in 256 KiB pieces, a few ms apart.
     const std::string next = pattern(16 * MiB, 79 + i);
     Child c = spawn({"volume", "import", P, "vm/private", "-", "--size", "16M"});
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(rng));
+    // Feeding takes at least 320 ms: every other signal comes while it
+    // goes on, the others at any moment, some after the commit.
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, i % 2 ? 1000 : 250)(rng));
     const auto t0 = std::chrono::steady_clock::now();
     bool sent = false;
-    for (std::size_t off = 0; off < next.size();) {
+    std::size_t off = 0;
+    while (off < next.size()) {
       if (!sent && std::chrono::steady_clock::now() - t0 >= delay) {
         REQUIRE(::kill(c.pid, sig) == 0);
         sent = true;
@@ -1755,6 +1758,12 @@ CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N
       off += static_cast<std::size_t>(n);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    if (off == next.size()) {
+      ::close(c.in);  // the end of the input: the command commits
+      c.in = -1;
+    }
+    while (!sent && std::chrono::steady_clock::now() - t0 < delay)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!sent) REQUIRE(::kill(c.pid, sig) == 0);
     ran r = finish(c);
     INFO("import, signal " << sig << " after " << delay.count() << " ms; stderr: " << r.err);
@@ -1812,6 +1821,29 @@ CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N
   }
   MESSAGE("exports: " << ended_by_signal << " of 9 ended by the signal, the others wrote everything first");
   CHECK(ended_by_signal > 0);
+
+  // An export to a new regular FILE: complete, or not there at all.
+  const std::string out_dir = fx.top() + "/exports";
+  stdfs::create_directories(out_dir);
+  std::vector<std::string> complete;
+  for (int i = 0; i < 9; ++i) {
+    const int sig = signals[i % 3];
+    const std::string name = "e" + std::to_string(i) + ".img";
+    Child c = spawn({"volume", "export", P, "vm/private", out_dir + "/" + name});
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
+    ::kill(c.pid, sig);
+    ran r = finish(c);
+    INFO("export to a file, signal " << sig << "; stderr: " << r.err);
+    if (r.status == 0) {
+      CHECK(read_file(out_dir + "/" + name) == committed);
+      complete.push_back(name);
+    } else {
+      CHECK(r.status == 128 + sig);
+    }
+    CHECK(tree(out_dir) == complete);  // no partial FILE, no temporary beside it
+    CHECK(tree(P) == files);
+  }
+  MESSAGE("exports to a file: " << 9 - complete.size() << " of 9 ended by the signal");
 }
 
 CLI_TEST("cli: an export whose reader goes away ends with 141 (SIGPIPE) and leaves nothing behind") {
