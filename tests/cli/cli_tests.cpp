@@ -1534,6 +1534,7 @@ CLI_TEST("cli: pool du adds up: every byte of a volume's line is in a file line 
   CHECK(hard_link_listed);
   std::string text = ok({"pool", "du", P});
   CHECK(text.find("committed image (hard link)") != std::string::npos);
+}
 
 // ---- safety: refusals that keep an operator from losing data -----------------------
 
