@@ -236,7 +236,17 @@ std::string command_message(const error& e, const error_subject& s) {
     m += (m.empty() ? "" : ": ") + reason;
   }
   for (auto& [from, to] : library_words) m = replace_word(m, from, to);
-  if (!s.operation.empty() && m.rfind(s.operation + ":", 0) != 0) m = s.operation + ": " + m;
+  // "revert volume 'v': ..." under "volume revert" says the same thing
+  // twice: "volume revert 'v': ...".
+  const std::string volume_prefix = "volume ";
+  if (!s.vid.empty() && s.operation.rfind(volume_prefix, 0) == 0) {
+    const std::string verb = s.operation.substr(volume_prefix.size());
+    const std::string subject = " volume '" + s.vid + "'";
+    const auto at = m.find(subject);
+    if (m.rfind(verb + " ", 0) == 0 && at != std::string::npos && m.find(':') > at)
+      m = s.operation + " '" + s.vid + "'" + m.substr(at + subject.size());
+  }
+  if (!s.operation.empty() && m.rfind(s.operation, 0) != 0) m = s.operation + ": " + m;
   return one_line(m);
 }
 

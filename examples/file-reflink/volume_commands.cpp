@@ -531,6 +531,21 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   FILE_REFLINK_TRY(auto src, open_import_source(a.operand1));
   ProgressBar& bar = ov.session.progress();
   std::string label = "import " + v.vid();
+  FILE_REFLINK_TRY(auto before, revisions_of(v));
+  // What the import made and pruned, and how it copied.
+  auto report = [&](std::uint64_t imported, const char* method) -> result<void> {
+    FILE_REFLINK_TRY(auto after, revisions_of(v));
+    revision_change c = compare_revisions(before, after);
+    if (o.json) {
+      json j = volume_result(a.vid, {{"file", a.operand1}, {"size", imported}, {"copy", method}});
+      add_to_json(j, c);
+      print_json(j);
+    } else if (!o.quiet) {
+      std::printf("%s: imported %s (%s); %s\n", a.vid.c_str(), size_and_bytes(imported).c_str(), method,
+                  describe(c, "the previous committed image").c_str());
+    }
+    return success();
+  };
   // A regular file (named, or on standard input) of the image's size: the
   // library's copy, a clone where it shares the pool's filesystem.
   if (src.regular && (!size || *size == src.size)) {
@@ -548,10 +563,7 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
       });
       bar.finish();
       if (!method) return failure(method.error().context("import volume '" + v.vid() + "'"));
-      if (o.verbose)
-        std::fprintf(stderr, "file-reflink: imported %s into '%s' by %s\n", src.name.c_str(), v.vid().c_str(),
-                     to_string(method.value()));
-      return success();
+      return report(src.size, to_string(method.value()));
     }
   }
   if (!size) {
@@ -561,7 +573,6 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
       FILE_REFLINK_TRY(size, v.size());  // a pipe: the volume's size, unless --size says otherwise
     }
   }
-  FILE_REFLINK_TRY(auto before, revisions_of(v));
   FILE_REFLINK_TRY(auto target, v.import_data(*size));
   auto streamed = stream_into_image(src, target, *size, a.size.has_value(), a.allow_short, [&](std::uint64_t done, std::uint64_t total) {
     return bar.update(label, done, total);
@@ -578,17 +589,7 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
     (void)v.import_data_end(false);
     return failure(r.error());
   }
-  FILE_REFLINK_TRY(auto after, revisions_of(v));
-  revision_change c = compare_revisions(before, after);
-  if (o.json) {
-    json j = volume_result(a.vid, {{"file", a.operand1}, {"size", *size}});
-    add_to_json(j, c);
-    print_json(j);
-  } else if (!o.quiet) {
-    std::printf("%s: imported %s; %s\n", a.vid.c_str(), size_and_bytes(*size).c_str(),
-                describe(c, "the previous committed image").c_str());
-  }
-  return success();
+  return report(*size, "stream");
 }
 
 result<void> volume_export(const volume_args& a, const common_options& o) {
