@@ -64,6 +64,9 @@ inline std::string errc_name(errc e) {
     case errc::revision_ambiguous: return "errc::revision_ambiguous";
     case errc::volume_busy: return "errc::volume_busy";
     case errc::catalog_invalid: return "errc::catalog_invalid";
+    case errc::stream_invalid: return "errc::stream_invalid";
+    case errc::stream_base_missing: return "errc::stream_base_missing";
+    case errc::stream_already_applied: return "errc::stream_already_applied";
   }
   return "errc(" + std::to_string(static_cast<int>(e)) + ")";
 }
