@@ -227,6 +227,20 @@ ranges data_of(F& fx, const H& h, const path& rel) {
   return merged(out);
 }
 
+//! The data extents of a file (FIEMAP, unwritten extents excluded), merged
+//! and cut to its size.
+template <class F, class H>
+ranges extent_data_of(F& fx, const H& h, const path& rel) {
+  ranges out;
+  auto st = stat_of(fx, h, rel);
+  auto got = fx.ops.extents(h, rel);
+  if (!got && got.error() == std::errc::operation_not_supported) return data_of(fx, h, rel);  // tmpfs
+  const auto ex = REQUIRE_VALUE(std::move(got));
+  for (const auto& e : ex)
+    if (e.logical < st.size) out.emplace_back(e.logical, std::min(st.size, e.logical + e.length));
+  return merged(out);
+}
+
 inline std::string text_of(const ranges& rs) {
   std::string text;
   for (const auto& [b, e] : rs) text += "[" + std::to_string(b) + "," + std::to_string(e) + ")";
@@ -254,6 +268,7 @@ void round_trip(EA& a, EB& b, const std::string& what) {
   std::string base = pattern(1 * MiB, 3);
   a.commit_data(src, 512 * KiB, base);
   auto dst = b.origin(V, 64 * KiB);
+  bool full_stream = true;
   auto check_same = [&](const std::string& step) {
     CAPTURE(step);
     CHECK(b.read(b.clean(V)) == a.read(a.clean(V)));
@@ -261,14 +276,17 @@ void round_trip(EA& a, EB& b, const std::string& what) {
     // increment found by comparing data sends no zeros that were written
     // over zeros, so the receiver may have a hole where the sender has
     // written zeros, never data where the sender has a hole.
-    const ranges mine = data_of(b.fx, b.h, b.clean(V)), theirs = data_of(a.fx, a.h, a.clean(V));
+    // The receiver's data as its extent map has it: where XFS wrote into
+    // shared storage, SEEK_DATA also reports the blocks it preallocated
+    // around the write for copy-on-write, until it trims them.
+    const ranges mine = full_stream ? data_of(b.fx, b.h, b.clean(V)) : extent_data_of(b.fx, b.h, b.clean(V));
+    const ranges theirs = data_of(a.fx, a.h, a.clean(V));
     INFO("receiver's data " << text_of(mine) << ", sender's " << text_of(theirs));
     if (full_stream)
       CHECK(mine == theirs);
     else
       CHECK(within(mine, theirs));
   };
-  bool full_stream = true;
   stream_buffer full;
   auto sent = REQUIRE_VALUE(src.send(full.sink()));
   CHECK_FALSE(sent.incremental);
@@ -322,6 +340,11 @@ FILE_REFLINK_FIXTURE_TEST("send/receive: full and incremental streams to a pool 
     pool_env<Fx> a(fx, 2, fx.root / "pool-a2");
     pool_env<Fx> far(fx, 2, fx.other_root / "pool-far", false);
     round_trip(a, far, std::string(Fx::name) + " -> another filesystem without reflinks");
+  }
+  {
+    pool_env<Fx> far(fx, 2, fx.other_root / "pool-far-sender", false);
+    pool_env<Fx> b(fx, 2, fx.root / "pool-b2");
+    round_trip(far, b, std::string("another filesystem without reflinks -> ") + Fx::name);
   }
   {
     memory_fixture m;
@@ -482,13 +505,19 @@ FILE_REFLINK_FIXTURE_TEST("send/receive: Pool::receive makes the volume a full s
   stream_buffer inc;
   REQUIRE_VALUE(src.send(inc.sink(), image_ref::revision(newest(src))));
 
-  const auto empty = b.files();
+  auto regular_files = [&] {
+    std::set<std::string> out;
+    for (const auto& n : b.files())
+      if (b.st(path(n)).type == file_type::regular) out.insert(n);
+    return out;
+  };
+  const auto empty = regular_files();
   // An incremental stream needs the volume; a truncated full one leaves none.
   CHECK_ERR(b.pool.receive(V, source_of(inc.bytes)), errc::stream_base_missing);
   CHECK_ERR(b.pool.receive(V, source_of(full.bytes.substr(0, full.bytes.size() - 10))), errc::stream_invalid);
   CHECK_ERR(b.pool.receive("appvms/other/private", source_of(full.bytes)), errc::stream_invalid);
   CHECK_ERR(b.pool.get_volume(V), errc::volume_not_found);
-  CHECK(b.files() == empty);
+  CHECK(regular_files() == empty);
 
   auto r = REQUIRE_VALUE(b.pool.receive(V, source_of(full.bytes)));
   CHECK_FALSE(r.incremental);

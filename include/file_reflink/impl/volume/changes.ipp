@@ -10,6 +10,7 @@
 #include <file_reflink/detail/changed_ranges.hpp>
 #include <file_reflink/detail/volume_step.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -62,23 +63,36 @@ result<changed_ranges_result> changed_between(volume_step<FsOps>& s, const image
   out.from_size = a.st.size;
   out.to_size = b.st.size;
   const std::uint64_t end = std::max(a.st.size, b.st.size);
-  std::vector<extent> ea, eb;
-  {
-    FILE_REFLINK_TRY(auto x, s.core.extents_of(s.h, a.file));
-    ea = extents_within(std::move(x), a.st.size);
+  auto read_a = [&](std::uint64_t off, void* buf, std::size_t len) { return s.core.read_at(s.h, a.file, off, buf, len); };
+  auto read_b = [&](std::uint64_t off, void* buf, std::size_t len) { return s.core.read_at(s.h, b.file, off, buf, len); };
+  auto xa = s.core.extents_of(s.h, a.file);
+  auto xb = xa ? s.core.extents_of(s.h, b.file) : result<std::vector<extent>>(std::vector<extent>());
+  if ((!xa && xa.error() == std::errc::operation_not_supported) ||
+      (!xb && xb.error() == std::errc::operation_not_supported)) {
+    // No extent map here (tmpfs): the data segments say where either file
+    // has data, and the data is compared there.
+    FILE_REFLINK_TRY(auto sa, s.core.data_segments_of(s.h, a.file, a.st.size));
+    FILE_REFLINK_TRY(auto sb, s.core.data_segments_of(s.h, b.file, b.st.size));
+    std::vector<byte_range> all;
+    for (const auto& x : sa) all.push_back(byte_range{x.offset, x.length});
+    for (const auto& x : sb) all.push_back(byte_range{x.offset, x.length});
+    std::sort(all.begin(), all.end(), [](const byte_range& x, const byte_range& y) { return x.offset < y.offset; });
+    range_builder in_either;
+    for (const auto& x : all) in_either.add(x.offset, x.offset + x.length);
+    out.method = change_method::data_comparison;
+    FILE_REFLINK_TRY(out.ranges, compare_data(in_either.take(), a.st.size, b.st.size, read_a, read_b, progress));
+    return out;
   }
-  if (a.st.ino == b.st.ino && a.st.dev == b.st.dev) {
-    eb = ea;  // one file under two names (a pin, a revision linked to its image)
-  } else {
-    FILE_REFLINK_TRY(auto x, s.core.extents_of(s.h, b.file));
-    eb = extents_within(std::move(x), b.st.size);
-  }
+  FILE_REFLINK_TRYV(xa);
+  FILE_REFLINK_TRYV(xb);
+  std::vector<extent> ea = extents_within(std::move(xa).value(), a.st.size);
+  // One file under two names (a pin, a revision linked to its image): one map.
+  std::vector<extent> eb =
+      a.st.ino == b.st.ino && a.st.dev == b.st.dev ? ea : extents_within(std::move(xb).value(), b.st.size);
   std::vector<byte_range> candidates = extent_map_changes(ea, eb, end);
   out.method = change_method::extent_map;
   if (!ea.empty() && !eb.empty() && !candidates.empty() && !share_storage(ea, eb)) {
     out.method = change_method::data_comparison;
-    auto read_a = [&](std::uint64_t off, void* buf, std::size_t len) { return s.core.read_at(s.h, a.file, off, buf, len); };
-    auto read_b = [&](std::uint64_t off, void* buf, std::size_t len) { return s.core.read_at(s.h, b.file, off, buf, len); };
     FILE_REFLINK_TRY(candidates, compare_data(candidates, a.st.size, b.st.size, read_a, read_b, progress));
   }
   out.ranges = std::move(candidates);

@@ -294,7 +294,6 @@ result<receive_result> receive(volume_step<FsOps>& s, const stream_source& sourc
   std::uint32_t seq = 0;
   if (progress && !progress(0, total)) return failure(errc::cancelled, "receive");
   std::unique_ptr<unsigned char[]> buf(new unsigned char[stream::max_payload]);
-  std::vector<byte_range> holes;  // to punch in an incremental's clone
   auto where = [&](const stream::record& r) {
     return "record " + std::to_string(r.sequence) + " (at " + std::to_string(in.bytes()) + " bytes)";
   };
@@ -330,10 +329,8 @@ result<receive_result> receive(volume_step<FsOps>& s, const stream_source& sourc
     } else {
       if (rec.crc != 0) return failure(errc::stream_invalid, where(rec) + ": a hole record with a checksum");
       // A full stream's file is all holes already; an incremental's clone
-      // is punched where the image became a hole, once the data is written:
-      // a write into shared storage may allocate around itself (XFS's
-      // copy-on-write extent size hint), over a hole punched before it.
-      if (base) holes.push_back(byte_range{rec.offset, rec.length});
+      // is punched where the image became a hole.
+      if (base) FILE_REFLINK_TRYV(s.core.punch_hole(s.h, imp, rec.offset, rec.length, false));
       out.hole_bytes += rec.length;
     }
     next_offset = rec.offset + rec.length;
@@ -342,7 +339,6 @@ result<receive_result> receive(volume_step<FsOps>& s, const stream_source& sourc
     done += rec.length;
     if (progress && !progress(std::min(done, total), total)) return failure(errc::cancelled, "receive");
   }
-  for (const byte_range& r : holes) FILE_REFLINK_TRYV(s.core.punch_hole(s.h, imp, r.offset, r.length, false));
   using step = volume_step<FsOps>;
   FILE_REFLINK_TRYV(s.commit(imp, step::superseded::rotate));
   undo.commit();
