@@ -8,6 +8,7 @@
 #include "pool_support.hpp"
 
 #include <file_reflink/changes.hpp>
+#include <file_reflink/detail/stream_format.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -148,6 +149,18 @@ void mutate(Env& env, typename Env::volume_type& v, std::mt19937& rng, std::uint
 }
 
 }  // namespace
+
+TEST_CASE("stream format: CRC-32C is the Castagnoli CRC, in hardware as in Boost.CRC") {
+  namespace st = file_reflink::detail::stream;
+  CHECK(st::crc32c_of("123456789", 9) == 0xE3069283u);
+  std::mt19937 rng(3);
+  for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 4096u, 100003u}) {
+    std::string s = pattern(len, static_cast<std::uint32_t>(rng()));
+    st::crc32c c;
+    c.process_bytes(s.data(), s.size());
+    CHECK(st::crc32c_of(s.data(), s.size()) == c.checksum());
+  }
+}
 
 FILE_REFLINK_FIXTURE_TEST("changed_ranges: every difference after random writes, punches and a resize, and no more") {
   pool_env<Fx> env(fx, 3);

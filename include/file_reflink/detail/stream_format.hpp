@@ -61,7 +61,32 @@ inline std::uint64_t get64(const unsigned char* p) {
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define FILE_REFLINK_CRC32C_SSE42 1
+//! CRC-32C with the SSE 4.2 instruction (the same function as `crc32c`):
+//! 8 bytes per instruction instead of a table lookup per byte.
+__attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(const unsigned char* p, std::size_t len) {
+  std::uint64_t c = 0xFFFFFFFFu;
+  for (; len >= 8; p += 8, len -= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  for (; len > 0; ++p, --len) c32 = __builtin_ia32_crc32qi(c32, *p);
+  return c32 ^ 0xFFFFFFFFu;
+}
+inline bool have_sse42() noexcept {
+  static const bool yes = __builtin_cpu_supports("sse4.2");
+  return yes;
+}
+#endif
+
+//! The CRC-32C of `len` bytes (in hardware where the processor has it).
 inline std::uint32_t crc32c_of(const void* data, std::size_t len) {
+#if defined(FILE_REFLINK_CRC32C_SSE42)
+  if (have_sse42()) return crc32c_sse42(static_cast<const unsigned char*>(data), len);
+#endif
   crc32c c;
   c.process_bytes(data, len);
   return c.checksum();

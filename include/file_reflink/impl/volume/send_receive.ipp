@@ -44,14 +44,15 @@ R call_user(const char* what, F&& f) {
   }
 }
 
-//! The sending end: every byte goes to the sink and into the running
+//! The sending end: every byte goes to the sink; the header and the record
+//! heads (which carry their payloads' CRCs) also go into the running
 //! checksum that the trailer carries.
 class stream_out {
 public:
   explicit stream_out(const stream_sink& sink) : sink_(sink) {}
-  result<void> put(const void* data, std::size_t len) {
+  result<void> put(const void* data, std::size_t len, bool payload = false) {
     if (len == 0) return success();
-    crc_.process_bytes(data, len);
+    if (!payload) crc_.process_bytes(data, len);
     bytes_ += len;
     return call_user<result<void>>("the stream sink", [&] { return sink_(data, len); });
   }
@@ -68,8 +69,9 @@ private:
 class stream_in {
 public:
   explicit stream_in(const stream_source& source) : source_(source) {}
-  //! `len` bytes, or `errc::stream_invalid` saying the stream ended `where`.
-  result<void> get(void* buf, std::size_t len, const char* where) {
+  //! `len` bytes, or `errc::stream_invalid` saying the stream ended `where`;
+  //! a payload stays out of the running checksum (its own CRC covers it).
+  result<void> get(void* buf, std::size_t len, const char* where, bool payload = false) {
     auto* p = static_cast<unsigned char*>(buf);
     std::size_t got = 0;
     while (got < len) {
@@ -81,7 +83,7 @@ public:
       if (n > len - got) return failure(make_errno_error(EINVAL, "the stream source returned more than it was asked"));
       got += n;
     }
-    crc_.process_bytes(p, len);
+    if (!payload) crc_.process_bytes(p, len);
     bytes_ += len;
     return success();
   }
@@ -162,8 +164,11 @@ result<send_result> send(volume_step<FsOps>& s, const stream_sink& sink, const s
     if (progress && !progress(done, total)) return failure(errc::cancelled, "send");
     return success();
   };
+  // A cold image is read with the disk kept busy ahead of the stream.
+  read_ahead<FsOps> ahead(s.core.ops, s.h, target.file, segs);
   auto data = [&](std::uint64_t off, std::uint64_t len) -> result<void> {
     while (len > 0) {
+      ahead.at(off);
       const auto n = static_cast<std::size_t>(std::min(len, stream::max_payload));
       std::size_t got = 0;
       while (got < n) {
@@ -174,7 +179,7 @@ result<send_result> send(volume_step<FsOps>& s, const stream_sink& sink, const s
       stream::record rec{stream::record_type::data, seq++, off, n, stream::crc32c_of(buf.get(), n)};
       const auto head = stream::encode(rec);
       FILE_REFLINK_TRYV(w.put(head.data(), head.size()));
-      FILE_REFLINK_TRYV(w.put(buf.get(), n));
+      FILE_REFLINK_TRYV(w.put(buf.get(), n, true));
       out.data_bytes += n;
       ++out.records;
       done += n;
@@ -321,7 +326,7 @@ result<receive_result> receive(volume_step<FsOps>& s, const stream_source& sourc
       if (rec.length > stream::max_payload)
         return failure(errc::stream_invalid, where(rec) + " is larger than a record may be");
       const auto n = static_cast<std::size_t>(rec.length);
-      FILE_REFLINK_TRYV(in.get(buf.get(), n, "inside a data record"));
+      FILE_REFLINK_TRYV(in.get(buf.get(), n, "inside a data record", true));
       if (stream::crc32c_of(buf.get(), n) != rec.crc)
         return failure(errc::stream_invalid, where(rec) + ": data checksum mismatch");
       FILE_REFLINK_TRYV(s.core.write_at(s.h, imp, rec.offset, buf.get(), n));
