@@ -8,6 +8,7 @@
 #include "pool_support.hpp"
 
 #include <file_reflink/changes.hpp>
+#include <file_reflink/detail/changed_ranges.hpp>
 #include <file_reflink/detail/stream_format.hpp>
 
 #include <algorithm>
@@ -541,4 +542,51 @@ FILE_REFLINK_FIXTURE_TEST("send/receive: Pool::receive makes the volume a full s
   // The volume exists now: the increment applies to it.
   REQUIRE_VALUE(b.pool.receive(V, source_of(inc.bytes)));
   CHECK(b.read(b.clean(V)) == a.read(a.clean(V)));
+}
+
+FILE_REFLINK_FIXTURE_TEST("send/receive: a volume Pool::receive makes is in the pool's catalog") {
+  pool_env<Fx> a(fx, 2, fx.root / "pool-a");
+  auto src = a.origin(V, MiB);
+  a.commit_data(src, 0, pattern(64 * KiB, 6));
+  stream_buffer full;
+  REQUIRE_VALUE(src.send(full.sink()));
+  pool_config c;
+  c.name = "catalogued";
+  c.dir_path = fx.root / "pool-cat";
+  c.catalog = true;
+  c.setup_check = Fx::reflinks;
+  {
+    Pool<typename Fx::ops_type> p(c, fx.ops);
+    REQUIRE_OK(p.setup());
+    REQUIRE_VALUE(p.receive(V, source_of(full.bytes)));
+  }
+  // Another Pool object (another process) finds it in the catalog.
+  Pool<typename Fx::ops_type> q(c, fx.ops);
+  auto v = REQUIRE_VALUE(q.get_volume(V));
+  CHECK(v.kind() == volume_kind::origin);
+  CHECK(REQUIRE_VALUE(v.size()) == MiB);
+  auto h = fx.open(c.dir_path);
+  CHECK(read_all(fx, h, path(V + ".img")) == a.read(a.clean(V)));
+}
+
+FILE_REFLINK_FIXTURE_TEST("changed_ranges: the extents of written data are exact, and an inexact one is never taken as shared") {
+  // The filesystems under test store plain data: FIEMAP flags none of it
+  // encoded, inline or delayed.
+  make_file(fx, fx.dir(), "f", MiB, {{0, pattern(256 * KiB, 1)}, {512 * KiB, pattern(64 * KiB, 2)}});
+  const auto ex = REQUIRE_VALUE(fx.ops.extents(fx.dir(), "f"));
+  REQUIRE_FALSE(ex.empty());
+  for (const auto& e : ex) CHECK(e.exact);
+  // Two maps at one address: unchanged when exact, changed when either is not.
+  using file_reflink::detail::extent_map_changes;
+  std::vector<extent> a{{0, 1 << 20, 64 * KiB, true, true}}, b = a;
+  CHECK(extent_map_changes(a, b, 64 * KiB).empty());
+  b[0].exact = false;
+  REQUIRE(extent_map_changes(a, b, 64 * KiB).size() == 1);
+  CHECK(extent_map_changes(a, b, 64 * KiB)[0] == byte_range{0, 64 * KiB});
+  // A hole in both is unchanged, data against a hole is changed, and the
+  // same storage at another logical offset is not the same bytes.
+  std::vector<extent> c{{64 * KiB, 1 << 20, 64 * KiB, true, true}};
+  auto r = extent_map_changes(a, c, 256 * KiB);
+  REQUIRE(r.size() == 1);
+  CHECK(r[0] == byte_range{0, 128 * KiB});
 }
