@@ -52,6 +52,9 @@ enum class errc {
   revision_ambiguous,       //!< a number or label names more than one revision: use the other one
   volume_busy,              //!< another operation (another thread or process) holds the volume, and the wait policy gave up
   catalog_invalid,          //!< the pool's catalog file cannot be read (damaged, or of a newer format)
+  stream_invalid,           //!< a send stream that is truncated, corrupt, reordered, of a newer format or for another volume
+  stream_base_missing,      //!< an incremental stream whose base image the receiving volume does not hold
+  stream_already_applied,   //!< an incremental stream whose result the receiving volume already holds
 };
 
 namespace detail {
@@ -88,6 +91,9 @@ public:
       case errc::revision_ambiguous: return "more than one revision matches";
       case errc::volume_busy: return "volume is busy: another operation holds it";
       case errc::catalog_invalid: return "the pool's catalog cannot be read";
+      case errc::stream_invalid: return "invalid send stream";
+      case errc::stream_base_missing: return "the volume does not hold the stream's base image";
+      case errc::stream_already_applied: return "the volume already holds the stream's image";
     }
     return "unknown file_reflink error";
   }
@@ -112,6 +118,9 @@ public:
       case errc::import_in_progress: return std::errc::device_or_resource_busy;
       case errc::revision_ambiguous: return std::errc::invalid_argument;
       case errc::catalog_invalid: return std::errc::io_error;
+      case errc::stream_invalid: return std::errc::bad_message;
+      case errc::stream_base_missing: return std::errc::no_such_file_or_directory;
+      case errc::stream_already_applied: return std::errc::file_exists;
       case errc::volume_not_running:
       case errc::no_import_in_progress:
       case errc::not_exported:

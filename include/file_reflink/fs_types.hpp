@@ -87,12 +87,18 @@ struct fs_space {
 
 //! One data extent of a file. `physical` is where it lives on the device:
 //! two files share storage where their physical ranges overlap. `shared`
-//! is the filesystem's own flag (`FIEMAP_EXTENT_SHARED`).
+//! is the filesystem's own flag (`FIEMAP_EXTENT_SHARED`). `exact` is false
+//! where the address does not name the bytes alone (FIEMAP flags the extent
+//! UNKNOWN, DELALLOC, ENCODED, DATA_ENCRYPTED, NOT_ALIGNED, DATA_INLINE or
+//! DATA_TAIL: a compressed extent's parts all report its start, an inline
+//! one reports 0): two such extents at one address need not hold the same
+//! bytes.
 struct extent {
   std::uint64_t logical = 0;
   std::uint64_t physical = 0;
   std::uint64_t length = 0;
   bool shared = false;
+  bool exact = true;
 };
 
 //! One data segment of a file: a range between holes, as

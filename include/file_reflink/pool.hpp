@@ -72,6 +72,16 @@ public:
   //! process registered since is found too).
   result<volume_type> get_volume(const std::string& vid) const noexcept;
 
+  //! Apply a send stream (doc/stream-format.md) to volume `vid`, as
+  //! `Volume::receive` does. Where the pool has no such volume and the
+  //! stream is a full one, an origin volume of the stream's image size is
+  //! registered (in the catalog, where that is on), created, and given the
+  //! image; if the stream then fails, the volume is removed again. An
+  //! incremental stream for a volume the pool lacks is refused
+  //! (`errc::stream_base_missing`).
+  result<receive_result> receive(const std::string& vid, const stream_source& source,
+                                 progress_callback progress = nullptr) noexcept;
+
   //! Every registered volume, ordered by vid (with the catalog on, as the
   //! catalog has them now; a catalog that cannot be read is a warning in
   //! the log, and the volumes known so far are listed).

@@ -22,6 +22,7 @@
 //!    as before and no temporary file stays behind.
 #pragma once
 
+#include <file_reflink/changes.hpp>
 #include <file_reflink/config.hpp>
 #include <file_reflink/detail/locks.hpp>
 #include <file_reflink/detail/volume_state.hpp>
@@ -268,6 +269,36 @@ public:
   //! the pool's) sees the copy and can cancel it; a cancelled or failed
   //! import leaves the volume as it was and no import file behind.
   result<copy_method> import_file(const path& file, progress_callback progress = nullptr) noexcept;
+
+  // ---- changes between images, send / receive -----------------------------------
+
+  //! The byte ranges in which image `from` and image `to` may differ (always
+  //! every real difference, see `changed_ranges_result`). From the two
+  //! files' extent maps where they share storage (no data read: the cost
+  //! grows with the extents); where they share none (no reflinks, a copy, a
+  //! received image) the data is compared, in the ranges the maps cannot
+  //! vouch for, with `progress` (default: the pool's), which can cancel.
+  result<changed_ranges_result> changed_ranges(const image_ref& from, const image_ref& to = image_ref::committed(),
+                                               progress_callback progress = nullptr) noexcept;
+
+  //! Write the committed image to `sink` as a stream (doc/stream-format.md):
+  //! whole, or with `since` only the ranges changed since that image (a
+  //! revision the receiver holds). Holes are sent as holes. Reads the image
+  //! once, holds at most one record (1 MiB) in memory, writes no file.
+  result<send_result> send(const stream_sink& sink, const std::optional<image_ref>& since = std::nullopt,
+                           progress_callback progress = nullptr) noexcept;
+
+  //! Apply a stream from `source` as a commit (as `import_data_end(true)`:
+  //! the old committed image becomes a revision). Nothing is visible until
+  //! the whole stream arrived and verified; a stream that is truncated,
+  //! corrupt, reordered or of another vid is refused
+  //! (`errc::stream_invalid`) and leaves nothing behind. An incremental
+  //! stream applies to the committed image or the newest revision that
+  //! matches its base (size and fingerprint); without one it is refused
+  //! before anything changes (`errc::stream_base_missing`, naming the base),
+  //! and where the committed image already is its result
+  //! (`errc::stream_already_applied`). A full stream always applies.
+  result<receive_result> receive(const stream_source& source, progress_callback progress = nullptr) noexcept;
 
   // ---- discard / sparsify ----------------------------------------------------
 

@@ -764,6 +764,220 @@ void run_copy(const std::string& label, const std::string& src_dir, const std::s
 }
 
 // ---------------------------------------------------------------------------
+// changed_ranges, send and receive (btrfs)
+
+//! Median of `f()`'s time in microseconds over `n` runs.
+template <class F>
+double median_us(int n, F&& f) {
+  std::vector<double> t;
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = clk::now();
+    f();
+    t.push_back(us_between(t0, clk::now()));
+  }
+  return quantile(t, 0.5);
+}
+
+//! Written to the sink: a count, and the bytes to `fd` if it is open.
+struct counting_sink {
+  std::uint64_t bytes = 0;
+  int fd = -1;
+  std::string* keep = nullptr;
+  fr::stream_sink sink() {
+    return [this](const void* d, std::size_t n) -> fr::result<void> {
+      bytes += n;
+      if (keep) keep->append(static_cast<const char*>(d), n);
+      for (std::size_t done = 0; fd >= 0 && done < n;) {
+        const ssize_t w = ::write(fd, static_cast<const char*>(d) + done, n - done);
+        if (w < 0) return fr::errno_failure(errno, "write", "/dev/null");
+        done += static_cast<std::size_t>(w);
+      }
+      return fr::success();
+    };
+  }
+};
+
+fr::stream_source source_of(const std::string& s) {
+  auto pos = std::make_shared<std::size_t>(0);
+  return [&s, pos](void* buf, std::size_t len) -> fr::result<std::size_t> {
+    const std::size_t n = std::min(len, s.size() - *pos);
+    std::memcpy(buf, s.data() + *pos, n);
+    *pos += n;
+    return n;
+  };
+}
+
+//! The figures of `Volume::changed_ranges`, `send` and `receive` on one
+//! filesystem (btrfs in the full run), printed as their own table.
+void run_send_receive(const std::string& fs, const std::string& mnt, const options& o) {
+  progress(fs + ": changed_ranges, send, receive");
+  const int n = o.iterations ? o.iterations : o.short_mode ? 2 : 7;
+  const std::string pa = mnt + "/sr-a", pb = mnt + "/sr-b";
+  const int mfd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  fr::Pool<fr::LinuxFsOps> a(config_of(pa, true)), b(config_of(pb, true));
+  check(a.setup(), "setup " + pa);
+  check(b.setup(), "setup " + pb);
+  fr::LinuxFsOps ops;
+  auto ha = ops.open_dir(pa, false);
+  check(ha, "open " + pa);
+  const auto& h = ha.value().handle;
+  auto made = a.init_volume(fr::volume_config::origin("bench/x", GiB));
+  check(made, "init bench/x");
+  auto x = made.value();
+  check(x.create(), "create bench/x");
+  // 1 GiB in 10,000 extents: 100 KiB of data every 104 KiB.
+  const std::uint64_t extents = 10000, step = 104 * KiB, extent = 100 * KiB;
+  check(x.import_data(GiB), "import bench/x");
+  for (std::uint64_t i = 0; i < extents; ++i)
+    check(ops.write(h, "bench/x-import.img", i * step, chunk_bytes().data() + (i % 600) * extent, extent),
+          "write bench/x");
+  check(x.import_data_end(true), "commit bench/x");
+  // The receiver holds this image.
+  {
+    std::string full;
+    counting_sink c{0, -1, &full};
+    check(x.send(c.sink()), "send bench/x");
+    check(b.receive("bench/x", source_of(full)), "receive bench/x");
+  }
+  // 1% changed in 100 places.
+  const std::uint64_t piece = 104 * KiB, places = 100;
+  check(x.start(), "start bench/x");
+  for (std::uint64_t i = 0; i < places; ++i)
+    check(ops.write(h, "bench/x-dirty.img", i * (GiB / places) + 12 * KiB, chunk_bytes().data() + i * piece, piece),
+          "write bench/x-dirty");
+  check(x.stop(), "stop bench/x");
+  const std::uint64_t changed = piece * places;
+  auto revs = x.revisions();
+  check(revs, "revisions");
+  const auto rev = revs.value().rbegin();
+  const fr::path rev_file = "bench/x.img." + std::to_string(rev->first) + "@" + rev->second.timestamp;
+  const fr::image_ref base = fr::image_ref::revision(rev->first);
+  sync_fs(mfd);
+
+  fr::changed_ranges_result ch;
+  const double t_changed = median_us(n, [&] {
+    auto r = x.changed_ranges(base);
+    check(r, "changed_ranges");
+    ch = r.value();
+  });
+  const double t_maps = median_us(n, [&] {
+    check(ops.extents(h, rev_file), "extents of the revision");
+    check(ops.extents(h, "bench/x.img"), "extents of the image");
+  });
+  auto compare = [&] {
+    auto rd = [&](const fr::path& f) {
+      return [&ops, &h, f](std::uint64_t off, void* buf, std::size_t len) { return ops.read(h, f, off, buf, len); };
+    };
+    auto r = fr::detail::compare_data({fr::byte_range{0, GiB}}, GiB, GiB, rd(rev_file), rd("bench/x.img"), nullptr);
+    check(r, "data comparison");
+  };
+  const double t_compare = median_us(o.short_mode ? 1 : 3, compare);
+  std::vector<double> cold;
+  for (int i = 0; i < (o.short_mode ? 1 : 3); ++i) {
+    drop_cache(pa + "/" + rev_file.string());
+    drop_cache(pa + "/bench/x.img");
+    const auto t0 = clk::now();
+    compare();
+    cold.push_back(us_between(t0, clk::now()));
+  }
+  const double t_compare_cold = quantile(cold, 0.5);
+  if (ch.method != fr::change_method::extent_map) broken("changed_ranges on " + fs + " compared data");
+
+  counting_sink inc;
+  check(x.send(inc.sink(), base), "incremental send");
+
+  // Incremental against full send + receive, through a buffer in memory.
+  auto y = b.get_volume("bench/x");
+  check(y, "receiver bench/x");
+  // Each increment applies to the base: from the second on, the receiver
+  // reverts to it first (the increment before made it a revision).
+  std::vector<double> incs;
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) check(y.value().revert(), "receiver revert");
+    std::string s;
+    counting_sink c{0, -1, &s};
+    const auto t0 = clk::now();
+    check(x.send(c.sink(), base), "incremental send");
+    auto r = y.value().receive(source_of(s));
+    const auto t1 = clk::now();
+    check(r, "incremental receive");
+    incs.push_back(us_between(t0, t1));
+  }
+  const double t_inc_sr = quantile(incs, 0.5);
+  const double t_full = median_us(n, [&] {
+    std::string s;
+    counting_sink c{0, -1, &s};
+    check(x.send(c.sink()), "full send");
+    check(y.value().receive(source_of(s)), "full receive");
+  });
+
+  // 102 MiB of data in 1 GiB: its full stream, and sending it to /dev/null
+  // against cp --sparse=always of the image to a tmpfs.
+  auto made_z = a.init_volume(fr::volume_config::origin("bench/z", GiB));
+  check(made_z, "init bench/z");
+  auto z = made_z.value();
+  check(z.create(), "create bench/z");
+  check(z.import_data(GiB), "import bench/z");
+  std::uint64_t z_data = 0;
+  for (std::uint64_t off = 0; off + 64 * KiB <= GiB; off += 640 * KiB) {
+    check(ops.write(h, "bench/z-import.img", off, chunk_bytes().data() + (off / (640 * KiB) % 512) * 64 * KiB, 64 * KiB),
+          "write bench/z");
+    z_data += 64 * KiB;
+  }
+  check(z.import_data_end(true), "commit bench/z");
+  counting_sink zfull;
+  check(z.send(zfull.sink()), "full send bench/z");
+  const std::string z_clean = pa + "/bench/z.img";
+  const std::string shm = "/dev/shm/file_reflink_bench_cp.img";
+  std::vector<double> ours, cp;
+  for (int i = 0; i < n; ++i) {
+    drop_cache(z_clean);
+    const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    counting_sink c{0, null_fd, nullptr};
+    auto t0 = clk::now();
+    check(z.send(c.sink()), "send to /dev/null");
+    ours.push_back(us_between(t0, clk::now()));
+    ::close(null_fd);
+    ::unlink(shm.c_str());
+    drop_cache(z_clean);
+    t0 = clk::now();
+    const char* argv[] = {"cp", "--sparse=always", z_clean.c_str(), shm.c_str(), nullptr};
+    pid_t pid = 0;
+    int status = 0;
+    if (::posix_spawnp(&pid, "cp", nullptr, nullptr, const_cast<char* const*>(argv), environ) != 0 ||
+        ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      broken("cp --sparse=always to /dev/shm failed");
+    cp.push_back(us_between(t0, clk::now()));
+    ::unlink(shm.c_str());
+  }
+  const double t_send_null = quantile(ours, 0.5), t_cp = quantile(cp, 0.5);
+  ::close(mfd);
+
+  auto mib = [](std::uint64_t v) { return static_cast<double>(v) / MiB; };
+  std::printf("\nchanged_ranges, send, receive on %s (medians of %d runs)\n\n", fs.c_str(), n);
+  std::printf("| figure | measured | target |\n|---|---|---|\n");
+  std::printf("| changed_ranges, 1 GiB of data in 10k extents, 1%% changed in 100 places (%s, %zu ranges, %.2f MiB) | %s; reading both extent maps %s: %.2fx | <= 2x the extent maps |\n",
+              fr::to_string(ch.method), ch.ranges.size(), mib(ch.bytes()), fmt_time(t_changed).c_str(),
+              fmt_time(t_maps).c_str(), t_changed / t_maps);
+  std::printf("| the same, against comparing the data (2 GiB read, in the page cache) | %s: changed_ranges %.0fx faster | >= 50x |\n",
+              fmt_time(t_compare).c_str(), t_compare / t_changed);
+  std::printf("| the same, against comparing the data read from the disk | %s: changed_ranges %.0fx faster | >= 50x |\n",
+              fmt_time(t_compare_cold).c_str(), t_compare_cold / t_changed);
+  std::printf("| incremental stream, %.2f MiB changed | %.2f MiB: %.4fx the changed bytes (+%.1f KiB) | <= 1.05x + 64 KiB |\n",
+              mib(changed), mib(inc.bytes), static_cast<double>(inc.bytes) / static_cast<double>(changed),
+              (static_cast<double>(inc.bytes) - static_cast<double>(changed)) / KiB);
+  std::printf("| full stream, 1 GiB holding %.1f MiB of data | %.2f MiB: %.4fx the data (+%.1f KiB) | <= 1.01x + 64 KiB |\n",
+              mib(z_data), mib(zfull.bytes), static_cast<double>(zfull.bytes) / static_cast<double>(z_data),
+              (static_cast<double>(zfull.bytes) - static_cast<double>(z_data)) / KiB);
+  std::printf("| incremental send + receive against full send + receive (the 10k-extent image), through memory, with the commit's fsyncs | %s against %s: %.1f%% | <= 10%% |\n",
+              fmt_time(t_inc_sr).c_str(), fmt_time(t_full).c_str(), 100.0 * t_inc_sr / t_full);
+  std::printf("| full send of the 102 MiB image to /dev/null, cold, against cp --sparse=always to tmpfs | %s (%.0f MiB/s) against %s (%.0f MiB/s): %.2fx cp's throughput | >= 0.8x |\n",
+              fmt_time(t_send_null).c_str(), mib(z_data) / (t_send_null / 1e6), fmt_time(t_cp).c_str(),
+              mib(z_data) / (t_cp / 1e6), t_cp / t_send_null);
+  std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------------------
 // MemoryFsOps
 
 void run_memory(const options& o) {
@@ -1035,7 +1249,7 @@ int main(int argc, char** argv) {
     } else if (a == "--iterations" && i + 1 < argc) {
       o.iterations = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--short] [--only btrfs,xfs,ext4,memory,command] [--iterations N]\n",
+      std::fprintf(stderr, "usage: %s [--short] [--only btrfs,xfs,ext4,memory,command,send] [--iterations N]\n",
                    argv[0]);
       return 2;
     }
@@ -1050,7 +1264,7 @@ int main(int argc, char** argv) {
   // Static: its destructor (unmount, remove the directories) runs at exit too.
   static scratch_mounts mounts;
   std::map<std::string, std::string> mnt;
-  const bool want_linux = o.wants("btrfs") || o.wants("xfs") || o.wants("ext4");
+  const bool want_linux = o.wants("btrfs") || o.wants("xfs") || o.wants("ext4") || o.wants("send");
   if (want_linux) {
     // The full run puts the images on the disk (/tmp); the short one in
     // memory where it can (/dev/shm): it only checks that nothing is broken,
@@ -1063,7 +1277,9 @@ int main(int argc, char** argv) {
     } else {
       // ext4 is the destination of the copy from btrfs too.
       for (const char* fs : {"ext4", "btrfs", "xfs"}) {
-        if (!o.wants(fs) && !(std::string(fs) == "ext4" && o.wants("btrfs"))) continue;
+        if (!o.wants(fs) && !(std::string(fs) == "ext4" && o.wants("btrfs")) &&
+            !(std::string(fs) == "btrfs" && o.wants("send")))
+          continue;
         std::string why2;
         std::string m = mounts.make(fs, o.short_mode ? 2 * GiB : 6 * GiB, !o.short_mode, why2);
         if (m.empty()) {
@@ -1076,6 +1292,7 @@ int main(int argc, char** argv) {
   }
   for (const char* fs : {"btrfs", "xfs", "ext4"})
     if (o.wants(fs) && mnt.count(fs)) run_linux(fs, mnt[fs], o);
+  if (o.wants("send") && mnt.count("btrfs")) run_send_receive("btrfs", mnt["btrfs"], o);
 
   if (mnt.count("ext4")) {
     const std::uint64_t size = o.short_mode ? 256 * MiB : GiB;

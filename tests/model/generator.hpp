@@ -352,6 +352,7 @@ private:
       const std::string src = others.empty() ? vid : r_.pick(others);
       return step([vid, src](world_type& x) { x.import_volume(vid, src); });
     });
+    add("backup", saving && v.clean ? 4 : 1, [&] { return step([vid](world_type& x) { x.backup(vid); }); });
     add("remove", 3, [&] {
       const bool force = r_.chance(30);
       return step([vid, force](world_type& x) { x.remove(vid, force); });

@@ -19,7 +19,9 @@
 
 #include <file_reflink/pool.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -64,6 +66,9 @@ inline std::string errc_name(errc e) {
     case errc::revision_ambiguous: return "errc::revision_ambiguous";
     case errc::volume_busy: return "errc::volume_busy";
     case errc::catalog_invalid: return "errc::catalog_invalid";
+    case errc::stream_invalid: return "errc::stream_invalid";
+    case errc::stream_base_missing: return "errc::stream_base_missing";
+    case errc::stream_already_applied: return "errc::stream_already_applied";
   }
   return "errc(" + std::to_string(static_cast<int>(e)) + ")";
 }
@@ -314,6 +319,83 @@ public:
     const outcome want = model_.import_volume(model_.at(vid), model_.at(src), st);
     expect(want, vol(vid).import_volume(vol(src)));
     check();
+  }
+
+  // ---- send / receive -------------------------------------------------------------
+
+  //! Back the volume up into a second pool on the same filesystem: the
+  //! changes since its newest revision where the backup has received this
+  //! vid before, else the whole image (and the whole image again where the
+  //! backup refuses the changes for want of their base). The send changes
+  //! nothing here, and the backup's committed image is then the model's
+  //! committed bytes.
+  void backup(const std::string& vid) {
+    if (!begin("backup(" + lit(vid) + ")") || !on(vid)) return;
+    const volume& mv = model_.at(vid);
+    outcome want;
+    if (!saves(mv.reg->kind))
+      want = errc::not_save_on_stop;
+    else if (!mv.clean)
+      want = errc::image_not_found;
+    std::optional<image_ref> since;
+    if (backed_up_.count(vid) && !mv.revs.empty()) {
+      const std::uint64_t n = mv.revs.back().n;
+      const auto same = std::count_if(mv.revs.begin(), mv.revs.end(), [n](const revision& r) { return r.n == n; });
+      if (same == 1) since = image_ref::revision(n);
+    }
+    std::string stream;
+    auto sink = [&stream](const void* d, std::size_t len) -> result<void> {
+      stream.append(static_cast<const char*>(d), len);
+      return success();
+    };
+    std::size_t at = 0;
+    auto source = [&stream, &at](void* buf, std::size_t len) -> result<std::size_t> {
+      len = std::min(len, stream.size() - at);
+      std::memcpy(buf, stream.data() + at, len);
+      at += len;
+      return len;
+    };
+    auto sent = vol(vid).send(sink, since);
+    if (!expect(want, sent)) return;
+    check();
+    if (!sent || failed()) return;
+    if (!backup_) {
+      pool_config c = pool_cfg(1);
+      c.name = "backup";
+      c.dir_path = fx_.root / "backup";
+      backup_.emplace(c, fx_.ops);
+      if (auto r = backup_->setup(); !r) return fail("backup", "setup of the backup pool: " + r.error().message());
+    }
+    auto got = backup_->receive(vid, source);
+    if (!got && since && got.error() == errc::stream_base_missing) {
+      stream.clear();
+      at = 0;
+      if (auto again = vol(vid).send(sink); !again) return fail("backup", "full send: " + again.error().message());
+      got = backup_->receive(vid, source);
+    }
+    // The backup keeps volumes this pool has removed since: a new vid whose
+    // files would collide with one of those is refused there.
+    if (!got && got.error() == errc::invalid_vid && !backed_up_.count(vid)) return;
+    if (!got && !(since && got.error() == errc::stream_already_applied))
+      return fail("backup", "receive: " + got.error().message());
+    backed_up_.insert(vid);
+    auto bh = fx_.ops.open_dir(fx_.root / "backup", false);
+    if (!bh) return fail("backup", "open the backup pool: " + bh.error().message());
+    const path rel = clean_name(vid);
+    auto st = fx_.ops.stat(bh.value().handle, rel);
+    if (!st) return fail("backup", "stat of the backup's image: " + st.error().message());
+    std::string bytes(static_cast<std::size_t>(st.value().size), '\0');
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      auto n = fx_.ops.read(bh.value().handle, rel, done, bytes.data() + done, bytes.size() - done);
+      if (!n) return fail("backup", "read of the backup's image: " + n.error().message());
+      if (n.value() == 0) break;
+      done += n.value();
+    }
+    ++checks_;
+    if (done != bytes.size() || bytes != *mv.clean)
+      fail("bytes of the backup", "the backup's committed image holds " + describe(bytes) +
+                                      "; the model's committed image is " + describe(*mv.clean));
   }
 
   // ---- remove -------------------------------------------------------------------
@@ -891,6 +973,8 @@ private:
   std::optional<pool_type> pool_;
   handle h_;
   std::map<std::string, volume_type> vols_;
+  std::optional<pool_type> backup_;   //!< the second pool `backup` sends to
+  std::set<std::string> backed_up_;   //!< vids the backup has received
   pool_model model_;
   std::shared_ptr<file_time> now_ = std::make_shared<file_time>(file_time{1709294400, 250000000});
   std::int64_t advance_ns_ = 1000000000;

@@ -42,8 +42,10 @@ FILE_REFLINK_FAULT_SWEEP("block_device")
 FILE_REFLINK_FAULT_SWEEP("discard")
 FILE_REFLINK_FAULT_SWEEP("discard while running")
 FILE_REFLINK_FAULT_SWEEP("sparsify")
+FILE_REFLINK_FAULT_SWEEP("receive (full stream)")
+FILE_REFLINK_FAULT_SWEEP("receive (incremental stream)")
 
 TEST_CASE("fault sweep: every operation of the list is swept<memory>") {
   // The macro list above and operations() must not drift apart.
-  CHECK(file_reflink::reliability::operations().size() == 34);
+  CHECK(file_reflink::reliability::operations().size() == 36);
 }

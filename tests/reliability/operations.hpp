@@ -9,7 +9,11 @@
 
 #include "world.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +41,31 @@ inline result<void> running(world& w) {
 }
 
 inline result<void> pinned(world& w) { return w.vol().keep_revision(1, "gold"); }
+
+//! Send the volume's committed image (since revision `since`, if given)
+//! into `w.stream`.
+inline result<void> send_into(world& w, std::optional<std::uint64_t> since) {
+  w.stream.clear();
+  auto sink = [&w](const void* d, std::size_t n) -> result<void> {
+    w.stream.append(static_cast<const char*>(d), n);
+    return success();
+  };
+  std::optional<image_ref> base;
+  if (since) base = image_ref::revision(*since);
+  return as_void(w.vol().send(sink, base));
+}
+
+//! Receive `w.stream`.
+inline result<void> receive_stream(world& w) {
+  auto at = std::make_shared<std::size_t>(0);
+  auto source = [&w, at](void* buf, std::size_t n) -> result<std::size_t> {
+    n = std::min(n, w.stream.size() - *at);
+    std::memcpy(buf, w.stream.data() + *at, n);
+    *at += n;
+    return n;
+  };
+  return as_void(w.vol().receive(source));
+}
 
 inline const std::vector<operation>& operations() {
   static const std::vector<operation> ops = {
@@ -97,6 +126,25 @@ inline const std::vector<operation>& operations() {
       {"discard while running", "discard", false, running, [](world& w) { return w.vol().discard(8 * KiB, 8 * KiB); },
        false},
       {"sparsify", "sparsify", false, nothing, [](world& w) { return as_void(w.vol().sparsify()); }},
+      // A full stream of the committed image, then a commit over it: the
+      // receive brings the image back.
+      {"receive (full stream)", "receive", false,
+       [](world& w) -> result<void> {
+         FILE_REFLINK_TRYV(send_into(w, std::nullopt));
+         return w.session(vid, 51);
+       },
+       receive_stream},
+      // The changes of a commit, sent; then a revert to the image before it:
+      // the receive applies them to the committed image again.
+      {"receive (incremental stream)", "receive", false,
+       [](world& w) -> result<void> {
+         FILE_REFLINK_TRYV(w.session(vid, 52));
+         FILE_REFLINK_TRY(auto revs, w.vol().revisions());
+         if (revs.empty()) return failure(errc::revision_not_found, "no revision to send the changes since");
+         FILE_REFLINK_TRYV(send_into(w, revs.rbegin()->first));
+         return w.vol().revert();
+       },
+       receive_stream},
   };
   return ops;
 }

@@ -91,6 +91,7 @@ struct world {
   std::vector<volume_config> configs;  //!< registered, in order: what a reboot registers again
   kind_id kind = kind_id::origin;
   std::optional<path> exported;
+  std::string stream;  //!< a send stream a receive operation applies
   std::vector<std::string> log;
 
   Vol vol(const std::string& v = vid) { return pool->get_volume(v).value(); }

@@ -8,7 +8,7 @@
 # directory's TEST_INCLUDE_FILES; every such list is labelled here.
 set(file_reflink_all_tests ${FILE_REFLINK_TESTS} ${FILE_REFLINK_TESTS_CXX20} ${FILE_REFLINK_CLI_TESTS}
     ${FILE_REFLINK_RELIABILITY_TESTS} ${FILE_REFLINK_MODEL_TESTS} ${FILE_REFLINK_DIFFERENTIAL_TESTS}
-    ${FILE_REFLINK_MULTIPROCESS_TESTS} ${FILE_REFLINK_BENCH_TESTS})
+    ${FILE_REFLINK_MULTIPROCESS_TESTS} ${FILE_REFLINK_BENCH_TESTS} ${FILE_REFLINK_SEND_RECEIVE_TESTS})
 foreach(file_reflink_test IN LISTS file_reflink_all_tests)
   if(file_reflink_test MATCHES "<memory>$")
     set(file_reflink_label memory)

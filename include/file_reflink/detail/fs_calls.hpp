@@ -232,6 +232,17 @@ public:
     return ops.read(h, rel, offset, buf, len);
   }
 
+  //! Write `len` bytes at `offset` (a received stream's data, into a file
+  //! that no name publishes yet: unlogged, the commit that follows is).
+  result<void> write_at(const handle& h, const path& rel, std::uint64_t offset, const void* data, std::size_t len) {
+    return ops.write(h, rel, offset, data, len);
+  }
+
+  //! The data segments of a file below `limit` (SEEK_DATA/SEEK_HOLE).
+  result<std::vector<segment>> data_segments_of(const handle& h, const path& rel, std::uint64_t limit) {
+    return ops.data_segments(h, rel, limit);
+  }
+
   //! Give a file a new size. The cache needs no bump: the file's own key
   //! (its ctime and size) changes.
   result<void> resize_file(const handle& h, const path& rel, std::uint64_t size) {

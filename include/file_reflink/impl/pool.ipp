@@ -11,6 +11,7 @@
 #pragma once
 
 #include <file_reflink/detail/pool_core.hpp>
+#include <file_reflink/impl/pool/receive.ipp>
 #include <file_reflink/impl/pool/scan.ipp>
 #include <file_reflink/pool.hpp>
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <file_reflink/detail/volume_step.hpp>
+#include <file_reflink/impl/volume/changes.ipp>
 #include <file_reflink/impl/volume/commit.ipp>
 #include <file_reflink/impl/volume/import_export.ipp>
 #include <file_reflink/impl/volume/lifecycle.ipp>
@@ -19,6 +20,7 @@
 #include <file_reflink/impl/volume/revisions.ipp>
 #include <file_reflink/impl/volume/run.ipp>
 #include <file_reflink/impl/volume/scan.ipp>
+#include <file_reflink/impl/volume/send_receive.ipp>
 #include <file_reflink/impl/volume/space.ipp>
 #include <file_reflink/impl/volume/sparsify.ipp>
 #include <file_reflink/impl/volume/start.ipp>
@@ -188,6 +190,24 @@ auto Volume<FsOps>::import_volume(const Volume& src, progress_callback progress)
   other_volume from{src.core_.get(), src.st_, src.vid()};
   return run_with("import_volume", &from,
                   [&](step& s) { return s.import_volume(*src.core_, *src.st_, std::move(progress)); });
+}
+
+template <class FsOps>
+auto Volume<FsOps>::changed_ranges(const image_ref& from, const image_ref& to, progress_callback progress) noexcept
+    -> result<changed_ranges_result> {
+  return query("changed_ranges", [&](step& s) { return detail::changed_ranges(s, from, to, std::move(progress)); });
+}
+
+template <class FsOps>
+auto Volume<FsOps>::send(const stream_sink& sink, const std::optional<image_ref>& since,
+                         progress_callback progress) noexcept -> result<send_result> {
+  return query("send", [&](step& s) { return detail::send(s, sink, since, std::move(progress)); });
+}
+
+template <class FsOps>
+auto Volume<FsOps>::receive(const stream_source& source, progress_callback progress) noexcept
+    -> result<receive_result> {
+  return run("receive", [&](step& s) { return detail::receive(s, source, std::move(progress)); });
 }
 
 template <class FsOps>

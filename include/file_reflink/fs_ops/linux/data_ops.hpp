@@ -20,7 +20,11 @@ FILE_REFLINK_DECL result<std::vector<extent>> LinuxFsOps::extents(const dir_hand
         const int err = for_each_fiemap_extent(
             fd.get(), FIEMAP_MAX_OFFSET, true, [&](const struct fiemap_extent& e, std::uint64_t) {
               if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) return;
-              out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0});
+              constexpr std::uint32_t inexact = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_ENCODED |
+                                                FIEMAP_EXTENT_DATA_ENCRYPTED | FIEMAP_EXTENT_NOT_ALIGNED |
+                                                FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_DATA_TAIL;
+              out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0,
+                                   (e.fe_flags & inexact) == 0});
             });
         if (err) return fail(err, "extents", h, rel);
         return out;
