@@ -38,6 +38,7 @@ struct volume_args {
                        //!< resize: beyond the filesystem's size
   bool shrink = false;       //!< resize: make a stopped volume smaller
   bool allow_short = false;  //!< import: accept a pipe that is empty or shorter than --size
+  std::optional<std::string> since;  //!< send: the revision (number or label) the receiver holds
 };
 
 result<void> pool_init(const pool_init_args& a, const common_options& o);
@@ -64,6 +65,9 @@ result<void> volume_export(const volume_args& a, const common_options& o);
 result<void> volume_discard(const volume_args& a, const common_options& o);
 result<void> volume_sparsify(const volume_args& a, const common_options& o);
 result<void> volume_remove(const volume_args& a, const common_options& o);
+result<void> volume_send(const volume_args& a, const common_options& o);
+result<void> volume_receive(const volume_args& a, const common_options& o);
+result<void> volume_changes(const volume_args& a, const common_options& o);
 
 //! A size argument ("10G"), or a usage error naming `what`.
 result<std::uint64_t> size_argument(const std::string& what, const std::string& text);

@@ -88,6 +88,7 @@ const std::pair<const char*, const char*> library_words[] = {
     {"is_dirty volume", "read the state of volume"},
     {"is_running volume", "read the state of volume"},
     {"update volume", "set a setting of volume"},
+    {"changed_ranges volume", "compare images of volume"},
     {"init_volume", "register volume"},
     {"size of pool", "read the size of pool"},
     {"usage of pool", "read the usage of pool"},
@@ -211,6 +212,9 @@ std::string error_code_of(const error& e) {
       case errc::revision_ambiguous: return "revision_ambiguous";
       case errc::volume_busy: return "busy";
       case errc::catalog_invalid: return "catalog_invalid";
+      case errc::stream_invalid: return "stream_invalid";
+      case errc::stream_base_missing: return "stream_base_missing";
+      case errc::stream_already_applied: return "stream_already_applied";
     }
     return "failed";
   }

@@ -185,6 +185,18 @@ int main(int argc, char** argv) {
                           cli::volume_import, "FILE", "A file, a device, or - for standard input", "", ""},
            volume_command{"export", "Write the committed data to FILE (- : standard output)", cli::volume_export,
                           "FILE", "A file (written with holes), a device, or - for standard output", "", ""},
+           volume_command{"send",
+                          "Write the committed image as a stream to FILE (default - : standard output): whole, or "
+                          "with --since the changes since a revision the receiver holds",
+                          cli::volume_send, "?FILE", "A new file, a device or pipe, or - for standard output", "", ""},
+           volume_command{"receive",
+                          "Apply a stream that volume send wrote, read from FILE (default - : standard input), as a "
+                          "commit; a pool without VID gets a new origin volume",
+                          cli::volume_receive, "?FILE", "A file, a device or pipe, or - for standard input", "", ""},
+           volume_command{"changes",
+                          "The byte ranges in which image TO (default: the committed image) differs from image FROM",
+                          cli::volume_changes, "FROM", "Revision number or label, or committed", "?TO",
+                          "Revision number or label, or committed (the default)"},
            volume_command{"discard", "Punch a hole: LEN bytes at OFF", cli::volume_discard, "OFF", "Offset (a size)",
                           "LEN", "Length (a size)"},
            volume_command{"sparsify", "Punch holes where the committed image holds zeros", cli::volume_sparsify, "",
@@ -201,7 +213,12 @@ int main(int argc, char** argv) {
       auto* o = c->add_option(optional ? op1.substr(1) : op1, va.operand1, vc.operand1_help);
       if (!optional) o->required();
     }
-    if (*vc.operand2) c->add_option(vc.operand2, va.operand2, vc.operand2_help)->required();
+    std::string op2 = vc.operand2;
+    if (!op2.empty()) {
+      bool optional = op2.front() == '?';
+      auto* o = c->add_option(optional ? op2.substr(1) : op2, va.operand2, vc.operand2_help);
+      if (!optional) o->required();
+    }
     json_flag(c);
     if (std::string(vc.name) == "import") {
       c->add_option("--size", va.size, "Size of the new image (default: FILE's; for a pipe, the volume's)")
@@ -209,7 +226,12 @@ int main(int argc, char** argv) {
       c->add_flag("--allow-short", va.allow_short,
                   "Accept a pipe that is empty or ends before --size bytes (the rest of the image reads as zeros)");
     }
-    if (std::string(vc.name) == "export") c->add_flag("--force", va.force, "Overwrite FILE if it exists");
+    if (std::string(vc.name) == "export" || std::string(vc.name) == "send")
+      c->add_flag("--force", va.force, "Overwrite FILE if it exists");
+    if (std::string(vc.name) == "send")
+      c->add_option("--since", va.since,
+                    "Send only the changes since revision REV (number or label), which the receiver holds")
+          ->type_name("REV");
     if (std::string(vc.name) == "resize") {
       c->add_flag("--force", va.force, "Grow it beyond the size of the pool's whole filesystem");
       c->add_flag("--shrink", va.shrink,

@@ -1223,6 +1223,9 @@ CLI_TEST("cli: every command takes --json and prints what it did") {
       {"volume resize", {"volume", "resize", P, "vm/private", "8M"}, {"vid", "previous_size", "size"}},
       {"volume import", {"volume", "import", P, "vm/private", file}, {"vid", "file", "size", "revisions_created", "revisions_pruned"}},
       {"volume export", {"volume", "export", P, "vm/private", fx.top() + "/out.img"}, {"vid", "file", "size"}},
+      {"volume send", {"volume", "send", P, "vm/private", fx.top() + "/out.stream"}, {"vid", "file", "incremental", "base", "size", "bytes", "data_bytes", "hole_bytes", "records"}},
+      {"volume receive", {"volume", "receive", P, "vm/private", fx.top() + "/out.stream"}, {"vid", "file", "created", "incremental", "base", "size", "data_bytes", "hole_bytes", "records", "revisions_created", "revisions_pruned"}},
+      {"volume changes", {"volume", "changes", P, "vm/private", "committed"}, {"vid", "from", "to", "method", "ranges", "bytes"}},
       {"volume discard", {"volume", "discard", P, "vm/private", "0", "1M"}, {"vid", "offset", "length"}},
       {"volume sparsify", {"volume", "sparsify", P, "vm/private"}, {"vid", "freed"}},
       {"pool du", {"pool", "du", P}, {"volumes", "total", "filesystem"}},
@@ -1905,4 +1908,403 @@ CLI_TEST("cli: remove refuses uncommitted data (running snapshots or a crashed i
   CHECK(read_file(P + "/vm/private.img", MiB) == part);
   ok({"volume", "remove", P, "vm/private"});
   CHECK(catalog_entry(P, "vm/private").empty());
+}
+
+// ---- volume send, volume receive, volume changes ----------------------------------
+
+namespace {
+
+//! Like `spawn`, with standard input and standard output the given ends of a
+//! pipe (`send ... | receive ...` in a shell).
+Child spawn_piped(const std::vector<std::string>& args, int in_fd, int out_fd) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2];
+  if (in_fd < 0) REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
+  if (out_fd < 0) REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+  sigset_t all, was;
+  ::sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &was);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+    ::sigprocmask(SIG_SETMASK, &was, nullptr);
+    ::dup2(in_fd >= 0 ? in_fd : in[0], 0), ::dup2(out_fd >= 0 ? out_fd : out[1], 1), ::dup2(err[1], 2);
+    std::vector<char*> argv{const_cast<char*>(FILE_REFLINK_COMMAND)};
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::sigprocmask(SIG_SETMASK, &was, nullptr);
+  REQUIRE(pid >= 0);
+  if (in_fd < 0) ::close(in[0]);
+  if (out_fd < 0) ::close(out[1]);
+  ::close(err[1]);
+  return {pid, in_fd < 0 ? in[1] : -1, out_fd < 0 ? out[0] : -1, err[0]};
+}
+
+//! `file-reflink SEND... | file-reflink RECEIVE...`: both results.
+std::pair<ran, ran> send_receive(const std::vector<std::string>& send, const std::vector<std::string>& receive) {
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  Child s = spawn_piped(send, -1, p[1]);
+  Child r = spawn_piped(receive, p[0], -1);
+  ::close(p[0]), ::close(p[1]);
+  ran rs = finish(s);
+  ran rr = finish(r);
+  return {rs, rr};
+}
+
+//! A second pool beside the fixture's, on the same filesystem.
+std::string second_pool(const PoolFixture& fx) {
+  const std::string q = fx.top() + "/pool2";
+  ok({"pool", "init", q, "--no-setup-check", "--quiet"});
+  return q;
+}
+
+//! The committed data of a volume, as export writes it.
+std::string committed_data(const std::string& pool, const std::string& vid) {
+  return ok({"volume", "export", pool, vid, "-"});
+}
+
+//! What a refused receive must leave as it was: the pool's files, and the
+//! volume's revisions and data.
+struct pool_state {
+  std::vector<std::string> files;
+  json revisions;
+  std::string data;
+  bool operator==(const pool_state& o) const { return files == o.files && revisions == o.revisions && data == o.data; }
+};
+pool_state state_of(const std::string& pool, const std::string& vid) {
+  json revs = ok_json({"volume", "revisions", pool, vid, "--json"});
+  for (auto& r : revs) r.erase("allocated"), r.erase("exclusive"), r.erase("shared");
+  return {tree(pool), revs, committed_data(pool, vid)};
+}
+
+//! Start the volume, write `data` at `offset` of its running image (a VM's
+//! write), stop it: returns the revision the stop made of the previous
+//! committed image.
+std::uint64_t write_and_stop(const std::string& pool, const std::string& vid,
+                             const std::vector<std::pair<std::uint64_t, std::string>>& writes) {
+  json started = ok_json({"volume", "start", pool, vid, "--json"});
+  for (auto& [offset, data] : writes) write_at(started["image"].get<std::string>(), offset, data);
+  json stopped = ok_json({"volume", "stop", pool, vid, "--json"});
+  REQUIRE(stopped["revisions_created"].size() == 1);
+  return stopped["revisions_created"][0].get<std::uint64_t>();
+}
+
+//! A stream sent to FILE; returns send's JSON result.
+json send_to_file(const std::string& pool, const std::string& vid, const std::string& file,
+                  const std::vector<std::string>& more = {}) {
+  std::vector<std::string> args{"volume", "send", pool, vid, file, "--json"};
+  args.insert(args.end(), more.begin(), more.end());
+  return ok_json(args);
+}
+
+}  // namespace
+
+CLI_TEST("cli: volume send | volume receive copies a volume to a second pool, whole, then its changes") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  const std::string Q = second_pool(fx);
+  ok({"volume", "create", P, "vm/private", "--size", "8M", "--revisions-to-keep", "5"});
+  // Data, a hole, data.
+  const std::string image = fx.top() + "/in.img";
+  write_file(image, "");
+  REQUIRE(::truncate(image.c_str(), 8 * MiB) == 0);
+  write_at(image, 0, pattern(MiB, 11));
+  write_at(image, 5 * MiB, pattern(MiB, 12));
+  ok({"volume", "import", P, "vm/private", image});
+
+  // Whole: the receiving pool has no such volume, and gets an origin one.
+  const auto s0r0 = send_receive({"volume", "send", P, "vm/private", "--json"}, {"volume", "receive", Q, "vm/private"});
+  const ran &s0 = s0r0.first, &r0 = s0r0.second;
+  INFO("send: " << s0.err << "\nreceive: " << r0.out << r0.err);
+  REQUIRE(s0.status == 0);
+  REQUIRE(r0.status == 0);
+  CHECK(r0.out.find("created") != std::string::npos);
+  json sent0 = json::parse(s0.err, nullptr, false);  // the stream on stdout, the result on stderr
+  REQUIRE_FALSE(sent0.is_discarded());
+  CHECK(sent0["incremental"] == false);
+  CHECK(sent0["size"] == 8 * MiB);
+  CHECK(sent0["data_bytes"] == 2 * MiB);  // the hole is sent as a hole
+  CHECK(s0.out.empty());
+  CHECK(ok_json({"volume", "info", Q, "vm/private", "--json"})["kind"] == "origin");
+  CHECK(committed_data(Q, "vm/private") == committed_data(P, "vm/private"));
+
+  // 1: a VM writes (in the first block and in the middle); --since by label.
+  std::uint64_t base = write_and_stop(P, "vm/private", {{0, pattern(4096, 13)}, {3 * MiB + 5, pattern(70000, 14)}});
+  ok({"volume", "keep", P, "vm/private", std::to_string(base), "sent-1"});
+  const auto s1r1 = send_receive({"volume", "send", P, "vm/private", "--since", "sent-1", "--json"},
+                               {"volume", "receive", Q, "vm/private", "--json"});
+  const ran &s1 = s1r1.first, &r1 = s1r1.second;
+  INFO("send: " << s1.err << "\nreceive: " << r1.out << r1.err);
+  REQUIRE(s1.status == 0);
+  REQUIRE(r1.status == 0);
+  json sent1 = json::parse(s1.err, nullptr, false);
+  REQUIRE_FALSE(sent1.is_discarded());
+  CHECK(sent1["incremental"] == true);
+  CHECK(sent1["base"] == "sent-1");
+  CHECK(sent1["data_bytes"].get<std::uint64_t>() < 2 * MiB);  // the changes, not the image
+  json got1 = json::parse(r1.out, nullptr, false);
+  REQUIRE_FALSE(got1.is_discarded());
+  CHECK(got1["created"] == false);
+  CHECK(got1["incremental"] == true);
+  CHECK(got1["revisions_created"].size() == 1);
+  CHECK(committed_data(Q, "vm/private") == committed_data(P, "vm/private"));
+
+  // 2: revert to the first image: the image just sent becomes a revision.
+  json reverted = ok_json({"volume", "revert", P, "vm/private", std::to_string(base), "--json"});
+  REQUIRE(reverted["revisions_created"].size() == 1);
+  base = reverted["revisions_created"][0].get<std::uint64_t>();
+  const auto s2r2 = send_receive({"volume", "send", P, "vm/private", "--since", std::to_string(base)},
+                               {"volume", "receive", Q, "vm/private"});
+  const ran &s2 = s2r2.first, &r2 = s2r2.second;
+  INFO("send: " << s2.err << "\nreceive: " << r2.out << r2.err);
+  REQUIRE(s2.status == 0);
+  REQUIRE(r2.status == 0);
+  CHECK(committed_data(Q, "vm/private") == committed_data(P, "vm/private"));
+
+  // 3: a write at the end, then the image grows (in place: no revision).
+  base = write_and_stop(P, "vm/private", {{8 * MiB - 4096, pattern(4096, 15)}});
+  ok({"volume", "resize", P, "vm/private", "12M"});
+  const std::string held = std::to_string(base);
+  const auto s3r3 = send_receive({"volume", "send", P, "vm/private", "--since", held},
+                               {"volume", "receive", Q, "vm/private"});
+  const ran &s3 = s3r3.first, &r3 = s3r3.second;
+  INFO("send: " << s3.err << "\nreceive: " << r3.out << r3.err);
+  REQUIRE(s3.status == 0);
+  REQUIRE(r3.status == 0);
+  CHECK(volume_size(Q, "vm/private") == 12 * MiB);
+  CHECK(committed_data(Q, "vm/private") == committed_data(P, "vm/private"));
+}
+
+CLI_TEST("cli: volume receive refuses a stream it cannot apply and leaves the volume as it was") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  const std::string Q = second_pool(fx);
+  const std::string T = fx.top();
+  ok({"volume", "create", P, "vm/private", "--size", "4M", "--revisions-to-keep", "5"});
+  ok({"volume", "import", P, "vm/private", "-"}, pattern(4 * MiB, 21));
+  send_to_file(P, "vm/private", T + "/full.s");
+  ok({"volume", "receive", Q, "vm/private", T + "/full.s"});
+  // Changes in the first block: the stream's image differs from its base
+  // in a block the fingerprint samples (doc/stream-format.md).
+  const std::uint64_t base1 = write_and_stop(P, "vm/private", {{0, pattern(8192, 22)}});
+  json inc = send_to_file(P, "vm/private", T + "/inc.s", {"--since", std::to_string(base1)});
+  CHECK(inc["incremental"] == true);
+  CHECK(inc["file"] == T + "/inc.s");
+  CHECK(inc["bytes"].get<std::uint64_t>() == stdfs::file_size(T + "/inc.s"));
+  const std::uint64_t base2 = write_and_stop(P, "vm/private", {{0, pattern(8192, 23)}});
+  send_to_file(P, "vm/private", T + "/inc2.s", {"--since", std::to_string(base2)});
+  const std::string stream = read_file(T + "/inc.s");
+  std::string corrupt = stream;
+  corrupt[corrupt.size() / 2] ^= 0x20;
+  write_file(T + "/corrupt.s", corrupt);
+  write_file(T + "/truncated.s", stream.substr(0, stream.size() - 10));
+  ok({"volume", "create", Q, "vm/other", "--size", "4M"});
+
+  struct refusal {
+    std::string what;
+    std::string vid, file;
+    int status;
+    std::string code;
+  };
+  for (const refusal& r : std::vector<refusal>{
+           {"the receiver never got the base", "vm/private", T + "/inc2.s", 3, "stream_base_missing"},
+           {"a corrupt byte", "vm/private", T + "/corrupt.s", 1, "stream_invalid"},
+           {"a truncated stream", "vm/private", T + "/truncated.s", 1, "stream_invalid"},
+           {"a stream of another volume", "vm/other", T + "/full.s", 1, "stream_invalid"},
+       }) {
+    INFO(r.what);
+    const pool_state before = state_of(Q, r.vid);
+    json e = fails_json(r.status, {"volume", "receive", Q, r.vid, r.file, "--json"});
+    CHECK(e["code"] == r.code);
+    CHECK(e["operation"] == "volume receive");
+    CHECK(e["message"].get<std::string>().find(r.vid) != std::string::npos);
+    CHECK(state_of(Q, r.vid) == before);
+    // From a pipe too, with the error in words.
+    ran t = fails(r.status, {"volume", "receive", Q, r.vid}, read_file(r.file));
+    CHECK(t.err.find("volume receive '" + r.vid + "'") != std::string::npos);
+    CHECK(state_of(Q, r.vid) == before);
+  }
+  // The stream whose base the receiver holds applies; the same stream again is refused.
+  json applied = ok_json({"volume", "receive", Q, "vm/private", T + "/inc.s", "--json"});
+  CHECK(applied["incremental"] == true);
+  CHECK(applied["created"] == false);
+  CHECK(applied["base"] == "the committed image");
+  CHECK(applied["revisions_created"].size() == 1);
+  const pool_state after = state_of(Q, "vm/private");
+  json e = fails_json(1, {"volume", "receive", Q, "vm/private", T + "/inc.s", "--json"});
+  CHECK(e["code"] == "stream_already_applied");
+  CHECK(state_of(Q, "vm/private") == after);
+  // An incremental stream for a volume the pool lacks: no volume is made.
+  const std::string R = T + "/pool3";
+  ok({"pool", "init", R, "--no-setup-check", "--quiet"});
+  const std::vector<std::string> files = tree(R);
+  json missing = fails_json(3, {"volume", "receive", R, "vm/private", T + "/inc.s", "--json"});
+  CHECK(missing["code"] == "stream_base_missing");
+  CHECK(tree(R) == files);
+  CHECK(ok_json({"volume", "list", R, "--json"}).empty());
+}
+
+CLI_TEST("cli: a signal ends a volume receive from a slow pipe with 128 + N and commits nothing") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  const std::string Q = second_pool(fx);
+  ok({"volume", "create", P, "vm/private", "--size", "16M"});
+  ok({"volume", "create", Q, "vm/private", "--size", "16M", "--revisions-to-keep", "20"});
+  ok({"volume", "import", P, "vm/private", "-"}, pattern(16 * MiB, 31));
+  const std::string stream = ok({"volume", "send", P, "vm/private"});
+  const std::string data = committed_data(P, "vm/private");
+  ::signal(SIGPIPE, SIG_IGN);
+  std::mt19937 rng(std::random_device{}());
+  const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+  int ended_by_signal = 0;
+  for (int i = 0; i < 6; ++i) {
+    const int sig = signals[i % 3];
+    const pool_state before = state_of(Q, "vm/private");
+    Child c = spawn({"volume", "receive", Q, "vm/private"});
+    // Fed in 256 KiB pieces, 5 ms apart: at least 320 ms.
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 250)(rng));
+    const auto t0 = std::chrono::steady_clock::now();
+    bool sent = false;
+    std::size_t off = 0;
+    while (off < stream.size()) {
+      if (!sent && std::chrono::steady_clock::now() - t0 >= delay) {
+        REQUIRE(::kill(c.pid, sig) == 0);
+        sent = true;
+      }
+      ssize_t n = ::write(c.in, stream.data() + off, std::min<std::size_t>(256 * 1024, stream.size() - off));
+      if (n <= 0) break;  // it is gone
+      off += static_cast<std::size_t>(n);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!sent) REQUIRE(::kill(c.pid, sig) == 0);
+    ran r = finish(c);
+    INFO("signal " << sig << " after " << delay.count() << " ms; stderr: " << r.err);
+    CHECK_FALSE(exists(Q + "/vm/private-import.img"));
+    if (r.status == 128 + sig) {
+      ++ended_by_signal;
+      CHECK(state_of(Q, "vm/private") == before);
+    } else {
+      CHECK(r.status == 0);  // the whole stream had come: committed
+      CHECK(committed_data(Q, "vm/private") == data);
+    }
+  }
+  MESSAGE("receives: " << ended_by_signal << " of 6 ended by the signal");
+  CHECK(ended_by_signal > 0);
+
+  // A send to a new FILE: complete, or no FILE at all.
+  const std::string out_dir = fx.top() + "/streams";
+  stdfs::create_directories(out_dir);
+  std::vector<std::string> complete;
+  const std::vector<std::string> files = tree(P);
+  for (int i = 0; i < 6; ++i) {
+    const int sig = signals[i % 3];
+    const std::string name = "s" + std::to_string(i);
+    Child c = spawn({"volume", "send", P, "vm/private", out_dir + "/" + name});
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
+    ::kill(c.pid, sig);
+    ran r = finish(c);
+    INFO("send to a file, signal " << sig << "; stderr: " << r.err);
+    if (r.status == 0) {
+      CHECK(read_file(out_dir + "/" + name) == stream);
+      complete.push_back(name);
+    } else {
+      CHECK(r.status == 128 + sig);
+    }
+    CHECK(tree(out_dir) == complete);  // no partial FILE, no temporary beside it
+    CHECK(tree(P) == files);
+  }
+}
+
+CLI_TEST("cli: a volume send whose reader goes away ends with 141 (SIGPIPE) and leaves nothing behind") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "16M"});
+  ok({"volume", "import", P, "vm/private", "-"}, pattern(16 * MiB, 41));
+  const std::vector<std::string> files = tree(P);
+  Child c = spawn({"volume", "send", P, "vm/private"});
+  ::close(c.in);
+  c.in = -1;
+  char buf[65536];
+  REQUIRE(::read(c.out, buf, sizeof buf) > 0);
+  CHECK(std::string(buf, 8) == "FRLKSTRM");
+  ::close(c.out);  // `send ... | head -c 64K`
+  c.out = -1;
+  ran r = finish(c);
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 141);
+  CHECK(tree(P) == files);
+  // And a send to an existing FILE without --force: refused, FILE kept.
+  write_file(fx.top() + "/kept", "x");
+  fails(1, {"volume", "send", P, "vm/private", fx.top() + "/kept"});
+  CHECK(read_file(fx.top() + "/kept") == "x");
+  ok({"volume", "send", P, "vm/private", fx.top() + "/kept", "--force"});
+  CHECK(read_file(fx.top() + "/kept", 8) == "FRLKSTRM");
+}
+
+CLI_TEST("cli: volume changes reports the ranges written since a revision, and how it found them") {
+  Fx fx;
+  const std::string& P = fx.dir();
+  ok({"volume", "create", P, "vm/private", "--size", "8M", "--revisions-to-keep", "5"});
+  ok({"volume", "import", P, "vm/private", "-"}, pattern(8 * MiB, 51));
+  const std::uint64_t rev =
+      write_and_stop(P, "vm/private", {{MiB, pattern(4096, 52)}, {5 * MiB + 100, pattern(10, 53)}});
+  ok({"volume", "keep", P, "vm/private", std::to_string(rev), "before-write"});
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"volume", "changes", P, "vm/private", std::to_string(rev), "--json"},
+        std::vector<std::string>{"volume", "changes", P, "vm/private", "before-write", "committed", "--json"},
+        std::vector<std::string>{"volume", "changes", P, "vm/private", "committed", "before-write", "--json"}}) {
+    json j = ok_json(args);
+    INFO(j.dump(2));
+    for (const char* key : {"vid", "from", "to", "method", "ranges", "bytes"}) CHECK(j.contains(key));
+    CHECK(j["vid"] == "vm/private");
+    CHECK((j["method"] == "extent_map" || j["method"] == "data_comparison"));
+    // Without reflinks the images share no storage: the data is compared.
+    if (!fx.reflinks()) CHECK(j["method"] == "data_comparison");
+    auto covered = [&](std::uint64_t at, std::uint64_t len) {
+      return std::any_of(j["ranges"].begin(), j["ranges"].end(), [&](const json& r) {
+        return r["offset"].get<std::uint64_t>() <= at &&
+               at + len <= r["offset"].get<std::uint64_t>() + r["length"].get<std::uint64_t>();
+      });
+    };
+    CHECK(covered(MiB, 4096));
+    CHECK(covered(5 * MiB + 100, 10));
+    std::uint64_t sum = 0;
+    for (auto& r : j["ranges"]) sum += r["length"].get<std::uint64_t>();
+    CHECK(j["bytes"] == sum);
+    CHECK(sum < 2 * MiB);  // the writes, not the image
+  }
+  // Text: a table of the ranges and a summary line naming the method.
+  const std::string text = ok({"volume", "changes", P, "vm/private", std::to_string(rev)});
+  CHECK(text.find("OFFSET") != std::string::npos);
+  CHECK(text.find("LENGTH") != std::string::npos);
+  CHECK(text.find("1M (1048576)") != std::string::npos);
+  CHECK(text.find("found by") != std::string::npos);
+  // No change: no range.
+  json none = ok_json({"volume", "changes", P, "vm/private", "committed", "--json"});
+  CHECK(none["ranges"].empty());
+  CHECK(none["bytes"] == 0);
+  fails(3, {"volume", "changes", P, "vm/private", "99"});
+  fails(2, {"volume", "changes", P, "vm/private"});
+}
+
+TEST_CASE("cli: volume send from a btrfs pool, volume receive in an ext4 pool") {
+  btrfs_pool a;
+  ext4_pool b;
+  ok({"volume", "create", a.dir(), "vm/private", "--size", "8M", "--revisions-to-keep", "3"});
+  ok({"volume", "import", a.dir(), "vm/private", "-"}, pattern(8 * MiB, 61));
+  const auto p0 = send_receive({"volume", "send", a.dir(), "vm/private"}, {"volume", "receive", b.dir(), "vm/private"});
+  INFO("send: " << p0.first.err << "\nreceive: " << p0.second.err);
+  REQUIRE(p0.first.status == 0);
+  REQUIRE(p0.second.status == 0);
+  const std::uint64_t base = write_and_stop(a.dir(), "vm/private", {{0, pattern(4096, 62)}, {7 * MiB, pattern(5000, 63)}});
+  const auto p1 = send_receive({"volume", "send", a.dir(), "vm/private", "--since", std::to_string(base)},
+                               {"volume", "receive", b.dir(), "vm/private"});
+  INFO("send: " << p1.first.err << "\nreceive: " << p1.second.err);
+  REQUIRE(p1.first.status == 0);
+  REQUIRE(p1.second.status == 0);
+  CHECK(committed_data(b.dir(), "vm/private") == committed_data(a.dir(), "vm/private"));
 }
