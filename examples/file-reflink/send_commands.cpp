@@ -68,7 +68,7 @@ result<volume_type> open_volume_of(PoolSession& s, const volume_args& a) {
 }
 
 //! write(2) all of it; a signal is a cancel.
-result<void> write_all(int fd, const void* data, std::size_t len, const std::string& name, const std::string& what) {
+result<void> write_all(int fd, const void* data, std::size_t len, const std::string& name) {
   const char* p = static_cast<const char*>(data);
   std::size_t done = 0;
   while (done < len) {
@@ -157,7 +157,7 @@ result<void> volume_send(const volume_args& a, const common_options& o) {
   ProgressBar& bar = session.progress();
   const std::string label = "send " + a.vid;
   auto sent = v.send(
-      [&](const void* data, std::size_t len) { return write_all(out.fd, data, len, out_name, what); }, since,
+      [&](const void* data, std::size_t len) { return write_all(out.fd, data, len, out_name); }, since,
       [&](std::uint64_t done, std::uint64_t total) { return bar.update(label, done, total); });
   bar.finish();
   if (!sent) return failure(naming(sent.error(), "send volume " + q(a.vid), what));

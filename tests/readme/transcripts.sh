@@ -28,6 +28,7 @@ declare -A not_run=(
   ["# 1. the demo: installs what is missing, builds the file-reflink command, runs a narrated session of it"]="CI runs these two commands on a clean machine"
   ["build/tests/reliability/file_reflink_reliability --report   # the table of tests/reliability/README.md (as root)"]="the reliability report and sweeps: ctest and .ci/reliability run them"
   ["build/tests/bench/file_reflink_bench                # full run, as root: btrfs, XFS, ext4 loop mounts and MemoryFsOps (3 min)"]="the benchmark: ctest runs bench.short"
+  ["file-reflink volume send /var/lib/vmpool vm/private --since 4 | ssh host file-reflink volume receive /var/lib/vmpool vm/private"]="needs a second machine"
 )
 
 skip() { echo "skipped: README transcripts: $*"; exit 77; }
