@@ -211,6 +211,9 @@ std::string error_code_of(const error& e) {
       case errc::revision_ambiguous: return "revision_ambiguous";
       case errc::volume_busy: return "busy";
       case errc::catalog_invalid: return "catalog_invalid";
+      case errc::stream_invalid: return "stream_invalid";
+      case errc::stream_base_missing: return "stream_base_missing";
+      case errc::stream_already_applied: return "stream_already_applied";
     }
     return "failed";
   }

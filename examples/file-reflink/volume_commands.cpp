@@ -536,6 +536,8 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   auto report = [&](std::uint64_t imported, const char* method) -> result<void> {
     FILE_REFLINK_TRY(auto after, revisions_of(v));
     revision_change c = compare_revisions(before, after);
+    if (o.verbose)
+      std::fprintf(stderr, "file-reflink: imported %s into '%s' by %s\n", src.name.c_str(), v.vid().c_str(), method);
     if (o.json) {
       json j = volume_result(a.vid, {{"file", a.operand1}, {"size", imported}, {"copy", method}});
       add_to_json(j, c);
