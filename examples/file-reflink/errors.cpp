@@ -149,6 +149,10 @@ bool ends_with(const std::string& s, const std::string& tail) {
 
 }  // namespace
 
+error refusal(int err, const std::string& what) {
+  return error(std::error_code(err, std::system_category()), what);
+}
+
 error usage_error(const std::string& what) {
   return error(std::error_code(static_cast<int>(cli_code::usage), usage()), what);
 }
@@ -230,7 +234,18 @@ std::string command_message(const error& e, const error_subject& s) {
   std::string m = e.message();
   // The library's reason for its own condition ends the message: say it
   // the command's way.
-  const std::string reason = command_reason(e, s);
+  std::string reason = command_reason(e, s);
+  // A refused removal already says what to do: say it with the flag, once.
+  const std::string force_words = "force the removal";
+  if (const auto at = m.find(force_words); at != std::string::npos) {
+    const std::string library_reason = e.code().message();
+    if (ends_with(m, library_reason)) {
+      m.erase(m.size() - library_reason.size());
+      while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();
+    }
+    m.replace(at, force_words.size(), "--force removes it anyway");
+    reason.clear();
+  }
   if (!reason.empty()) {
     const std::string library_reason = e.code().message();
     if (ends_with(m, library_reason)) {

@@ -38,6 +38,12 @@ inline constexpr const char* exit_status_help =
     "import or an export and removes what it started (the import file, a partial FILE); a signal that comes\n"
     "once the import is being committed lets the commit finish (exit status 0).";
 
+//! A refusal whose message says why and what to do (--force, --shrink,
+//! --allow-short): `err` gives the exit status and the JSON code; no OS
+//! reason is appended to the message ("File exists" after "'out' exists;
+//! --force overwrites it" would say it twice).
+error refusal(int err, const std::string& what);
+
 //! An argument the command cannot use: exits with `exit_usage`.
 error usage_error(const std::string& what);
 

@@ -135,7 +135,7 @@ result<void> volume_send(const volume_args& a, const common_options& o) {
     const bool dst_exists = ::stat(file.c_str(), &dst) == 0;
     if (dst_exists && S_ISDIR(dst.st_mode)) return errno_failure(EISDIR, what);
     if (dst_exists && S_ISREG(dst.st_mode) && !a.force)
-      return errno_failure(EEXIST, what + ": " + target + " exists; --force overwrites it");
+      return failure(refusal(EEXIST, what + ": " + target + " exists; --force overwrites it"));
     if (dst_exists && !S_ISREG(dst.st_mode)) {
       out.fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
       if (out.fd < 0) return errno_failure(errno, "open " + target);
@@ -177,7 +177,7 @@ result<void> volume_send(const volume_args& a, const common_options& o) {
       linked = renamed == 0;
     }
     if (renamed != 0) {
-      if (errno == EEXIST) return errno_failure(EEXIST, what + ": " + target + " exists; --force overwrites it");
+      if (errno == EEXIST) return failure(refusal(EEXIST, what + ": " + target + " exists; --force overwrites it"));
       return errno_failure(errno, "rename " + q(tmp) + " -> " + q(final_path.string()));
     }
     if (!linked) tmp.clear();  // renamed: nothing left to remove (a link's temporary name goes with the guard)

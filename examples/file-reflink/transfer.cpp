@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "transfer.hpp"
 
+#include "errors.hpp"
 #include "progress.hpp"
 
 #include <boost/filesystem/operations.hpp>
@@ -215,8 +216,8 @@ result<void> stream_into_image(const import_source& src, const path& image, std:
   Fd out(::open(image.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
   if (out.fd < 0) return errno_failure(errno, "open " + q(image.string()));
   if (src.seekable && src.size > size)
-    return errno_failure(EFBIG, what + ": " + std::to_string(src.size) + " bytes do not fit in " +
-                                    std::to_string(size));
+    return failure(refusal(EFBIG, what + ": " + std::to_string(src.size) + " bytes do not fit in " +
+                                    std::to_string(size)));
   std::vector<segment> segs = src.regular ? data_segments(src.fd, src.size)
                                           : std::vector<segment>{{0, src.seekable ? src.size : size}};
   FILE_REFLINK_TRY(auto got,
@@ -224,11 +225,11 @@ result<void> stream_into_image(const import_source& src, const path& image, std:
   if (interrupted()) return cancelled(what);  // Ctrl-C during the last read: nothing is committed
   if (!src.seekable && !allow_short) {
     if (got == 0)
-      return errno_failure(ENODATA, what + ": " + src.name + " gave no data; --allow-short imports an image of zeros");
+      return failure(refusal(ENODATA, what + ": " + src.name + " gave no data; --allow-short imports an image of zeros"));
     if (full && got < size)
-      return errno_failure(ENODATA, what + ": " + src.name + " ended after " + std::to_string(got) + " of the " +
+      return failure(refusal(ENODATA, what + ": " + src.name + " ended after " + std::to_string(got) + " of the " +
                                         std::to_string(size) + " bytes --size gave; --allow-short imports it anyway "
-                                        "(the rest reads as zeros)");
+                                        "(the rest reads as zeros)"));
   }
   if (!src.seekable) {
     // A pipe may hold more than the image: one byte more is an error, not a
@@ -239,8 +240,8 @@ result<void> stream_into_image(const import_source& src, const path& image, std:
     if (err == ECANCELED) return cancelled(what);
     if (err) return errno_failure(err, "read " + src.name);
     if (got)
-      return errno_failure(EFBIG, what + ": more than " + std::to_string(size) +
-                                      " bytes (give the size of the data with --size)");
+      return failure(refusal(EFBIG, what + ": more than " + std::to_string(size) +
+                                      " bytes (give the size of the data with --size)"));
   }
   if (int err = out.close_checked()) return errno_failure(err, "close " + q(image.string()));
   if (interrupted()) return cancelled(what);
@@ -285,7 +286,7 @@ result<void> stream_out_of_image(const path& image, const std::string& file, boo
   struct stat dst;
   const bool dst_exists = ::stat(file.c_str(), &dst) == 0;
   if (dst_exists && S_ISREG(dst.st_mode) && !overwrite)
-    return errno_failure(EEXIST, what + ": " + target + " exists; --force overwrites it");
+    return failure(refusal(EEXIST, what + ": " + target + " exists; --force overwrites it"));
   if (dst_exists && !S_ISREG(dst.st_mode)) {
     if (S_ISDIR(dst.st_mode)) return errno_failure(EISDIR, what);
     Fd out(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
@@ -326,7 +327,7 @@ result<void> stream_out_of_image(const path& image, const std::string& file, boo
     if (renamed == 0) ::unlink(tmp.c_str());
   }
   if (renamed != 0) {
-    if (errno == EEXIST) return errno_failure(EEXIST, what + ": " + target + " exists; --force overwrites it");
+    if (errno == EEXIST) return failure(refusal(EEXIST, what + ": " + target + " exists; --force overwrites it"));
     return errno_failure(errno, "rename " + q(tmp) + " -> " + q(final_path.string()));
   }
   guard.armed = false;

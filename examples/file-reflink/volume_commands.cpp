@@ -507,9 +507,9 @@ result<void> volume_resize(const volume_args& a, const common_options& o) {
       return errno_failure(errno, "statvfs '" + ov.session.dir().string() + "'");
     const std::uint64_t total = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
     if (size > total)
-      return errno_failure(EFBIG, "resize volume '" + a.vid + "': " + size_and_bytes(size) +
+      return failure(refusal(EFBIG, "resize volume '" + a.vid + "': " + size_and_bytes(size) +
                                       " is more than the filesystem's size, " + size_and_bytes(total) +
-                                      " (the pool '" + ov.session.dir().string() + "'); --force resizes it anyway");
+                                      " (the pool '" + ov.session.dir().string() + "'); --force resizes it anyway"));
   }
   auto r = ov.volume.resize(size);
   if (!r && r.error() == errc::shrink_refused)
@@ -520,6 +520,19 @@ result<void> volume_resize(const volume_args& a, const common_options& o) {
   if (o.json) print_json(volume_result(a.vid, {{"previous_size", current}, {"size", size}}));
   return success();
 }
+
+namespace {
+
+//! How an import copied, in words ("cloned": no data moved).
+const char* copy_words(const std::string& method) {
+  if (method == "clone") return "cloned";
+  if (method == "copy_file_range") return "copied in the kernel";
+  if (method == "sparse_copy") return "copied";
+  if (method == "stream") return "streamed";
+  return "nothing to copy";
+}
+
+}  // namespace
 
 result<void> volume_import(const volume_args& a, const common_options& o) {
   std::optional<std::uint64_t> size;
@@ -536,12 +549,14 @@ result<void> volume_import(const volume_args& a, const common_options& o) {
   auto report = [&](std::uint64_t imported, const char* method) -> result<void> {
     FILE_REFLINK_TRY(auto after, revisions_of(v));
     revision_change c = compare_revisions(before, after);
+    if (o.verbose)
+      std::fprintf(stderr, "file-reflink: imported %s into '%s' by %s\n", src.name.c_str(), v.vid().c_str(), method);
     if (o.json) {
       json j = volume_result(a.vid, {{"file", a.operand1}, {"size", imported}, {"copy", method}});
       add_to_json(j, c);
       print_json(j);
     } else if (!o.quiet) {
-      std::printf("%s: imported %s (%s); %s\n", a.vid.c_str(), size_and_bytes(imported).c_str(), method,
+      std::printf("%s: imported %s, %s; %s\n", a.vid.c_str(), size_and_bytes(imported).c_str(), copy_words(method),
                   describe(c, "the previous committed image").c_str());
     }
     return success();
