@@ -26,7 +26,10 @@ std::vector<std::string> pool_values(const std::string& kind, const std::string&
                                      const std::string& vid) {
   std::vector<std::string> out;
   if (kind == "KEY") return {"revisions_to_keep", "rw", "source"};
-  if (dir.empty() || (kind != "VID" && kind != "REV" && kind != "LABEL")) return out;
+  // volume changes FROM [TO]: a revision by number or label, or the committed image.
+  const bool image = kind == "FROM" || kind == "TO";
+  if (image) out.push_back("committed");
+  if (dir.empty() || (kind != "VID" && kind != "REV" && kind != "LABEL" && !image)) return out;
   common_options opts;
   opts.quiet = true;
   opts.lock_timeout = std::chrono::milliseconds(0);
@@ -43,10 +46,10 @@ std::vector<std::string> pool_values(const std::string& kind, const std::string&
   if (!v) return out;
   auto revs = v.value().revisions();
   if (!revs) return out;
-  const bool labels = mentions_labels(description);
+  const bool labels = image || mentions_labels(description);
   for (auto& [n, info] : revs.value()) {
-    if (kind == "REV") out.push_back(std::to_string(n));
-    if (kind == "LABEL" || (kind == "REV" && labels))
+    if (kind == "REV" || image) out.push_back(std::to_string(n));
+    if (kind == "LABEL" || ((kind == "REV" || image) && labels))
       out.insert(out.end(), info.labels.begin(), info.labels.end());
   }
   out.erase(std::unique(out.begin(), out.end()), out.end());

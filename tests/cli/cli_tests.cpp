@@ -1093,6 +1093,12 @@ CLI_TEST("cli: bash completion offers commands, options, volume ids and revision
   CHECK(completions({"volume", "revert", P, "vm/private", ""}) == with_label);
   CHECK(completions({"volume", "keep", P, "vm/private", ""}) == numbers);
   CHECK(completions({"volume", "unkeep", P, "vm/private", ""}) == std::vector<std::string>{"golden"});
+  // send --since and changes FROM TO: revisions, labels, and the committed image.
+  CHECK(completions({"volume", "send", P, "vm/private", "--since", ""}) == with_label);
+  std::vector<std::string> images = with_label;
+  images.insert(images.begin(), "committed");
+  CHECK(completions({"volume", "changes", P, "vm/private", ""}) == images);
+  CHECK(completions({"volume", "changes", P, "vm/private", numbers[0], "co"}) == std::vector<std::string>{"committed"});
   CHECK(completions({"volume", "set", P, "vm/private", "r"}) == std::vector<std::string>{"revisions_to_keep", "rw"});
 
   // The pool directory itself: directory names.
