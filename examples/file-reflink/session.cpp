@@ -88,8 +88,21 @@ result<bool> is_pool(pool_type& probe, const path& dir, bool& empty) {
     }
     return failure(report.error());
   }
+  // A directory above a pool holds that pool's volume files too: they are
+  // the other pool's, and make this one no pool.
+  auto in_marked_pool = [&](const std::string& vid) {
+    path at = dir;
+    const path rel(vid);
+    for (auto it = rel.begin(); it != rel.end() && std::next(it) != rel.end(); ++it) {
+      at /= *it;
+      for (std::string_view name : {layout::pool_marker, layout::catalog_name})
+        if (file_exists(at / std::string(name))) return true;
+      if (file_exists(at / volume_file_name)) return true;
+    }
+    return false;
+  };
   for (const volume_scan& v : report.value().volumes)
-    if (v.clean || v.dirty || !v.revisions.empty()) return true;
+    if ((v.clean || v.dirty || !v.revisions.empty()) && !in_marked_pool(v.vid)) return true;
   return false;
 }
 

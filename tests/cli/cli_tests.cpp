@@ -1467,6 +1467,17 @@ CLI_TEST("cli: a directory that is not a pool is refused, and left as it was") {
   REQUIRE(scan["volumes"].size() == 1);
   CHECK(scan["volumes"][0]["vid"] == "appvms/work/private");
   CHECK(scan["volumes"][0]["committed_image"] == true);
+
+  // The directory above a pool holds that pool's volume files: they make it
+  // no pool of its own, and nothing is written there.
+  const std::string above = fx.top() + "/above";
+  write_file(above + "/inner/.file-reflink-pool", "");
+  write_file(above + "/inner/appvms/work/private.img", pattern(MiB, 4));
+  const std::vector<std::string> above_before = tree(above);
+  CHECK(fails(3, {"pool", "info", above}).err.find("is not a pool") != std::string::npos);
+  fails(3, {"volume", "create", above, "vm/x", "--size", "1M"});
+  CHECK(tree(above) == above_before);
+  CHECK(ok_json({"pool", "scan", above + "/inner", "--json"})["volumes"].size() == 1);
 }
 
 CLI_TEST("cli: stop, revert and import say which revisions they made and pruned") {
