@@ -38,6 +38,7 @@ if [[ ${FILE_REFLINK_TRANSCRIPT_INSIDE:-} != 1 ]]; then
   for tool in unshare mount mkfs.btrfs losetup; do
     command -v "$tool" >/dev/null || skip "no $tool"
   done
+  unshare --mount --propagation private -- true 2>/dev/null || skip "no private mount namespace (unshare --mount)"
   exec env FILE_REFLINK_TRANSCRIPT_INSIDE=1 unshare --mount --propagation private -- bash "$(realpath "$0")" "$@"
 fi
 
