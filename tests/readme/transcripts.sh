@@ -6,10 +6,9 @@
 #   transcripts.sh README.md FILE_REFLINK_COMMAND
 #
 # Every ```console block is a transcript and has a marker on the line before
-# it: <!-- transcript: fresh --> (run on new filesystems),
+# it: <!-- transcript: fresh --> (run on new filesystems) or
 # <!-- transcript: continues --> (run after the previous transcript, on its
-# filesystems) or <!-- transcript: needs-merge --> (shown, not run). The
-# other shell blocks (```sh, ```bash) are the ones listed in not_run below,
+# filesystems); every one runs. The other shell blocks (```sh, ```bash) are the ones listed in not_run below,
 # each with the reason; any other is an error.
 #
 # The transcripts run as root in a private mount namespace, where a tmpfs
@@ -174,7 +173,6 @@ while IFS= read -r line || [[ -n $line ]]; do
               else
                 run_transcript "$block_file" "$block_start"
               fi ;;
-            needs-merge) echo "README.md:$block_start: transcript marked needs-merge: not run" ;;
             "")
               failures=$((failures + 1))
               echo "README.md:$block_start: a console block without a transcript marker" ;;
