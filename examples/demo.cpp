@@ -442,8 +442,8 @@ int main(int argc, char** argv) {
           mib(template_data).c_str(), snap.ms);
     check(checksum(root_image, template_data) == tpl_sum, "the VM's root reads the template's bytes");
     json info = step_json({"volume", "info", pool_dir, root, "--json"});
-    std::uint64_t shared = get_u64(info, {"space", "dirty", "shared"});
-    std::uint64_t exclusive = get_u64(info, {"space", "dirty", "exclusive"});
+    std::uint64_t shared = get_u64(info, {"space", "running_image", "shared"});
+    std::uint64_t exclusive = get_u64(info, {"space", "running_image", "exclusive"});
     if (on_btrfs) {
       check(shared >= template_data && exclusive == 0,
             "shared with the template: " + mib(shared) + ", copied: " + mib(exclusive) + " (volume info --json)");
@@ -457,8 +457,8 @@ int main(int argc, char** argv) {
     say("\n3. Copy-on-write: the VM writes %s into its root\n", mib(vm_writes).c_str());
     check(write_data(root_image, vm_writes, 99), "wrote " + mib(vm_writes) + " at the start of its root");
     info = step_json({"volume", "info", pool_dir, root, "--json"});
-    shared = get_u64(info, {"space", "dirty", "shared"});
-    exclusive = get_u64(info, {"space", "dirty", "exclusive"});
+    shared = get_u64(info, {"space", "running_image", "shared"});
+    exclusive = get_u64(info, {"space", "running_image", "exclusive"});
     if (on_btrfs)
       check(exclusive >= vm_writes && exclusive < 2 * vm_writes && shared >= template_data - vm_writes,
             "only what it wrote is its own: " + mib(exclusive) + " exclusive, " + mib(shared) + " still shared");
