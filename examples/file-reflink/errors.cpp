@@ -234,26 +234,21 @@ std::string command_message(const error& e, const error_subject& s) {
   std::string m = e.message();
   // The library's reason for its own condition ends the message: say it
   // the command's way.
-  std::string reason = command_reason(e, s);
+  const std::string reason = command_reason(e, s);
   // A refused removal already says what to do: say it with the flag, once.
   const std::string force_words = "force the removal";
-  if (const auto at = m.find(force_words); at != std::string::npos) {
+  const bool refused_removal = m.find(force_words) != std::string::npos;
+  if (refused_removal || !reason.empty()) {
     const std::string library_reason = e.code().message();
     if (ends_with(m, library_reason)) {
       m.erase(m.size() - library_reason.size());
       while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();
     }
-    m.replace(at, force_words.size(), "--force removes it anyway");
-    reason.clear();
   }
-  if (!reason.empty()) {
-    const std::string library_reason = e.code().message();
-    if (ends_with(m, library_reason)) {
-      m.erase(m.size() - library_reason.size());
-      while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();
-    }
+  if (refused_removal)
+    m.replace(m.find(force_words), force_words.size(), "--force removes it anyway");
+  else if (!reason.empty())
     m += (m.empty() ? "" : ": ") + reason;
-  }
   for (auto& [from, to] : library_words) m = replace_word(m, from, to);
   // "revert volume 'v': ..." under "volume revert" says the same thing
   // twice: "volume revert 'v': ...".
@@ -288,25 +283,24 @@ void print_error(const error& e, const error_subject& s) {
   std::fflush(stderr);
 }
 
-void print_warning(const std::string& message) {
-  std::string line = "file-reflink: warning: " + one_line(message);
+namespace {
+
+//! A line on stderr now, or kept for the JSON error object (or for after the
+//! JSON result) while --json is on.
+void print_or_keep(std::string line) {
   if (json_errors) {
-    kept.push_back(line);
+    kept.push_back(std::move(line));
     return;
   }
   std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stderr);
 }
 
-void print_note(const std::string& message) {
-  std::string line = "file-reflink: " + one_line(message);
-  if (json_errors) {
-    kept.push_back(line);
-    return;
-  }
-  std::fprintf(stderr, "%s\n", line.c_str());
-  std::fflush(stderr);
-}
+}  // namespace
+
+void print_warning(const std::string& message) { print_or_keep("file-reflink: warning: " + one_line(message)); }
+
+void print_note(const std::string& message) { print_or_keep("file-reflink: " + one_line(message)); }
 
 void flush_kept_messages() {
   for (auto& line : kept) std::fprintf(stderr, "%s\n", line.c_str());
