@@ -21,7 +21,8 @@
 //! and ext4 is compared on the data extents st_blocks must cover
 //! (`allocation`), a btrfs punch_hole without data may move the times or
 //! write zeroed end blocks (`reconcile_punch`), and the real side is read
-//! once more after syncfs before a difference counts (`settle`).
+//! again after syncfs, with longer and longer pauses, before a difference
+//! counts (`settle`).
 #pragma once
 
 #include "../support/patterns.hpp"
@@ -1380,14 +1381,16 @@ inline bool reconcile_punch(side<MemoryFsOps>& mem, const snapshot& m, const sna
 //! Lets both real filesystems finish their background work: syncfs, which
 //! commits btrfs's transaction and XFS's log (and with it the inodes it
 //! inactivates), then a moment for the work queued behind it.
-inline void settle(const run_paths& rp) {
+//! `pause_us` is that moment: on a loaded machine XFS's inode
+//! inactivation worker can take longer than an idle machine's 20 ms.
+inline void settle(const run_paths& rp, unsigned pause_us = 20000) {
   for (const std::string& m : {rp.mount, rp.other_mount}) {
     const int fd = ::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) continue;
     ::syncfs(fd);
     ::close(fd);
   }
-  ::usleep(20000);
+  ::usleep(pause_us);
 }
 
 //! A clock for the memory side: real time, a nanosecond on at least per
@@ -1524,10 +1527,14 @@ inline divergence run_once(const run_config& cfg, const std::vector<plant>& tree
     if (!diff.empty()) {
       // What the filesystem finishes in the background (XFS inactivates an
       // unlinked inode later, btrfs drops extent references at its next
-      // commit) is not what a call did: look again once it settled.
-      settle(rp);
-      real_now = take_snapshot(real, true, w, main_alloc, other_alloc);
-      diff = compare(mem_prev, mem_now, real_prev, real_now, w, true, flags, comparisons, times_may_move);
+      // commit) is not what a call did: look again once it settled. The
+      // worker runs when the machine lets it, so the look is repeated with
+      // longer pauses (about 2.5 s in all) before the sides are said to differ.
+      for (unsigned pause_us = 20000; !diff.empty() && pause_us <= 1280000; pause_us *= 2) {
+        settle(rp, pause_us);
+        real_now = take_snapshot(real, true, w, main_alloc, other_alloc);
+        diff = compare(mem_prev, mem_now, real_prev, real_now, w, true, flags, comparisons, times_may_move);
+      }
     }
     if (!diff.empty()) {
       if (!d.found) {
