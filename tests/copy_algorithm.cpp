@@ -27,6 +27,7 @@ struct bare_ops : Ops {
   void copy_range() = delete;
   void notify_resize() = delete;
   void advise_willneed() = delete;
+  void storage_extents() = delete;
 };
 
 //! 64 KiB at 0 and 4 KiB at 1 MiB of a 2 MiB file, fsynced; its bytes.
@@ -123,7 +124,8 @@ FILE_REFLINK_FIXTURE_TEST("copy: the copy asks ahead for the source's data only,
 FILE_REFLINK_FIXTURE_TEST("copy: a policy without copy_range copies by reads and writes, holes kept") {
   using ops_type = bare_ops<typename Fx::ops_type>;
   static_assert(is_fs_ops_v<ops_type>);
-  static_assert(!has_copy_range_v<ops_type> && !has_notify_resize_v<ops_type> && !has_advise_willneed_v<ops_type>);
+  static_assert(!has_copy_range_v<ops_type> && !has_notify_resize_v<ops_type> && !has_advise_willneed_v<ops_type> &&
+                !has_storage_extents_v<ops_type>);
   const ops_type ops(fx.ops);
   const std::string whole = make_two_segments(fx, "src");
   auto r = REQUIRE_VALUE(file_reflink::detail::copy_file(ops, fx.dir(), "src", fx.dir(), "dst", without_clone()));

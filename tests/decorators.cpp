@@ -63,6 +63,46 @@ FILE_REFLINK_FIXTURE_TEST("decorators: counting_fs_ops counts each call of a poo
   CHECK(ops.counts()[fs_op::create] == 0);
 }
 
+FILE_REFLINK_FIXTURE_TEST("decorators: changed_ranges maps with storage_extents, and with extents where a policy has none") {
+  using ops_type = counting_fs_ops<typename Fx::ops_type>;
+  ops_type ops(fx.ops);
+  auto pool = pool_over(fx, ops);
+  REQUIRE_OK(pool.setup());
+  auto vol = REQUIRE_VALUE(pool.init_volume(volume_config::origin("vm/private", MiB)));
+  REQUIRE_OK(vol.create());
+  auto h = fx.open(fx.root / "pool");
+  REQUIRE_OK(vol.start());
+  write_bytes(fx, h, "vm/private-dirty.img", 0, pattern(256 * KiB, 1));
+  REQUIRE_OK(vol.stop());
+  REQUIRE_OK(vol.start());
+  write_bytes(fx, h, "vm/private-dirty.img", 128 * KiB, pattern(8 * KiB, 2));
+  REQUIRE_OK(vol.stop());
+  const std::uint64_t rev = REQUIRE_VALUE(vol.revisions()).rbegin()->first;
+  ops.reset_counts();
+  const auto ch = REQUIRE_VALUE(vol.changed_ranges(image_ref::revision(rev)));
+  CHECK(ops.counts()[fs_op::storage_extents] == 2);
+  CHECK(ops.counts()[fs_op::extents] == 0);
+  REQUIRE_FALSE(ch.ranges.empty());
+  CHECK(ch.ranges.front().offset <= 128 * KiB);
+  CHECK(ch.ranges.back().offset + ch.ranges.back().length >= 136 * KiB);
+  CHECK(ch.method == (Fx::reflinks ? change_method::extent_map : change_method::data_comparison));
+
+  // A decorator over a policy without the operation answers EOPNOTSUPP:
+  // the maps come from extents, and the answer is the same.
+  using faulty_type = faulty_fs_ops<typename Fx::ops_type>;
+  faulty_type faulty(fx.ops);
+  auto other = pool_over(fx, faulty);
+  auto same = REQUIRE_VALUE(other.init_volume(volume_config::origin("vm/private", MiB)));
+  faulty.faults().fail_always(fs_op::storage_extents, EOPNOTSUPP);
+  const auto again = REQUIRE_VALUE(same.changed_ranges(image_ref::revision(rev)));
+  CHECK(faulty.faults().injected() == 2);
+  CHECK(again.ranges == ch.ranges);
+  CHECK(again.method == ch.method);
+  // Any other failure of the map is the operation's error.
+  faulty.faults().fail_always(fs_op::storage_extents, EIO);
+  CHECK_ERR(same.changed_ranges(image_ref::revision(rev)), std::errc::io_error);
+}
+
 FILE_REFLINK_FIXTURE_TEST("decorators: faulty_fs_ops fails the chosen call, the pool reports it and loses nothing") {
   using ops_type = faulty_fs_ops<typename Fx::ops_type>;
   ops_type ops(fx.ops);

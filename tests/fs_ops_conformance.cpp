@@ -5,15 +5,19 @@
 // answer each gives; everything else must be identical, errno for errno.
 #include "fixtures.hpp"
 
+#include <file_reflink/detail/changed_ranges.hpp>
+
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace file_reflink;
@@ -625,6 +629,70 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: a block written into a clone stops being shar
     CHECK(read_all(fx, fx.dir(), "src") == whole);
     CHECK(read_at(fx, fx.dir(), "dst", 4 * KiB, whole.size()) == whole.substr(4 * KiB));
   }
+}
+
+namespace {
+//! A map as storage_extents promises it: by offset, no shared flag,
+//! physically adjacent exact extents joined, inexact ones by range only.
+std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, bool>> storage_view(std::vector<extent> ex) {
+  std::sort(ex.begin(), ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
+  std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, bool>> out;
+  for (const extent& e : ex) {
+    const std::uint64_t phys = e.exact ? e.physical : 0;
+    if (!out.empty()) {
+      auto& [l, p, n, x] = out.back();
+      if (x == e.exact && l + n == e.logical && (!x || p + n == phys)) {
+        n += e.length;
+        continue;
+      }
+    }
+    out.emplace_back(e.logical, phys, e.length, e.exact);
+  }
+  return out;
+}
+}  // namespace
+
+FILE_REFLINK_FIXTURE_TEST("fs_ops: storage_extents map the data to the addresses extents give, without the shared flag") {
+  const std::string whole = make_sparse_source(fx, fx.dir(), "src");
+  if constexpr (Fx::reflinks) {
+    REQUIRE_OK(fx.ops.clone(fx.dir(), "src", fx.dir(), "dst"));
+  } else {
+    REQUIRE_VALUE(file_reflink::detail::copy_file(fx.ops, fx.dir(), "src", fx.dir(), "dst", copy_options{}));
+  }
+  // Not flushed: the map says where the data will be once written back.
+  write_bytes(fx, fx.dir(), "dst", 0, pattern(4 * KiB, 98));
+  REQUIRE_OK(fx.ops.punch_hole(fx.dir(), "dst", MiB, 64 * KiB));
+  write_bytes(fx, fx.dir(), "dst", 3 * MiB, pattern(8 * KiB, 97));
+  const auto check_file = [&](const path& name) {
+    INFO("file " << name.string());
+    auto st = REQUIRE_VALUE(fx.ops.storage_extents(fx.dir(), name));
+    for (const auto& e : st) CHECK_FALSE(e.shared);
+    auto ex = extents_of(fx, fx.dir(), name);
+    CHECK(storage_view(st) == storage_view(ex));
+    CHECK(merged(logical_ranges(st)) == merged(logical_ranges(ex)));
+    return st;
+  };
+  const auto src = check_file("src");
+  const auto dst = check_file("dst");
+  CHECK(overlap(logical_ranges(dst), {{0, 4 * KiB}, {3 * MiB, 3 * MiB + 8 * KiB}}) == 12 * KiB);
+  CHECK(overlap(logical_ranges(dst), {{MiB, MiB + 64 * KiB}}) == 0);
+  // Where dst was written it no longer maps to src's storage.
+  CHECK(overlap(physical_ranges(src), physical_ranges(file_reflink::detail::extents_within(dst, 4 * KiB))) == 0);
+  if constexpr (Fx::real) {
+    // The path a process without CAP_SYS_ADMIN takes (FIEMAP on btrfs too).
+    LinuxFsOps::set_use_btrfs_tree_search(false);
+    auto fallback = fx.ops.storage_extents(fx.dir(), "dst");
+    LinuxFsOps::set_use_btrfs_tree_search(true);
+    REQUIRE_OK(fallback);
+    CHECK(storage_view(fallback.value()) == storage_view(dst));
+  }
+  CHECK_ERR(fx.ops.storage_extents(fx.dir(), "missing"), std::errc::no_such_file_or_directory);
+  REQUIRE_OK(fx.ops.mkdir(fx.dir(), "d"));
+  auto dir_map = fx.ops.storage_extents(fx.dir(), "d");
+  auto dir_ex = fx.ops.extents(fx.dir(), "d");
+  CHECK(static_cast<bool>(dir_map) == static_cast<bool>(dir_ex));
+  if (!dir_map && !dir_ex) CHECK(dir_map.error().code() == dir_ex.error().code());
+  CHECK(read_all(fx, fx.dir(), "src") == whole);
 }
 
 // ---------------------------------------------------------------------------

@@ -109,6 +109,7 @@ const std::pair<const char*, const char*> library_words[] = {
     {"notify_resize", "tell the loop device the new size of"},
     {"path_of", "find the path of"},
     {"advise_willneed", "read ahead in"},
+    {"storage_extents", "map the data of"},
     // settings and calls named in explanations
     {"pass setup_check=false to use that fallback anyway", "--no-setup-check makes a pool without them"},
     {"setup_check", "--no-setup-check"},

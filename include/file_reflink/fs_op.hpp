@@ -52,7 +52,8 @@
 #define FILE_REFLINK_FS_OPTIONAL_OPERATIONS(X)                                                         \
   X(copy_range, result<std::uint64_t>, (const dir_handle& src_dir, const path& src, const dir_handle& dst_dir, const path& dst, std::uint64_t offset, std::uint64_t len)) \
   X(notify_resize, result<unsigned>, (const dir_handle& dir, const path& rel))                         \
-  X(advise_willneed, result<void>, (const dir_handle& dir, const path& rel, std::uint64_t offset, std::uint64_t len))
+  X(advise_willneed, result<void>, (const dir_handle& dir, const path& rel, std::uint64_t offset, std::uint64_t len)) \
+  X(storage_extents, result<std::vector<extent>>, (const dir_handle& dir, const path& rel))
 
 //! Every operation: the required ones, then the optional ones.
 #define FILE_REFLINK_FS_ALL_OPERATIONS(X) FILE_REFLINK_FS_OPERATIONS(X) FILE_REFLINK_FS_OPTIONAL_OPERATIONS(X)

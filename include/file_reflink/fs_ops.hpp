@@ -54,6 +54,7 @@
 //! | `result<uint64_t> copy_range(H src, P, H dst, P, uint64_t off, uint64_t len)` | `copy_file_range` of up to `len` bytes at `off` in both files, into an existing file; returns the bytes copied (0 at the source's end) | the copy reads and writes |
 //! | `result<unsigned> notify_resize(H, P)` | tell every loop device backed by the file about its new size; returns how many | no loop device is told |
 //! | `result<void> advise_willneed(H, P, uint64_t off, uint64_t len)` | a hint: the copy will read these bytes soon (`POSIX_FADV_WILLNEED`), so the reads of a cold image are in flight together | each read waits for its own I/O |
+//! | `result<std::vector<extent>> storage_extents(H, P)` | the file's data extents as `extents` gives them (logical, physical, length, `exact`), without looking up the shared flag (always false): where the map can be read faster without it (btrfs), `changed_ranges` reads it so | `extents` |
 //!
 //! Copying is the library's (`detail::copy_file`, written once over these
 //! operations): clone, else `copy_range` per data segment, else reads and

@@ -159,6 +159,9 @@ public:
   result<std::vector<extent>> extents(const dir_handle& h, const path& rel) const noexcept {
     return done(push(one(fs_op::extents, h, rel)), inner_.extents(h, rel));
   }
+  result<std::vector<extent>> storage_extents(const dir_handle& h, const path& rel) const noexcept {
+    return done(push(one(fs_op::storage_extents, h, rel)), inner_.storage_extents(h, rel));
+  }
   result<void> clone(const dir_handle& sh, const path& src, const dir_handle& dh, const path& dst) const noexcept {
     return done(push(two(fs_op::clone, sh, src, dh, dst)), inner_.clone(sh, src, dh, dst));
   }

@@ -276,6 +276,16 @@ private:
         if (int e = open_at(w, O_RDONLY, fd)) return e;
         return walk_extents(fd.get());
       }
+      case fs_op::storage_extents: {
+        where w;
+        if (int e = resolve(dir(c.dir1), c.a, w)) return e;
+        unique_fd_t fd;
+        if (int e = open_at(w, O_RDONLY, fd)) return e;
+        std::vector<extent> found;
+        int err = 0;
+        if (!li::btrfs_storage_extents(fd.get(), err, found)) err = li::fiemap_data_extents(fd.get(), false, found);
+        return err;
+      }
       case fs_op::clone: {
         where a, b;
         if (int e = resolve(dir(c.dir1), c.a, a)) return e;
@@ -400,6 +410,7 @@ private:
       case fs_op::list: return code(ops_.list(dir(c.dir1), c.a));
       case fs_op::statvfs: return code(ops_.statvfs(dir(c.dir1)));
       case fs_op::extents: return code(ops_.extents(dir(c.dir1), c.a));
+      case fs_op::storage_extents: return code(ops_.storage_extents(dir(c.dir1), c.a));
       case fs_op::clone: return code(ops_.clone(dir(c.dir1), c.a, dir(c.dir2), c.b));
       case fs_op::data_segments: return code(ops_.data_segments(dir(c.dir1), c.a, c.x));
       case fs_op::copy_range: return code(ops_.copy_range(dir(c.dir1), c.a, dir(c.dir2), c.b, c.x, c.y));

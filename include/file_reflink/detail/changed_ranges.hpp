@@ -43,7 +43,8 @@ private:
 
 //! A file's extents cut to its size, in logical order.
 inline std::vector<extent> extents_within(std::vector<extent> ex, std::uint64_t size) {
-  std::sort(ex.begin(), ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
+  const auto by_offset = [](const extent& a, const extent& b) { return a.logical < b.logical; };
+  if (!std::is_sorted(ex.begin(), ex.end(), by_offset)) std::sort(ex.begin(), ex.end(), by_offset);
   std::vector<extent> out;
   out.reserve(ex.size());
   for (extent e : ex) {
@@ -80,8 +81,10 @@ inline bool share_storage(const std::vector<extent>& a, const std::vector<extent
 //! equal: a byte is the same where neither file maps it (a hole, or past
 //! the end: zeros) or where both map it, exactly, to one physical address.
 //! `a` and `b` come from `extents_within`. Linear in the extents.
+//! `same_storage`, if given, is set when some byte is vouched for by one
+//! storage address (the files share storage).
 inline std::vector<byte_range> extent_map_changes(const std::vector<extent>& a, const std::vector<extent>& b,
-                                                  std::uint64_t end) {
+                                                  std::uint64_t end, bool* same_storage = nullptr) {
   range_builder out;
   std::size_t i = 0, j = 0;
   std::uint64_t pos = 0;
@@ -98,6 +101,7 @@ inline std::vector<byte_range> extent_map_changes(const std::vector<extent>& a, 
     } else if (ea && eb && ea->exact && eb->exact &&
                ea->physical + (pos - ea->logical) == eb->physical + (pos - eb->logical)) {
       // One storage for both: the same bytes.
+      if (same_storage) *same_storage = true;
     } else {
       out.add(pos, next);
     }

@@ -227,6 +227,17 @@ public:
   //! The extents of a file's data, for a walk over them.
   result<std::vector<extent>> extents_of(const handle& h, const path& rel) { return ops.extents(h, rel); }
 
+  //! The extents of a file's data where only their storage addresses
+  //! matter (no shared flag): the policy's `storage_extents` where it has
+  //! one, which may be faster, else `extents`.
+  result<std::vector<extent>> storage_extents_of(const handle& h, const path& rel) {
+    if constexpr (has_storage_extents_v<FsOps>) {
+      auto r = ops.storage_extents(h, rel);
+      if (r || r.error() != std::errc::operation_not_supported) return r;
+    }
+    return ops.extents(h, rel);
+  }
+
   //! Read up to `len` bytes at `offset`.
   result<std::size_t> read_at(const handle& h, const path& rel, std::uint64_t offset, void* buf, std::size_t len) {
     return ops.read(h, rel, offset, buf, len);

@@ -204,6 +204,10 @@ public:
   result<void> advise_willneed(const dir_handle& h, const path& rel, std::uint64_t offset,
                                std::uint64_t len) const noexcept;
 
+  //! The data extents as `extents` gives them, without the scan of the
+  //! filesystem the shared flag takes (always false).
+  result<std::vector<extent>> storage_extents(const dir_handle& h, const path& rel) const noexcept;
+
   //! Whether a clone works here; false (and the handle remembers it) on a
   //! filesystem mounted with `reflink = false`. The probe's O_TMPFILE works
   //! in a removed directory on btrfs and XFS; ext4 makes no inode there (EPERM).
@@ -348,6 +352,11 @@ private:
   //! Count the call, then apply a power loss or an armed fault. Returns the
   //! errno the call must fail with, 0 to run it.
   int admit(const Call& c) const;
+
+  //! The body of `extents` and `storage_extents`: the shared flag only
+  //! with `shared_flags`.
+  result<std::vector<extent>> data_extents(const Call& c, const dir_handle& h, const path& rel,
+                                           bool shared_flags) const noexcept;
 
   //! Run one contract call: observer, lock, admission, body; no exception escapes.
   template <class T, class F>

@@ -9,6 +9,23 @@
 
 namespace file_reflink {
 
+namespace detail {
+namespace linux_impl {
+//! The data extents FIEMAP maps in `fd` (unwritten ones left out), each
+//! with its shared flag when `shared_flags`. Returns 0 or the errno.
+inline int fiemap_data_extents(int fd, bool shared_flags, std::vector<extent>& out) {
+  return for_each_fiemap_extent(fd, FIEMAP_MAX_OFFSET, true, [&](const struct fiemap_extent& e, std::uint64_t) {
+    if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) return;
+    constexpr std::uint32_t inexact = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_ENCODED |
+                                      FIEMAP_EXTENT_DATA_ENCRYPTED | FIEMAP_EXTENT_NOT_ALIGNED |
+                                      FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_DATA_TAIL;
+    out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length,
+                         shared_flags && (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0, (e.fe_flags & inexact) == 0});
+  });
+}
+}  // namespace linux_impl
+}  // namespace detail
+
 FILE_REFLINK_DECL result<std::vector<extent>> LinuxFsOps::extents(const dir_handle& h, const path& rel) const noexcept {
   return detail::exception_boundary<result<std::vector<extent>>>(
       [&] { return what("extents", h, rel); },
@@ -17,16 +34,23 @@ FILE_REFLINK_DECL result<std::vector<extent>> LinuxFsOps::extents(const dir_hand
         detail::unique_fd fd;
         if (int err = open_beneath(h.state_.get(), rel, O_RDONLY, fd)) return fail(err, "extents", h, rel);
         std::vector<extent> out;
-        const int err = for_each_fiemap_extent(
-            fd.get(), FIEMAP_MAX_OFFSET, true, [&](const struct fiemap_extent& e, std::uint64_t) {
-              if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) return;
-              constexpr std::uint32_t inexact = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_ENCODED |
-                                                FIEMAP_EXTENT_DATA_ENCRYPTED | FIEMAP_EXTENT_NOT_ALIGNED |
-                                                FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_DATA_TAIL;
-              out.push_back(extent{e.fe_logical, e.fe_physical, e.fe_length, (e.fe_flags & FIEMAP_EXTENT_SHARED) != 0,
-                                   (e.fe_flags & inexact) == 0});
-            });
-        if (err) return fail(err, "extents", h, rel);
+        if (int err = fiemap_data_extents(fd.get(), true, out)) return fail(err, "extents", h, rel);
+        return out;
+      });
+}
+
+FILE_REFLINK_DECL result<std::vector<extent>> LinuxFsOps::storage_extents(const dir_handle& h,
+                                                                          const path& rel) const noexcept {
+  return detail::exception_boundary<result<std::vector<extent>>>(
+      [&] { return what("storage_extents", h, rel); },
+      [&]() -> result<std::vector<extent>> {
+        using namespace detail::linux_impl;
+        detail::unique_fd fd;
+        if (int err = open_beneath(h.state_.get(), rel, O_RDONLY, fd)) return fail(err, "storage_extents", h, rel);
+        std::vector<extent> out;
+        int err = 0;
+        if (!btrfs_storage_extents(fd.get(), err, out)) err = fiemap_data_extents(fd.get(), false, out);
+        if (err) return fail(err, "storage_extents", h, rel);
         return out;
       });
 }

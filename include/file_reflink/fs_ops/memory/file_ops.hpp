@@ -247,7 +247,15 @@ inline result<fs_space> MemoryFsOps::statvfs(const dir_handle& h) const noexcept
 }
 
 inline result<std::vector<extent>> MemoryFsOps::extents(const dir_handle& h, const path& rel) const noexcept {
-  const Call c(fs_op::extents, "extents", &h, &rel);
+  return data_extents(Call(fs_op::extents, "extents", &h, &rel), h, rel, true);
+}
+
+inline result<std::vector<extent>> MemoryFsOps::storage_extents(const dir_handle& h, const path& rel) const noexcept {
+  return data_extents(Call(fs_op::storage_extents, "storage_extents", &h, &rel), h, rel, false);
+}
+
+inline result<std::vector<extent>> MemoryFsOps::data_extents(const Call& c, const dir_handle& h, const path& rel,
+                                                            bool shared_flags) const noexcept {
   return run<std::vector<extent>>(c, [&]() -> result<std::vector<extent>> {
     InodePtr n;
     if (int err = open_node(h, rel, n)) return fail(c, err);
@@ -257,7 +265,8 @@ inline result<std::vector<extent>> MemoryFsOps::extents(const dir_handle& h, con
       return std::vector<extent>{extent{0, (std::uint64_t(1) << 62) + n->ino * detail::memfs::block_size,
                                         detail::memfs::block_size, false}};
     }
-    return detail::memfs::report_extents(n->file->view(), s_->other_live_files(*n->fs, n.get()));
+    return detail::memfs::report_extents(
+        n->file->view(), shared_flags ? s_->other_live_files(*n->fs, n.get()) : std::vector<const detail::memfs::ExtentList*>());
   });
 }
 

@@ -65,8 +65,8 @@ result<changed_ranges_result> changed_between(volume_step<FsOps>& s, const image
   const std::uint64_t end = std::max(a.st.size, b.st.size);
   auto read_a = [&](std::uint64_t off, void* buf, std::size_t len) { return s.core.read_at(s.h, a.file, off, buf, len); };
   auto read_b = [&](std::uint64_t off, void* buf, std::size_t len) { return s.core.read_at(s.h, b.file, off, buf, len); };
-  auto xa = s.core.extents_of(s.h, a.file);
-  auto xb = xa ? s.core.extents_of(s.h, b.file) : result<std::vector<extent>>(std::vector<extent>());
+  auto xa = s.core.storage_extents_of(s.h, a.file);
+  auto xb = xa ? s.core.storage_extents_of(s.h, b.file) : result<std::vector<extent>>(std::vector<extent>());
   if ((!xa && xa.error() == std::errc::operation_not_supported) ||
       (!xb && xb.error() == std::errc::operation_not_supported)) {
     // No extent map here (tmpfs): the data segments say where either file
@@ -89,9 +89,12 @@ result<changed_ranges_result> changed_between(volume_step<FsOps>& s, const image
   // One file under two names (a pin, a revision linked to its image): one map.
   std::vector<extent> eb =
       a.st.ino == b.st.ino && a.st.dev == b.st.dev ? ea : extents_within(std::move(xb).value(), b.st.size);
-  std::vector<byte_range> candidates = extent_map_changes(ea, eb, end);
+  bool same_storage = false;
+  std::vector<byte_range> candidates = extent_map_changes(ea, eb, end, &same_storage);
   out.method = change_method::extent_map;
-  if (!ea.empty() && !eb.empty() && !candidates.empty() && !share_storage(ea, eb)) {
+  // Storage at one offset in both is shared; only without any is the rest
+  // of the maps searched for storage the two files share elsewhere.
+  if (!ea.empty() && !eb.empty() && !candidates.empty() && !same_storage && !share_storage(ea, eb)) {
     out.method = change_method::data_comparison;
     FILE_REFLINK_TRY(candidates, compare_data(candidates, a.st.size, b.st.size, read_a, read_b, progress));
   }
