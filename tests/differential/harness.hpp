@@ -29,6 +29,7 @@
 #include "../support/ranges.hpp"
 #include "../support/scratch_fs.hpp"
 
+#include <file_reflink/detail/changed_ranges.hpp>
 #include <file_reflink/detail/copy.hpp>
 #include <file_reflink/fs_ops.hpp>
 #include <file_reflink/fs_ops/linux.hpp>
@@ -951,7 +952,56 @@ struct node {
   std::vector<extent> ex;      //!< regular files: the extents, by offset
   std::string digest;          //!< regular files: the bytes (see content_digest)
   std::vector<std::pair<std::uint64_t, std::uint64_t>> physical;  //!< where its data lives
+  std::string storage_check;   //!< regular files: how `storage_extents` differs from `extents` (empty: agrees)
 };
+
+//! Extents as a storage map compares them: sorted, the shared flag dropped,
+//! neighbours joined where both are exact and physically adjacent (btrfs's
+//! FIEMAP joins some that its tree keeps apart), inexact ones by logical
+//! range only.
+inline std::string storage_text(std::vector<extent> ex) {
+  std::sort(ex.begin(), ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
+  std::vector<extent> joined;
+  for (extent e : ex) {
+    e.shared = false;
+    if (!e.exact) e.physical = 0;
+    if (!joined.empty()) {
+      extent& p = joined.back();
+      if (p.exact == e.exact && p.logical + p.length == e.logical && (!e.exact || p.physical + p.length == e.physical)) {
+        p.length += e.length;
+        continue;
+      }
+    }
+    joined.push_back(e);
+  }
+  std::string out;
+  for (const extent& e : joined)
+    out += "[" + num(e.logical) + "+" + num(e.length) + (e.exact ? "@" + num(e.physical) : std::string("~")) + "]";
+  return out;
+}
+
+//! What `storage_extents` says of a file against its `extents` (empty when
+//! they agree as `storage_text` compares them).
+template <class Ops, class H>
+std::string check_storage_extents(Ops& ops, const H& h, const path& rel, const std::vector<extent>& ex) {
+  auto st = ops.storage_extents(h, rel);
+  if (!st) return "storage_extents " + code_of(st.error().code());
+  for (const extent& e : st.value())
+    if (e.shared) return "storage_extents set a shared flag";
+  const std::string a = storage_text(ex), b = storage_text(st.value());
+  return a == b ? std::string() : "storage_extents " + b + " but extents " + a;
+}
+
+//! The ranges in which two files may differ, as `changed_ranges` finds
+//! them from their extent maps (logical ranges: comparable across sides).
+inline std::string map_changes(const node& a, const node& b) {
+  const auto ea = file_reflink::detail::extents_within(a.ex, a.size);
+  const auto eb = file_reflink::detail::extents_within(b.ex, b.size);
+  std::string out;
+  for (const auto& r : file_reflink::detail::extent_map_changes(ea, eb, std::max(a.size, b.size)))
+    out += "[" + num(r.offset) + "," + num(r.offset + r.length) + ")";
+  return out;
+}
 
 //! Every name below the run's two directories: "R:<path>" and "O:<path>"
 //! ("R:" itself is the run's directory).
@@ -1033,6 +1083,7 @@ void walk(side<Ops>& s, const typename Ops::dir_handle& h, const std::string& pr
         n.data_error = "extents " + code_of(ex.error().code());
       } else {
         n.ex = ex.value();
+        n.storage_check = check_storage_extents(ops, h, path(name), n.ex);
         std::sort(n.ex.begin(), n.ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
         if (alloc == allocation::data_extents) {
           n.ex = within_eof(std::move(n.ex), n.size);
@@ -1216,6 +1267,8 @@ inline std::vector<std::string> compare(const snapshot& mem_prev, const snapshot
     if (data && mn.type == file_type::regular && rn.type == file_type::regular) {
       const std::string why = compare_data(mn, rn, flags, inlined.count(k) != 0);
       if (!why.empty()) out.push_back(quoted(k) + ": " + why);
+      if (!mn.storage_check.empty()) out.push_back(quoted(k) + ": in memory " + mn.storage_check);
+      if (!rn.storage_check.empty()) out.push_back(quoted(k) + ": on the real side " + rn.storage_check);
     }
   }
   if (data) {
@@ -1226,6 +1279,16 @@ inline std::vector<std::string> compare(const snapshot& mem_prev, const snapshot
       for (const auto& p : ms) a += quoted(p.first) + "~" + quoted(p.second) + " ";
       for (const auto& p : rs) b += quoted(p.first) + "~" + quoted(p.second) + " ";
       out.push_back("sharing: memory {" + a + "} real {" + b + "}");
+    } else {
+      // Where two files that share storage may differ, as changed_ranges
+      // reads it from their maps: the same ranges on both sides.
+      for (const auto& p : ms) {
+        ++comparisons;
+        const std::string mc = map_changes(mem.nodes.at(p.first), mem.nodes.at(p.second));
+        const std::string rc = map_changes(real.nodes.at(p.first), real.nodes.at(p.second));
+        if (mc != rc)
+          out.push_back(quoted(p.first) + "~" + quoted(p.second) + ": may differ in memory " + mc + ", real " + rc);
+      }
     }
   }
   return out;
