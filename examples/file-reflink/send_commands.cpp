@@ -10,6 +10,7 @@
 #include "errors.hpp"
 #include "output.hpp"
 #include "sizes.hpp"
+#include "transfer.hpp"
 
 #include <boost/filesystem/operations.hpp>
 
@@ -26,26 +27,6 @@
 namespace file_reflink::cli {
 
 namespace {
-
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-//! A file descriptor closed on every path out (standard input and output
-//! are left open).
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) noexcept : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd > STDERR_FILENO) ::close(fd);
-  }
-  //! Close now, reporting the error a late write-back may have left.
-  int close_checked() {
-    int f = fd;
-    fd = -1;
-    return f <= STDERR_FILENO || ::close(f) == 0 ? 0 : errno;
-  }
-};
 
 //! An image of the volume as the command line names it: "committed", a
 //! revision number, or a label.

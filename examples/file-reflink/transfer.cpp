@@ -24,25 +24,6 @@ namespace {
 constexpr std::size_t chunk = std::size_t(1) << 20;  // read and write this much at a time
 constexpr std::size_t block = 4096;                   // the granularity of a hole
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-//! A file descriptor closed on every path out.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) noexcept : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  //! Close now, reporting the error a late write-back may have left.
-  int close_checked() {
-    int f = fd;
-    fd = -1;
-    return ::close(f) == 0 ? 0 : errno;
-  }
-};
-
 bool all_zero(const char* p, std::size_t n) {
   static const char zeros[block] = {};
   for (std::size_t off = 0; off < n; off += block) {

@@ -8,11 +8,36 @@
 #include <file_reflink/error.hpp>
 #include <file_reflink/fs_ops.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 namespace file_reflink::cli {
+
+//! A name in single quotes, as messages show it.
+inline std::string q(const std::string& s) { return "'" + s + "'"; }
+
+//! A file descriptor closed on every path out; standard input, output and
+//! error are never closed (a "-" argument names them).
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f = -1) noexcept : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd > STDERR_FILENO) ::close(fd);
+  }
+  //! Close now, reporting the error a late write-back may have left.
+  int close_checked() {
+    const int f = fd;
+    fd = -1;
+    return f <= STDERR_FILENO || ::close(f) == 0 ? 0 : errno;
+  }
+};
 
 //! `done` of `total` bytes; false stops the transfer (`errc::cancelled`).
 using transfer_progress = std::function<bool(std::uint64_t done, std::uint64_t total)>;
