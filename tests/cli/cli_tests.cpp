@@ -1577,6 +1577,66 @@ std::size_t revision_count(const std::string& pool, const std::string& vid) {
   return ok_json({"volume", "revisions", pool, vid, "--json"}).size();
 }
 
+//! Feeds `bytes` to the child's standard input as a slow writer does, in
+//! 256 KiB pieces 5 ms apart, sends it `sig` once `delay` has passed (while
+//! feeding, or after), and closes its input once all of it is written.
+void feed_slowly_and_signal(Child& c, const std::string& bytes, std::chrono::milliseconds delay, int sig) {
+  const auto t0 = std::chrono::steady_clock::now();
+  bool sent = false;
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    if (!sent && std::chrono::steady_clock::now() - t0 >= delay) {
+      REQUIRE(::kill(c.pid, sig) == 0);
+      sent = true;
+    }
+    ssize_t n = ::write(c.in, bytes.data() + off, std::min<std::size_t>(256 * 1024, bytes.size() - off));
+    if (n <= 0) break;  // it is gone
+    off += static_cast<std::size_t>(n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (off == bytes.size()) {
+    ::close(c.in);  // the end of the input
+    c.in = -1;
+  }
+  while (!sent && std::chrono::steady_clock::now() - t0 < delay)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!sent) REQUIRE(::kill(c.pid, sig) == 0);
+}
+
+//! `runs` runs of `args` followed by a new FILE in `out_dir` (named
+//! `prefix` + the run's number + `suffix`), each sent SIGINT, SIGTERM or
+//! SIGHUP in turn after 0-60 ms. Each ends with exit 0 and FILE holding
+//! `expected`, or with 128 + N and no FILE; nothing is left beside FILE,
+//! and the files of `pool` do not change. Returns how many ran to the end.
+std::size_t signal_runs_to_file(const std::vector<std::string>& args, const std::string& out_dir,
+                                const std::string& prefix, const std::string& suffix, int runs,
+                                const std::string& expected, const std::string& pool, std::mt19937& rng) {
+  const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+  stdfs::create_directories(out_dir);
+  const std::vector<std::string> files = tree(pool);
+  std::vector<std::string> complete;
+  for (int i = 0; i < runs; ++i) {
+    const int sig = signals[i % 3];
+    const std::string name = prefix + std::to_string(i) + suffix;
+    std::vector<std::string> argv = args;
+    argv.push_back(out_dir + "/" + name);
+    Child c = spawn(argv);
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
+    ::kill(c.pid, sig);
+    ran r = finish(c);
+    INFO(args[1] << " to a file, signal " << sig << "; stderr: " << r.err);
+    if (r.status == 0) {
+      CHECK(read_file(out_dir + "/" + name) == expected);
+      complete.push_back(name);
+    } else {
+      CHECK(r.status == 128 + sig);
+    }
+    CHECK(tree(out_dir) == complete);  // no partial FILE, no temporary beside it
+    CHECK(tree(pool) == files);
+  }
+  return complete.size();
+}
+
 //! Like `spawn`, with standard input read from `file` (`< file` in a shell).
 Child spawn_with_input_file(const std::vector<std::string>& args, const std::string& file) {
   int out[2], err[2];
@@ -1766,28 +1826,10 @@ CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N
     const std::string next = pattern(16 * MiB, 79 + i);
     Child c = spawn({"volume", "import", P, "vm/private", "-", "--size", "16M"});
     // Feeding takes at least 320 ms: every other signal comes while it
-    // goes on, the others at any moment, some after the commit.
+    // goes on, the others at any moment, some after the commit (the end of
+    // the input commits).
     const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, i % 2 ? 1000 : 250)(rng));
-    const auto t0 = std::chrono::steady_clock::now();
-    bool sent = false;
-    std::size_t off = 0;
-    while (off < next.size()) {
-      if (!sent && std::chrono::steady_clock::now() - t0 >= delay) {
-        REQUIRE(::kill(c.pid, sig) == 0);
-        sent = true;
-      }
-      ssize_t n = ::write(c.in, next.data() + off, std::min<std::size_t>(256 * 1024, next.size() - off));
-      if (n <= 0) break;  // it is gone
-      off += static_cast<std::size_t>(n);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (off == next.size()) {
-      ::close(c.in);  // the end of the input: the command commits
-      c.in = -1;
-    }
-    while (!sent && std::chrono::steady_clock::now() - t0 < delay)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (!sent) REQUIRE(::kill(c.pid, sig) == 0);
+    feed_slowly_and_signal(c, next, delay, sig);
     ran r = finish(c);
     INFO("import, signal " << sig << " after " << delay.count() << " ms; stderr: " << r.err);
     CHECK_FALSE(exists(P + "/vm/private-import.img"));
@@ -1846,27 +1888,10 @@ CLI_TEST("cli: SIGINT SIGTERM and SIGHUP end an import or an export with 128 + N
   CHECK(ended_by_signal > 0);
 
   // An export to a new regular FILE: complete, or not there at all.
-  const std::string out_dir = fx.top() + "/exports";
-  stdfs::create_directories(out_dir);
-  std::vector<std::string> complete;
-  for (int i = 0; i < 9; ++i) {
-    const int sig = signals[i % 3];
-    const std::string name = "e" + std::to_string(i) + ".img";
-    Child c = spawn({"volume", "export", P, "vm/private", out_dir + "/" + name});
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
-    ::kill(c.pid, sig);
-    ran r = finish(c);
-    INFO("export to a file, signal " << sig << "; stderr: " << r.err);
-    if (r.status == 0) {
-      CHECK(read_file(out_dir + "/" + name) == committed);
-      complete.push_back(name);
-    } else {
-      CHECK(r.status == 128 + sig);
-    }
-    CHECK(tree(out_dir) == complete);  // no partial FILE, no temporary beside it
-    CHECK(tree(P) == files);
-  }
-  MESSAGE("exports to a file: " << 9 - complete.size() << " of 9 ended by the signal");
+  CHECK(tree(P) == files);
+  const std::size_t complete =
+      signal_runs_to_file({"volume", "export", P, "vm/private"}, fx.top() + "/exports", "e", ".img", 9, committed, P, rng);
+  MESSAGE("exports to a file: " << 9 - complete << " of 9 ended by the signal");
 }
 
 CLI_TEST("cli: an export whose reader goes away ends with 141 (SIGPIPE) and leaves nothing behind") {
@@ -2186,20 +2211,7 @@ CLI_TEST("cli: a signal ends a volume receive from a slow pipe with 128 + N and 
     Child c = spawn({"volume", "receive", Q, "vm/private"});
     // Fed in 256 KiB pieces, 5 ms apart: at least 320 ms.
     const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 250)(rng));
-    const auto t0 = std::chrono::steady_clock::now();
-    bool sent = false;
-    std::size_t off = 0;
-    while (off < stream.size()) {
-      if (!sent && std::chrono::steady_clock::now() - t0 >= delay) {
-        REQUIRE(::kill(c.pid, sig) == 0);
-        sent = true;
-      }
-      ssize_t n = ::write(c.in, stream.data() + off, std::min<std::size_t>(256 * 1024, stream.size() - off));
-      if (n <= 0) break;  // it is gone
-      off += static_cast<std::size_t>(n);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (!sent) REQUIRE(::kill(c.pid, sig) == 0);
+    feed_slowly_and_signal(c, stream, delay, sig);
     ran r = finish(c);
     INFO("signal " << sig << " after " << delay.count() << " ms; stderr: " << r.err);
     CHECK_FALSE(exists(Q + "/vm/private-import.img"));
@@ -2215,27 +2227,7 @@ CLI_TEST("cli: a signal ends a volume receive from a slow pipe with 128 + N and 
   CHECK(ended_by_signal > 0);
 
   // A send to a new FILE: complete, or no FILE at all.
-  const std::string out_dir = fx.top() + "/streams";
-  stdfs::create_directories(out_dir);
-  std::vector<std::string> complete;
-  const std::vector<std::string> files = tree(P);
-  for (int i = 0; i < 6; ++i) {
-    const int sig = signals[i % 3];
-    const std::string name = "s" + std::to_string(i);
-    Child c = spawn({"volume", "send", P, "vm/private", out_dir + "/" + name});
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
-    ::kill(c.pid, sig);
-    ran r = finish(c);
-    INFO("send to a file, signal " << sig << "; stderr: " << r.err);
-    if (r.status == 0) {
-      CHECK(read_file(out_dir + "/" + name) == stream);
-      complete.push_back(name);
-    } else {
-      CHECK(r.status == 128 + sig);
-    }
-    CHECK(tree(out_dir) == complete);  // no partial FILE, no temporary beside it
-    CHECK(tree(P) == files);
-  }
+  signal_runs_to_file({"volume", "send", P, "vm/private"}, fx.top() + "/streams", "s", "", 6, stream, P, rng);
 }
 
 CLI_TEST("cli: a volume send whose reader goes away ends with 141 (SIGPIPE) and leaves nothing behind") {
