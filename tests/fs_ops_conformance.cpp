@@ -12,12 +12,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
 #include <string>
-#include <tuple>
 #include <vector>
 
 using namespace file_reflink;
@@ -631,27 +629,6 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: a block written into a clone stops being shar
   }
 }
 
-namespace {
-//! A map as storage_extents promises it: by offset, no shared flag,
-//! physically adjacent exact extents joined, inexact ones by range only.
-std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, bool>> storage_view(std::vector<extent> ex) {
-  std::sort(ex.begin(), ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
-  std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, bool>> out;
-  for (const extent& e : ex) {
-    const std::uint64_t phys = e.exact ? e.physical : 0;
-    if (!out.empty()) {
-      auto& [l, p, n, x] = out.back();
-      if (x == e.exact && l + n == e.logical && (!x || p + n == phys)) {
-        n += e.length;
-        continue;
-      }
-    }
-    out.emplace_back(e.logical, phys, e.length, e.exact);
-  }
-  return out;
-}
-}  // namespace
-
 FILE_REFLINK_FIXTURE_TEST("fs_ops: storage_extents map the data to the addresses extents give, without the shared flag") {
   const std::string whole = make_sparse_source(fx, fx.dir(), "src");
   if constexpr (Fx::reflinks) {
@@ -668,7 +645,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: storage_extents map the data to the addresses
     auto st = REQUIRE_VALUE(fx.ops.storage_extents(fx.dir(), name));
     for (const auto& e : st) CHECK_FALSE(e.shared);
     auto ex = extents_of(fx, fx.dir(), name);
-    CHECK(storage_view(st) == storage_view(ex));
+    CHECK(storage_text(st) == storage_text(ex));
     CHECK(merged(logical_ranges(st)) == merged(logical_ranges(ex)));
     return st;
   };
@@ -684,7 +661,7 @@ FILE_REFLINK_FIXTURE_TEST("fs_ops: storage_extents map the data to the addresses
     auto fallback = fx.ops.storage_extents(fx.dir(), "dst");
     LinuxFsOps::set_use_btrfs_tree_search(true);
     REQUIRE_OK(fallback);
-    CHECK(storage_view(fallback.value()) == storage_view(dst));
+    CHECK(storage_text(fallback.value()) == storage_text(dst));
   }
   CHECK_ERR(fx.ops.storage_extents(fx.dir(), "missing"), std::errc::no_such_file_or_directory);
   REQUIRE_OK(fx.ops.mkdir(fx.dir(), "d"));

@@ -955,31 +955,6 @@ struct node {
   std::string storage_check;   //!< regular files: how `storage_extents` differs from `extents` (empty: agrees)
 };
 
-//! Extents as a storage map compares them: sorted, the shared flag dropped,
-//! neighbours joined where both are exact and physically adjacent (btrfs's
-//! FIEMAP joins some that its tree keeps apart), inexact ones by logical
-//! range only.
-inline std::string storage_text(std::vector<extent> ex) {
-  std::sort(ex.begin(), ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
-  std::vector<extent> joined;
-  for (extent e : ex) {
-    e.shared = false;
-    if (!e.exact) e.physical = 0;
-    if (!joined.empty()) {
-      extent& p = joined.back();
-      if (p.exact == e.exact && p.logical + p.length == e.logical && (!e.exact || p.physical + p.length == e.physical)) {
-        p.length += e.length;
-        continue;
-      }
-    }
-    joined.push_back(e);
-  }
-  std::string out;
-  for (const extent& e : joined)
-    out += "[" + num(e.logical) + "+" + num(e.length) + (e.exact ? "@" + num(e.physical) : std::string("~")) + "]";
-  return out;
-}
-
 //! What `storage_extents` says of a file against its `extents` (empty when
 //! they agree as `storage_text` compares them).
 template <class Ops, class H>
@@ -988,7 +963,7 @@ std::string check_storage_extents(Ops& ops, const H& h, const path& rel, const s
   if (!st) return "storage_extents " + code_of(st.error().code());
   for (const extent& e : st.value())
     if (e.shared) return "storage_extents set a shared flag";
-  const std::string a = storage_text(ex), b = storage_text(st.value());
+  const std::string a = test::storage_text(ex), b = test::storage_text(st.value());
   return a == b ? std::string() : "storage_extents " + b + " but extents " + a;
 }
 

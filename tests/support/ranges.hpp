@@ -3,8 +3,11 @@
 //! Sets of byte ranges, as the tests compare extent maps with them.
 #pragma once
 
+#include <file_reflink/fs_types.hpp>
+
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -23,6 +26,42 @@ inline ranges merged(ranges r) {
       out.back().second = std::max(out.back().second, x.second);
     else
       out.push_back(x);
+  }
+  return out;
+}
+
+//! An extent map as `storage_extents` promises it, as text to compare:
+//! sorted, the shared flag dropped, neighbours joined where both are exact
+//! and physically adjacent (btrfs's FIEMAP joins some that its tree keeps
+//! apart), inexact ones by logical range only ("[logical+length@physical]",
+//! "[logical+length~]").
+inline std::string storage_text(std::vector<extent> ex) {
+  std::sort(ex.begin(), ex.end(), [](const extent& a, const extent& b) { return a.logical < b.logical; });
+  std::vector<extent> joined;
+  for (extent e : ex) {
+    if (!e.exact) e.physical = 0;
+    if (!joined.empty()) {
+      extent& p = joined.back();
+      if (p.exact == e.exact && p.logical + p.length == e.logical && (!e.exact || p.physical + p.length == e.physical)) {
+        p.length += e.length;
+        continue;
+      }
+    }
+    joined.push_back(e);
+  }
+  std::string out;
+  for (const extent& e : joined) {
+    out += '[';
+    out += std::to_string(e.logical);
+    out += '+';
+    out += std::to_string(e.length);
+    if (e.exact) {
+      out += '@';
+      out += std::to_string(e.physical);
+    } else {
+      out += '~';
+    }
+    out += ']';
   }
   return out;
 }
